@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { createExpressMiddleware } from '@trpc/server/adapters/express';
+import { AppError } from './lib/errors';
+import { appRouter } from './router';
+import { buildOpenApiDocument } from './openapi';
+import { createContext, type AppDeps } from './trpc/context';
+import { describeError, errorForLog, isUnexpected } from './trpc/errors';
+import { createRestHandler, isJsonContentType, sendError } from './http/rest-adapter';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+/** Calls one tRPC HTTP request may batch. */
+export const MAX_BATCH_SIZE = 20;
+
+const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The HTTP application: REST under /api/v1, tRPC under /trpc, the OpenAPI document, its
+ * Swagger UI, and health checks. Listening and shutdown are main.ts's business.
+ */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  // Express's automatic weak ETags would contradict ours (a workspace's version).
+  app.set('etag', false);
+  if (deps.config.TRUST_PROXY !== false) app.set('trust proxy', deps.config.TRUST_PROXY);
+
+  // Request id and one structured log line per request (never headers or bodies).
+  app.use((req, res, next) => {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      deps.logger.info(
+        {
+          requestId,
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'request',
+      );
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    if (await deps.database.ping(1000)) {
+      res.json({ status: 'ready' });
+      return;
+    }
+    res.setHeader('Retry-After', '1');
+    res.status(503).json({ code: 'SERVICE_UNAVAILABLE', message: 'The database did not answer within 1 s' });
+  });
+
+  const document = buildOpenApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+  app.use(
+    '/docs',
+    swaggerUi.serve,
+    swaggerUi.setup(undefined, {
+      customSiteTitle: 'Workspaces API',
+      swaggerOptions: { url: '/openapi.json', deepLinking: true, persistAuthorization: true, tryItOutEnabled: true },
+    }),
+  );
+
+  app.use(
+    '/api/v1',
+    express.json({ limit: BODY_LIMIT_BYTES, type: (req) => isJsonContentType(req.headers['content-type']) }),
+    createRestHandler(appRouter, deps),
+  );
+
+  const limitBatchSize = (req: Request, res: Response, next: NextFunction) => {
+    if (req.path.split(',').length > MAX_BATCH_SIZE) {
+      sendError(res, new AppError('BAD_REQUEST', `A batch may hold at most ${MAX_BATCH_SIZE} calls`), deps);
+    } else next();
+  };
+  app.use('/trpc', limitBatchSize, createExpressMiddleware({
+    router: appRouter,
+    maxBodySize: BODY_LIMIT_BYTES,
+    createContext: ({ req, res }) => createContext(deps, 'trpc', res.locals.requestId as string, req.headers, () => {}),
+    onError: ({ error }) => {
+      if (isUnexpected(error)) deps.logger.error({ error: errorForLog(error) }, 'unexpected error');
+    },
+    responseMeta: ({ errors }) => {
+      const retryAfter = errors.map((e) => describeError(e).retryAfter).find((s) => s !== undefined);
+      return retryAfter === undefined ? {} : { headers: { 'Retry-After': String(retryAfter) } };
+    },
+  }));
+
+  app.use((req, res) => {
+    sendError(res, new AppError('NOT_FOUND', `No endpoint at ${req.method} ${req.path}`), deps);
+  });
+
+  // Body-parser failures (malformed JSON, too large) and anything else thrown outside a procedure.
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    sendError(res, bodyParserError(error) ?? error, deps);
+  });
+
+  return app;
+}
+
+function bodyParserError(error: unknown): AppError | undefined {
+  const type = (error as { type?: unknown } | null)?.type;
+  if (type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', `The request body is over ${BODY_LIMIT_BYTES} bytes (1 MiB)`);
+  if (type === 'entity.parse.failed') return new AppError('BAD_REQUEST', 'The request body is not valid JSON');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be UTF-8 JSON');
+  }
+  if (typeof type === 'string' && type.startsWith('request.')) return new AppError('BAD_REQUEST', 'The request body could not be read');
+  return undefined;
+}

@@ -1,0 +1,78 @@
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { AppError } from '../lib/errors';
+
+export interface TokenSettings {
+  secret: Buffer;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+  external?: { issuer: string; publicKeyPem: string };
+}
+
+/** What a verified token says about its bearer. */
+export type TokenClaims =
+  | { kind: 'local'; userId: string; tokenVersion: number }
+  | { kind: 'external'; issuer: string; subject: string; email: unknown; name: unknown; issuedAt: number };
+
+export interface IssuedToken {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+}
+
+export interface TokenService {
+  issue(userId: string, tokenVersion: number): IssuedToken;
+  verify(token: string): TokenClaims;
+}
+
+const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
+
+/**
+ * Issues and checks this service's HS256 tokens (algorithm pinned, iss/aud/exp/iat
+ * required, checked with a KeyObject), and, when configured, an external identity
+ * provider's RS256/ES256 tokens.
+ */
+export function createTokenService(settings: TokenSettings): TokenService {
+  const key: KeyObject = createSecretKey(settings.secret);
+  const externalKey = settings.external ? createPublicKey(settings.external.publicKeyPem) : undefined;
+
+  function verifyWith(token: string, verifyKey: KeyObject, algorithms: jwt.Algorithm[], issuer: string): jwt.JwtPayload {
+    let payload: string | jwt.JwtPayload;
+    try {
+      payload = jwt.verify(token, verifyKey, { algorithms, issuer, audience: settings.audience });
+    } catch (error) {
+      if (error instanceof jwt.TokenExpiredError) throw unauthorized('The access token has expired');
+      throw unauthorized('The access token is invalid');
+    }
+    if (typeof payload === 'string' || typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || typeof payload.sub !== 'string' || payload.sub === '') {
+      throw unauthorized('The access token is missing required claims (sub, iat, exp)');
+    }
+    return payload;
+  }
+
+  return {
+    issue(userId, tokenVersion) {
+      const access_token = jwt.sign({ tv: tokenVersion }, key, {
+        algorithm: 'HS256',
+        subject: userId,
+        issuer: settings.issuer,
+        audience: settings.audience,
+        expiresIn: settings.ttlSeconds,
+      });
+      return { access_token, token_type: 'Bearer', expires_in: settings.ttlSeconds };
+    },
+
+    verify(token) {
+      const decoded = jwt.decode(token, { complete: true });
+      if (!decoded || typeof decoded.payload === 'string') throw unauthorized('The access token is malformed');
+      if (settings.external && externalKey && decoded.payload.iss === settings.external.issuer) {
+        const payload = verifyWith(token, externalKey, ['RS256', 'ES256'], settings.external.issuer);
+        return { kind: 'external', issuer: settings.external.issuer, subject: payload.sub!, email: payload.email, name: payload.name, issuedAt: payload.iat! };
+      }
+      const payload = verifyWith(token, key, ['HS256'], settings.issuer);
+      if (!Number.isInteger(payload.tv)) throw unauthorized('The access token is missing required claims (tv)');
+      return { kind: 'local', userId: payload.sub!, tokenVersion: payload.tv as number };
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { createPublicKey } from 'node:crypto';
+import { z } from 'zod';
+
+/** Thrown for a bad environment; `main.ts` prints its message as one line and exits non-zero. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+function isPublicKey(pem: string): boolean {
+  try {
+    const type = createPublicKey(pem).asymmetricKeyType;
+    return type === 'rsa' || type === 'ec';
+  } catch {
+    return false;
+  }
+}
+
+const booleanString = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: integer(0, 65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  JWT_SECRET: z
+    .string()
+    .refine((s) => Buffer.byteLength(s) >= 32, 'must be at least 32 bytes')
+    .optional(),
+  JWT_ISSUER: z.string().min(1).default('workspaces-api'),
+  JWT_AUDIENCE: z.string().min(1).default('workspaces-api'),
+  JWT_PUBLIC_KEY: z
+    .string()
+    .refine(isPublicKey, 'must be a PEM-encoded RSA or EC public key')
+    .optional(),
+  JWT_EXTERNAL_ISSUER: z.string().min(1).optional(),
+  ACCESS_TOKEN_TTL: integer(60, 60 * 60 * 24 * 30).default(3600),
+  CORS_ORIGINS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.url({ message: 'must be a comma-separated list of origins' })))
+    .default([]),
+  TRUST_PROXY: z
+    .string()
+    .transform((s): boolean | number | string => {
+      if (s === 'true') return true;
+      if (s === 'false' || s === 'off' || s === '') return false;
+      if (/^\d+$/.test(s)) return Number(s);
+      return s;
+    })
+    .default(false),
+  RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(1200),
+  AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
+  RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),
+  DATABASE_PREPARE: booleanString.default(true),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof envSchema>;
+
+/** Parses the environment once. Empty strings count as unset. Throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key in envSchema.shape && value !== undefined && value !== ''),
+  );
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`Invalid configuration: ${name} ${issue.message}`);
+  }
+  const config = parsed.data;
+  if (config.NODE_ENV === 'production' && !config.JWT_SECRET) {
+    throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production (at least 32 bytes)');
+  }
+  if (Boolean(config.JWT_PUBLIC_KEY) !== Boolean(config.JWT_EXTERNAL_ISSUER)) {
+    throw new ConfigError('Invalid configuration: JWT_PUBLIC_KEY and JWT_EXTERNAL_ISSUER must be set together');
+  }
+  if (config.RATE_LIMIT_STORE === 'postgres' && !config.DATABASE_URL) {
+    throw new ConfigError('Invalid configuration: RATE_LIMIT_STORE=postgres needs DATABASE_URL (not available on the embedded database)');
+  }
+  return config;
+}

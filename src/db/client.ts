@@ -1,0 +1,81 @@
+import { PGlite } from '@electric-sql/pglite';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import * as schema from './schema';
+
+export type Schema = typeof schema;
+/** The one database type services see, whichever engine is behind it. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+/** A service takes either: the whole database, or the transaction it runs inside. */
+export type DbOrTx = Db | Tx;
+
+export type Engine = 'postgres' | 'pglite';
+
+export interface DatabaseHandle {
+  db: Db;
+  engine: Engine;
+  /** Rows of a raw query, the same shape on both engines. */
+  rows<T = Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
+  /** Resolves true when the database answers within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+  /** postgres.js client (PostgreSQL only): for reserved connections such as the migration lock. */
+  postgresClient?: postgres.Sql;
+  /** PGlite instance (embedded only): for snapshots in tests. */
+  pglite?: PGlite;
+}
+
+export interface PostgresOptions {
+  url: string;
+  prepare: boolean;
+  max?: number;
+}
+
+export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): DatabaseHandle {
+  const client = postgres(url, {
+    max,
+    prepare,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: { application_name: 'workspaces-api' },
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  return {
+    db,
+    engine: 'postgres',
+    postgresClient: client,
+    rows: async <T>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[],
+    ping: (timeoutMs) => withTimeout(client`select 1`.then(() => true), timeoutMs),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/** Wraps an open PGlite instance (in a directory, in memory, or restored from a snapshot). */
+export function wrapPglite(pglite: PGlite): DatabaseHandle {
+  const db = drizzlePglite(pglite, { schema }) as unknown as Db;
+  return {
+    db,
+    engine: 'pglite',
+    pglite,
+    rows: async <T>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows,
+    ping: (timeoutMs) => withTimeout(pglite.query('select 1').then(() => true), timeoutMs),
+    close: () => pglite.close(),
+  };
+}
+
+async function withTimeout(check: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([check.catch(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,38 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { Config } from '../config';
+import { openPostgres, wrapPglite, type DatabaseHandle } from './client';
+import { acquireDataDirLock } from './pglite-lock';
+
+export const isInMemory = (dataDir: string) => dataDir === 'memory://';
+
+/**
+ * Opens the configured database: PostgreSQL when DATABASE_URL is set, else embedded
+ * PGlite in DATA_DIR (locked against a second process) or in memory.
+ */
+export async function openDatabase(config: Config): Promise<DatabaseHandle> {
+  if (config.DATABASE_URL) {
+    return openPostgres({ url: config.DATABASE_URL, prepare: config.DATABASE_PREPARE });
+  }
+  if (isInMemory(config.DATA_DIR)) {
+    return wrapPglite(await PGlite.create());
+  }
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  const release = acquireDataDirLock(join(config.DATA_DIR, 'pglite.lock'));
+  try {
+    const handle = wrapPglite(await PGlite.create(join(config.DATA_DIR, 'pglite')));
+    const close = handle.close;
+    handle.close = async () => {
+      try {
+        await close();
+      } finally {
+        release();
+      }
+    };
+    return handle;
+  } catch (error) {
+    release();
+    throw error;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './users';
+export * from './organizations';
+export * from './memberships';
+export * from './workspaces';
+export * from './idempotency-keys';

@@ -1,0 +1,13 @@
+import { jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { createdAt, primaryId, updatedAt } from './columns';
+import type { SettingsLayer } from '../../modules/settings/document';
+
+export const organizations = pgTable('organizations', {
+  id: primaryId(),
+  name: text('name').notNull(),
+  slug: text('slug').notNull().unique('organizations_slug_key'),
+  /** The organization's settings layer: a partial settings document. */
+  settings: jsonb('settings').$type<SettingsLayer>().notNull().default({}),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});

@@ -1,0 +1,38 @@
+import { sql } from 'drizzle-orm';
+import { boolean, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, primaryId, updatedAt } from './columns';
+import { organizations } from './organizations';
+import type { SettingsLayer } from '../../modules/settings/document';
+
+export const workspaces = pgTable(
+  'workspaces',
+  {
+    id: primaryId(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    /**
+     * Lower-cased name, computed in JS so both engines sort it the same way under the
+     * "C" collation whatever the server's locale.
+     */
+    nameKey: text('name_key').notNull(),
+    slug: text('slug').notNull(),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    /** The workspace's settings overrides: a partial settings document. */
+    settings: jsonb('settings').$type<SettingsLayer>().notNull().default({}),
+    isDefault: boolean('is_default').notNull().default(false),
+    /** A plain id, not a foreign key: deleting the source leaves it as it is. */
+    clonedFromId: uuid('cloned_from_id'),
+    version: integer('version').notNull().default(1),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('workspaces_org_slug_key').on(t.organizationId, t.slug),
+    uniqueIndex('workspaces_one_default_per_org').on(t.organizationId).where(sql`${t.isDefault}`),
+    index('workspaces_org_created_idx').on(t.organizationId, t.createdAt, t.id),
+    index('workspaces_org_name_idx').on(t.organizationId, sql`${t.nameKey} collate "C"`, t.id),
+  ],
+);

@@ -1,0 +1,31 @@
+import pino, { type Logger } from 'pino';
+import type { Config } from './config';
+import type { DatabaseHandle } from './db/client';
+import { loadJwtSecret } from './auth/secret';
+import { createTokenService } from './auth/tokens';
+import { createCursorCodec } from './lib/cursor';
+import type { AppDeps } from './trpc/context';
+
+export function createLogger(config: Config): Logger {
+  return pino({
+    level: config.LOG_LEVEL,
+    // Belt and braces: nothing should log these, and if something does, they are hidden.
+    redact: ['req.headers.authorization', '*.password', 'password', 'authorization', '*.authorization'],
+  });
+}
+
+/** Everything the app needs beside the database, derived from the configuration. */
+export function createDeps(config: Config, database: DatabaseHandle, logger: Logger = createLogger(config)): AppDeps {
+  const secret = loadJwtSecret(config);
+  const tokens = createTokenService({
+    secret,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    ttlSeconds: config.ACCESS_TOKEN_TTL,
+    external:
+      config.JWT_PUBLIC_KEY && config.JWT_EXTERNAL_ISSUER
+        ? { issuer: config.JWT_EXTERNAL_ISSUER, publicKeyPem: config.JWT_PUBLIC_KEY }
+        : undefined,
+  });
+  return { config, database, tokens, cursors: createCursorCodec(secret), logger };
+}

@@ -1,0 +1,59 @@
+/**
+ * The one error path. Services throw `AppError`; the tRPC layer turns it into a TRPCError
+ * with the same code; both faces format it with `describeError`. Codes are tRPC code names.
+ */
+export const ERROR_STATUS = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_SUPPORTED: 405,
+  CONFLICT: 409,
+  PRECONDITION_FAILED: 412,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNPROCESSABLE_CONTENT: 422,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL_SERVER_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** One failed item of a provisioning batch. */
+export interface FailedItem {
+  index: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export interface ErrorDetails {
+  issues?: Issue[];
+  failed?: FailedItem[];
+  /** Seconds, sent as `Retry-After`. */
+  retryAfter?: number;
+}
+
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetails = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
+
+export const GENERIC_500_MESSAGE = 'Internal server error';

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+/** The largest number any input accepts. */
+export const MAX_INT = 2 ** 31 - 1;
+
+/**
+ * A string input: bounded, without NUL characters or lone UTF-16 surrogates.
+ * Every string the API accepts is built from this.
+ */
+export const safeString = (max: number, min = 0) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
+    .refine((s) => s.isWellFormed(), 'must not contain lone UTF-16 surrogates');
+
+/** A human-readable name: trimmed, 1..max characters after trimming. */
+export const nameString = (max: number) =>
+  safeString(max * 4)
+    .transform((s) => s.trim())
+    .pipe(z.string().min(1, 'must not be blank').max(max));
+
+export const SLUG_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+export const slugString = z
+  .string()
+  .max(64)
+  .regex(SLUG_PATTERN, 'must be lowercase letters, digits and inner hyphens, 1-64 characters');
+
+export const uuidString = z.uuid({ message: 'must be a UUID' });
+
+export const emailString = safeString(254)
+  .transform((s) => s.trim())
+  .pipe(z.email({ message: 'must be an email address' }));
+
+/** A query-string integer, coerced on purpose (query values are always strings). */
+export const queryInt = (min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max);
+
+/** `expected_version`: the tRPC face's If-Match. A JSON number only. */
+export const expectedVersion = z.number().int().min(1).max(MAX_INT).optional();

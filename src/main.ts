@@ -1,0 +1,74 @@
+import type { Server } from 'node:http';
+import { ConfigError, loadConfig } from './config';
+import { openDatabase } from './db/open';
+import { runMigrations } from './db/migrate';
+import { DataDirLockedError } from './db/pglite-lock';
+import { createDeps, createLogger } from './deps';
+import { createApp } from './app';
+
+/** One clear line and a non-zero exit, never a stack, for problems an operator can fix. */
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const logger = createLogger(config);
+
+  let database;
+  try {
+    database = await openDatabase(config);
+    await runMigrations(database);
+  } catch (error) {
+    if (error instanceof DataDirLockedError) fail(error.message);
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    fail(`Could not open the database (${config.DATABASE_URL ? 'DATABASE_URL' : `DATA_DIR=${config.DATA_DIR}`}): ${reason}`);
+  }
+
+  const app = createApp(createDeps(config, database, logger));
+  const server: Server = app.listen(config.PORT, config.HOST, (error?: Error) => {
+    if (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      fail(
+        code === 'EADDRINUSE'
+          ? `Port ${config.PORT} on ${config.HOST} is already in use (set PORT to another port)`
+          : `Could not listen on ${config.HOST}:${config.PORT}: ${error.message}`,
+      );
+    }
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.PORT;
+    logger.info({ host: config.HOST, port, database: database.engine }, `listening on http://${config.HOST}:${port}`);
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    const forceExit = setTimeout(() => {
+      logger.error('in-flight requests did not finish within 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    forceExit.unref();
+    server.close(async () => {
+      await database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the database failed'));
+      logger.info('stopped');
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Failed to start: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,175 @@
+import { and, count, eq, inArray, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../../db/client';
+import { memberships, organizations, users, type Role } from '../../db/schema';
+import { AppError } from '../../lib/errors';
+import { hashForUnknownUsers, hashPassword, verifyPassword } from '../../auth/passwords';
+import type { IssuedToken, TokenClaims, TokenService } from '../../auth/tokens';
+import { createOrganizationWithDefault, type OrganizationDto } from '../organizations/service';
+import type { WorkspaceDto } from '../workspaces/dto';
+
+type UserRow = typeof users.$inferSelect;
+
+export interface UserDto {
+  id: string;
+  email: string;
+  name: string;
+  created_at: string;
+}
+
+/** The authenticated caller, as procedures see it. */
+export interface Actor {
+  id: string;
+  email: string;
+  name: string;
+}
+
+export const toUserDto = (row: UserRow): UserDto => ({
+  id: row.id,
+  email: row.email,
+  name: row.name,
+  created_at: row.createdAt.toISOString(),
+});
+
+const emailTaken = () => new AppError('CONFLICT', 'An account with this email already exists');
+
+/** The user, the organization it owns and that organization's default workspace, in the caller's transaction. */
+async function createAccount(
+  tx: Tx,
+  values: typeof users.$inferInsert,
+): Promise<{ user: UserRow; organization: OrganizationDto; workspace: WorkspaceDto }> {
+  const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
+  if (!user) throw emailTaken();
+  const { organization, workspace } = await createOrganizationWithDefault(tx, user.id, {
+    name: `${values.name}'s organization`.slice(0, 100),
+  });
+  return { user, organization, workspace };
+}
+
+export async function signup(
+  db: Db,
+  tokens: TokenService,
+  input: { email: string; password: string; name: string },
+): Promise<IssuedToken & { user: UserDto; organization: OrganizationDto & { role: Role }; workspace: WorkspaceDto }> {
+  const passwordHash = await hashPassword(input.password);
+  const { user, organization, workspace } = await db.transaction((tx) =>
+    createAccount(tx, { email: input.email, name: input.name, passwordHash }),
+  );
+  return {
+    ...tokens.issue(user.id, user.tokenVersion),
+    user: toUserDto(user),
+    organization: { ...organization, role: 'owner' },
+    workspace,
+  };
+}
+
+export async function login(
+  db: Db,
+  tokens: TokenService,
+  input: { email: string; password: string },
+): Promise<IssuedToken & { user: UserDto }> {
+  const [user] = await db.select().from(users).where(eq(sql`lower(${users.email})`, input.email.toLowerCase()));
+  // The same scrypt work whether or not the email is known, so timing tells nothing.
+  const matches = await verifyPassword(input.password, user?.passwordHash ?? (await hashForUnknownUsers()));
+  if (!user || !user.passwordHash || !matches) throw new AppError('UNAUTHORIZED', 'Invalid email or password');
+  return { ...tokens.issue(user.id, user.tokenVersion), user: toUserDto(user) };
+}
+
+/** Every token issued to the user before now stops working. */
+export async function logout(db: Db, userId: string): Promise<void> {
+  await db
+    .update(users)
+    .set({ tokenVersion: sql`${users.tokenVersion} + 1`, loggedOutAt: sql`now()` })
+    .where(eq(users.id, userId));
+}
+
+export async function me(db: Db, userId: string): Promise<{ user: UserDto; memberships: Array<{ organization_id: string; role: Role }> }> {
+  const [user] = await db.select().from(users).where(eq(users.id, userId));
+  if (!user) throw new AppError('UNAUTHORIZED', 'The account no longer exists');
+  const rows = await db
+    .select({ organization_id: memberships.organizationId, role: memberships.role })
+    .from(memberships)
+    .where(eq(memberships.userId, userId))
+    .orderBy(memberships.createdAt, memberships.organizationId);
+  return { user: toUserDto(user), memberships: rows };
+}
+
+/**
+ * Deletes the account. Organizations where the caller is the only member go with it; being
+ * the last owner of an organization that has other members is a 409.
+ */
+export async function deleteAccount(db: Db, userId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const mine = await tx
+      .select({ organizationId: memberships.organizationId, role: memberships.role })
+      .from(memberships)
+      .where(eq(memberships.userId, userId));
+    const orgIds = mine.map((m) => m.organizationId);
+    if (orgIds.length > 0) {
+      // Lock the organizations so no member or owner change races the checks below.
+      await tx.select({ id: organizations.id }).from(organizations).where(inArray(organizations.id, orgIds)).orderBy(organizations.id).for('update');
+    }
+    const soleMemberOf: string[] = [];
+    for (const { organizationId, role } of mine) {
+      const others = await tx
+        .select({ role: memberships.role, n: count() })
+        .from(memberships)
+        .where(and(eq(memberships.organizationId, organizationId), sql`${memberships.userId} <> ${userId}`))
+        .groupBy(memberships.role);
+      if (others.length === 0) soleMemberOf.push(organizationId);
+      else if (role === 'owner' && !others.some((o) => o.role === 'owner')) {
+        throw new AppError('CONFLICT', 'You are the last owner of an organization that has other members; make another member owner first');
+      }
+    }
+    if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
+    await tx.delete(users).where(eq(users.id, userId));
+  });
+}
+
+const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
+
+/**
+ * The user a verified token speaks for. Local tokens must carry the user's current token
+ * version; external tokens find the user by (issuer, subject) and create it on first
+ * sight, never linking to an existing account by email.
+ */
+export async function resolveActor(db: Db, claims: TokenClaims): Promise<Actor> {
+  if (claims.kind === 'local') {
+    const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
+    if (!user) throw unauthorized('The account no longer exists');
+    if (user.tokenVersion !== claims.tokenVersion) throw unauthorized('The access token has been revoked');
+    return { id: user.id, email: user.email, name: user.name };
+  }
+  const [existing] = await db
+    .select()
+    .from(users)
+    .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
+  const user = existing ?? (await createExternalUser(db, claims));
+  if (user.loggedOutAt && claims.issuedAt * 1000 <= user.loggedOutAt.getTime()) {
+    throw unauthorized('The access token has been revoked');
+  }
+  return { id: user.id, email: user.email, name: user.name };
+}
+
+async function createExternalUser(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
+  const email = typeof claims.email === 'string' ? claims.email.trim() : '';
+  const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 100) : email;
+  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) {
+    throw unauthorized('The identity provider token has no valid email claim');
+  }
+  try {
+    const { user } = await db.transaction((tx) =>
+      createAccount(tx, { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject }),
+    );
+    return user;
+  } catch (error) {
+    if (!(error instanceof AppError && error.code === 'CONFLICT')) throw error;
+    // Either a concurrent first request for this identity created it (use that one), or the
+    // email belongs to another account.
+    const [existing] = await db
+      .select()
+      .from(users)
+      .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
+    if (existing) return existing;
+    throw unauthorized('The email of this identity belongs to another account; external identities are never linked by email');
+  }
+}

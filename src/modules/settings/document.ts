@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { MAX_INT, safeString } from '../../lib/input';
+
+/**
+ * The settings document: one shape at three layers (system defaults, organization,
+ * workspace overrides). Layers are partial documents; writes are partial documents
+ * where `null` removes a key.
+ */
+
+const KEY_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const settingsKey = z
+  .string()
+  .regex(KEY_PATTERN, 'keys must match ^[a-z][a-z0-9_.-]{0,63}$')
+  .refine((k) => !FORBIDDEN_KEYS.has(k), 'this key is reserved');
+
+export const LIMITS = { features: 100, integrations: 50, config: 50 } as const;
+
+const ROLE_VALUES = ['admin', 'member', 'viewer'] as const;
+const VISIBILITY_VALUES = ['private', 'organization'] as const;
+
+const configValue = z.union([
+  safeString(500),
+  z.number().finite().min(-MAX_INT - 1).max(MAX_INT),
+  z.boolean(),
+]);
+
+const maxKeys = (max: number) => (value: Record<string, unknown>) => Object.keys(value).length <= max;
+
+/** Builds the write (nullable) or stored (non-null) variant of the document schema. */
+function documentSchema<N extends boolean>(nullable: N) {
+  const leaf = <T extends z.ZodType>(schema: T) => (nullable ? schema.nullable() : schema).optional();
+  const map = <T extends z.ZodType>(value: T, max: number, what: string) =>
+    z.record(settingsKey, nullable ? value.nullable() : value).refine(maxKeys(max), `at most ${max} ${what}`);
+  const integration = z.strictObject({
+    enabled: leaf(z.boolean()),
+    config: leaf(map(configValue, LIMITS.config, 'config keys')),
+  });
+  return z.strictObject({
+    permissions: leaf(
+      z.strictObject({
+        default_role: leaf(z.enum(ROLE_VALUES)),
+        allow_guests: leaf(z.boolean()),
+        allow_member_invites: leaf(z.boolean()),
+        visibility: leaf(z.enum(VISIBILITY_VALUES)),
+      }),
+    ),
+    features: leaf(map(z.boolean(), LIMITS.features, 'feature flags')),
+    integrations: leaf(map(integration, LIMITS.integrations, 'integrations')),
+  });
+}
+
+/** A partial settings document as written by a client: `null` at any key removes it from the layer. */
+export const settingsPatchSchema = documentSchema(true).meta({ id: 'SettingsPatch' });
+/** A stored layer (organization settings or workspace overrides): partial, never null. */
+export const settingsLayerSchema = documentSchema(false).meta({ id: 'SettingsLayer' }) as unknown as z.ZodType<SettingsLayer>;
+
+export type SettingsPatch = z.infer<typeof settingsPatchSchema>;
+export type ConfigValue = string | number | boolean;
+export interface SettingsLayer {
+  permissions?: Partial<EffectiveSettings['permissions']>;
+  features?: Record<string, boolean>;
+  integrations?: Record<string, { enabled?: boolean; config?: Record<string, ConfigValue> }>;
+}
+
+export const effectiveSettingsSchema = z
+  .strictObject({
+    permissions: z.strictObject({
+      default_role: z.enum(ROLE_VALUES),
+      allow_guests: z.boolean(),
+      allow_member_invites: z.boolean(),
+      visibility: z.enum(VISIBILITY_VALUES),
+    }),
+    features: z.record(z.string(), z.boolean()),
+    integrations: z.record(
+      z.string(),
+      z.strictObject({
+        enabled: z.boolean(),
+        config: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+      }),
+    ),
+  })
+  .meta({ id: 'EffectiveSettings' });
+export type EffectiveSettings = z.infer<typeof effectiveSettingsSchema>;
+
+const source = z.enum(['default', 'organization', 'workspace']);
+export type SettingsSource = z.infer<typeof source>;
+export const settingsSourcesSchema = z
+  .strictObject({
+    permissions: z.strictObject({
+      default_role: source,
+      allow_guests: source,
+      allow_member_invites: source,
+      visibility: source,
+    }),
+    features: z.record(z.string(), source),
+    integrations: z.record(
+      z.string(),
+      z.strictObject({ enabled: source, config: z.record(z.string(), source) }),
+    ),
+  })
+  .meta({ id: 'SettingsSources' });
+export type SettingsSources = z.infer<typeof settingsSourcesSchema>;
+
+export const SYSTEM_DEFAULTS: EffectiveSettings = Object.freeze({
+  permissions: Object.freeze({
+    default_role: 'member',
+    allow_guests: false,
+    allow_member_invites: true,
+    visibility: 'organization',
+  }),
+  features: Object.freeze({}),
+  integrations: Object.freeze({}),
+}) as EffectiveSettings;

@@ -1,0 +1,130 @@
+import { AppError } from '../../lib/errors';
+import {
+  LIMITS,
+  SYSTEM_DEFAULTS,
+  type EffectiveSettings,
+  type ConfigValue,
+  type SettingsLayer,
+  type SettingsPatch,
+  type SettingsSources,
+} from './document';
+
+type Patch<T> = { readonly [key: string]: T | null | undefined } | null | undefined;
+type IntegrationLayer = NonNullable<SettingsLayer['integrations']>[string];
+type IntegrationPatch = { enabled?: boolean | null; config?: Patch<ConfigValue> };
+
+/**
+ * Deep-merges a partial write into a stored layer: objects merge key by key, scalars
+ * replace, `null` removes the key (so the value is inherited again). Empty sections are
+ * dropped; an integration entry stays even when empty, since it declares the integration.
+ * Returns a new layer; the inputs are not modified. Throws 400 when the result would
+ * exceed the document's limits.
+ */
+export function applySettingsPatch(layer: SettingsLayer, patch: SettingsPatch): SettingsLayer {
+  const next: SettingsLayer = {};
+  const permissions = mergeMap<unknown>(layer.permissions, patch.permissions);
+  if (permissions) next.permissions = permissions as SettingsLayer['permissions'];
+  const features = mergeMap(layer.features, patch.features);
+  if (features) next.features = features;
+  const integrations = mergeIntegrations(layer.integrations, patch.integrations as Patch<IntegrationPatch>);
+  if (integrations) next.integrations = integrations;
+  assertWithinLimits(next);
+  return next;
+}
+
+function mergeMap<T>(base: Readonly<Record<string, T>> | undefined, patch: Patch<T>): Record<string, T> | undefined {
+  if (patch === null) return undefined;
+  const out: Record<string, T> = { ...base };
+  for (const [key, value] of Object.entries(patch ?? {})) {
+    if (value === null) delete out[key];
+    else if (value !== undefined) out[key] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function mergeIntegrations(
+  base: Record<string, IntegrationLayer> | undefined,
+  patch: Patch<IntegrationPatch>,
+): Record<string, IntegrationLayer> | undefined {
+  if (patch === null) return undefined;
+  const out: Record<string, IntegrationLayer> = { ...base };
+  for (const [name, change] of Object.entries(patch ?? {})) {
+    if (change === null) {
+      delete out[name];
+      continue;
+    }
+    if (change === undefined) continue;
+    const current = out[name] ?? {};
+    const entry: IntegrationLayer = {};
+    const enabled = change.enabled === undefined ? current.enabled : change.enabled;
+    if (enabled !== null && enabled !== undefined) entry.enabled = enabled;
+    const config = mergeMap(current.config, change.config);
+    if (config) entry.config = config;
+    out[name] = entry;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function assertWithinLimits(layer: SettingsLayer): void {
+  const tooMany = (what: string, count: number, max: number) => {
+    if (count > max) throw new AppError('BAD_REQUEST', `Settings may hold at most ${max} ${what}`);
+  };
+  tooMany('feature flags', Object.keys(layer.features ?? {}).length, LIMITS.features);
+  tooMany('integrations', Object.keys(layer.integrations ?? {}).length, LIMITS.integrations);
+  for (const integration of Object.values(layer.integrations ?? {})) {
+    tooMany('config keys per integration', Object.keys(integration.config ?? {}).length, LIMITS.config);
+  }
+}
+
+export interface ResolvedSettings {
+  effective: EffectiveSettings;
+  sources: SettingsSources;
+}
+
+type LayerName = 'organization' | 'workspace';
+
+/**
+ * Effective settings = system defaults, overlaid by the organization's layer, overlaid by
+ * the workspace's overrides. `sources` names, leaf by leaf, the layer each value came from.
+ * Resolved at read time, so an organization change shows in every workspace at once.
+ */
+export function resolveEffectiveSettings(organization: SettingsLayer, workspace: SettingsLayer = {}): ResolvedSettings {
+  const layers: Array<[LayerName, SettingsLayer]> = [
+    ['organization', organization],
+    ['workspace', workspace],
+  ];
+  const effective: EffectiveSettings = {
+    permissions: { ...SYSTEM_DEFAULTS.permissions },
+    features: {},
+    integrations: {},
+  };
+  const sources: SettingsSources = {
+    permissions: { default_role: 'default', allow_guests: 'default', allow_member_invites: 'default', visibility: 'default' },
+    features: {},
+    integrations: {},
+  };
+  for (const [layerName, layer] of layers) {
+    for (const [key, value] of Object.entries(layer.permissions ?? {})) {
+      const k = key as keyof EffectiveSettings['permissions'];
+      (effective.permissions as Record<string, unknown>)[k] = value;
+      sources.permissions[k] = layerName;
+    }
+    for (const [flag, value] of Object.entries(layer.features ?? {})) {
+      effective.features[flag] = value;
+      sources.features[flag] = layerName;
+    }
+    for (const [name, integration] of Object.entries(layer.integrations ?? {})) {
+      const target = (effective.integrations[name] ??= { enabled: false, config: {} });
+      const origin = (sources.integrations[name] ??= { enabled: 'default', config: {} });
+      if (integration.enabled !== undefined) {
+        target.enabled = integration.enabled;
+        origin.enabled = layerName;
+      }
+      for (const [key, value] of Object.entries(integration.config ?? {})) {
+        target.config[key] = value;
+        origin.config[key] = layerName;
+      }
+    }
+  }
+  return { effective, sources };
+}

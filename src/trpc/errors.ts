@@ -1,0 +1,87 @@
+import { TRPCError } from '@trpc/server';
+import { isDatabaseUnavailable } from '../db/errors';
+import { AppError, ERROR_STATUS, GENERIC_500_MESSAGE, type ErrorCode, type FailedItem, type Issue } from '../lib/errors';
+
+/** The facts every error answer carries, on both faces. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  issues?: Issue[];
+  failed?: FailedItem[];
+}
+
+export interface DescribedError {
+  status: number;
+  body: ErrorBody;
+  retryAfter?: number;
+}
+
+type RawIssue = { path?: ReadonlyArray<PropertyKey | { key: PropertyKey }>; message: string; code?: string; keys?: string[] };
+
+function issuePath(path: RawIssue['path']): string {
+  return (path ?? []).map((segment) => String(typeof segment === 'object' ? segment.key : segment)).join('.');
+}
+
+function validationIssues(cause: unknown): Issue[] | undefined {
+  const issues = (cause as { issues?: unknown } | undefined)?.issues;
+  if (!Array.isArray(issues)) return undefined;
+  return (issues as RawIssue[]).flatMap((i) =>
+    // One issue per unknown field, named by its own path.
+    i.code === 'unrecognized_keys' && i.keys
+      ? i.keys.map((key) => ({ path: issuePath([...(i.path ?? []), key]), message: 'Unknown field' }))
+      : [{ path: issuePath(i.path), message: i.message }],
+  );
+}
+
+/**
+ * Turns anything thrown into what is sent: the status, `{ code, message, issues?, failed? }`
+ * and Retry-After. Unexpected errors keep a generic message; nothing carries a stack or SQL.
+ */
+export function describeError(error: unknown): DescribedError {
+  const cause = error instanceof TRPCError ? error.cause : error;
+  if (cause instanceof AppError) {
+    const body: ErrorBody = { code: cause.code, message: cause.message };
+    if (cause.details.issues) body.issues = cause.details.issues;
+    if (cause.details.failed) body.failed = cause.details.failed;
+    return { status: cause.status, body, retryAfter: cause.details.retryAfter };
+  }
+  if (isDatabaseUnavailable(cause)) {
+    return {
+      status: 503,
+      body: { code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; try again shortly' },
+      retryAfter: 1,
+    };
+  }
+  if (error instanceof TRPCError) {
+    const code = (error.code in ERROR_STATUS ? error.code : 'INTERNAL_SERVER_ERROR') as ErrorCode;
+    if (code === 'INTERNAL_SERVER_ERROR') return internal();
+    const issues = code === 'BAD_REQUEST' ? validationIssues(cause) : undefined;
+    if (issues) {
+      const first = issues[0];
+      const message = first ? `Invalid input: ${first.path ? `${first.path}: ` : ''}${first.message}` : 'Invalid input';
+      return { status: 400, body: { code, message, issues } };
+    }
+    return { status: ERROR_STATUS[code], body: { code, message: error.message } };
+  }
+  return internal();
+}
+
+const internal = (): DescribedError => ({ status: 500, body: { code: 'INTERNAL_SERVER_ERROR', message: GENERIC_500_MESSAGE } });
+
+/**
+ * An unexpected error as it may be logged: names, messages and stacks of the cause chain,
+ * without the query parameters drizzle puts into its messages (they may hold user data).
+ */
+export function errorForLog(error: unknown): Record<string, unknown> {
+  const chain: Array<Record<string, unknown>> = [];
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const strip = (text: string | undefined) => text?.replace(/\nparams: [^\n]*/g, '');
+    chain.push({ name: current.name, message: strip(current.message), code: (current as { code?: unknown }).code, stack: strip(current.stack) });
+    current = current.cause;
+  }
+  return { chain };
+}
+
+/** True when the error is a bug (to be logged with its stack), not an answer to the caller. */
+export const isUnexpected = (error: unknown) => describeError(error).status >= 500;

@@ -1,0 +1,31 @@
+import type { Tx } from '../db/client';
+import { runIdempotent, type CreatedResource } from '../lib/idempotency';
+import { requireRole } from '../modules/organizations/access';
+import type { Actor } from '../modules/auth/service';
+import type { Context } from './context';
+
+/**
+ * A create under the request's Idempotency-Key (if any): runs `work` once, replays the
+ * stored answer to a retry, and sets `Location` either way.
+ */
+export async function idempotentCreate<T>(
+  ctx: Context & { actor: Actor },
+  operation: string,
+  input: unknown,
+  work: (tx: Tx) => Promise<CreatedResource<T>>,
+): Promise<T> {
+  const result = await runIdempotent({
+    database: ctx.deps.database,
+    userId: ctx.actor.id,
+    operation,
+    key: ctx.idempotencyKey,
+    input,
+    work,
+    recheckAccess: async (organizationId) => {
+      await requireRole(ctx.deps.database.db, ctx.actor.id, organizationId, 'member', 'Resource');
+    },
+  });
+  if (result.location) ctx.setHeader('Location', result.location);
+  if (result.replayed) ctx.setHeader('Idempotent-Replayed', 'true');
+  return result.body;
+}

@@ -1,0 +1,57 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { OpenApiMeta } from 'trpc-to-openapi';
+import { AppError } from '../lib/errors';
+import { resolveActor, type Actor } from '../modules/auth/service';
+import type { Context } from './context';
+import { describeError } from './errors';
+
+/** Our own meta beside `openapi`: the success status REST answers with. */
+export interface AppMeta {
+  successStatus?: 201 | 204;
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<OpenApiMeta<AppMeta>>()
+  .create({
+    errorFormatter({ shape, error }) {
+      const { status, body } = describeError(error);
+      return {
+        code: shape.code,
+        message: body.message,
+        data: { code: body.code, httpStatus: status, path: shape.data.path, issues: body.issues, failed: body.failed },
+      };
+    },
+  });
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/**
+ * Services throw AppError; tRPC would call that a 500. Re-throw it as a TRPCError with the
+ * same code (keeping it as the cause, so `describeError` sees the details).
+ */
+const mapAppErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof AppError) {
+    const cause = result.error.cause;
+    throw new TRPCError({ code: cause.code, message: cause.message, cause });
+  }
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(mapAppErrors);
+
+function bearerToken(authorization: string | undefined): string {
+  if (!authorization) throw new AppError('UNAUTHORIZED', 'Missing Authorization header (expected "Bearer <access_token>")');
+  const match = /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/.exec(authorization.trim());
+  if (!match) throw new AppError('UNAUTHORIZED', 'Malformed Authorization header (expected "Bearer <access_token>")');
+  return match[1]!;
+}
+
+/** Establishes the caller from the bearer token and narrows `ctx.actor`. */
+export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
+  const actor: Actor = await resolveActor(ctx.deps.database.db, claims);
+  return next({ ctx: { actor } });
+});

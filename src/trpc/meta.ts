@@ -1,0 +1,38 @@
+import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
+import type { AppMeta } from './init';
+
+export type Tag = 'auth' | 'organizations' | 'workspaces';
+
+interface RestOptions {
+  tag: Tag;
+  summary: string;
+  description?: string;
+  /** 201 for creates, 204 for deletes; 200 otherwise. */
+  successStatus?: 201 | 204;
+  /** False for the few public operations (signup, login). */
+  protect?: boolean;
+  /** Error statuses this operation can answer with, for the document. */
+  errors: number[];
+}
+
+/** The meta of a REST operation: method, path, tag, operationId, summary and success status in one place. */
+export function rest(method: OpenApiMethod, path: `/${string}`, operationId: string, options: RestOptions): OpenApiMeta<AppMeta> {
+  const protect = options.protect ?? true;
+  const errors = new Set(options.errors);
+  if (protect) errors.add(401);
+  if (method !== 'GET' && method !== 'DELETE') [413, 415].forEach((s) => errors.add(s));
+  [400, 429, 500, 503].forEach((s) => errors.add(s));
+  return {
+    successStatus: options.successStatus,
+    openapi: {
+      method,
+      path,
+      operationId,
+      tags: [options.tag],
+      summary: options.summary,
+      description: options.description,
+      protect,
+      errorResponses: [...errors].sort(),
+    },
+  };
+}
