@@ -12,7 +12,9 @@ const MIGRATION_LOCK_KEY = 724_311_001;
 
 /**
  * Applies the committed migrations. On PostgreSQL, under an advisory lock taken and
- * released on one reserved connection, so processes starting together don't race.
+ * released on one reserved connection, so processes starting together don't race: the
+ * others wait on the lock, then find the migrations applied. (The migrations themselves run
+ * through the pool; drizzle's migrator cannot drive a reserved connection.)
  */
 export async function runMigrations(handle: DatabaseHandle): Promise<void> {
   if (handle.pglite) {
@@ -24,7 +26,7 @@ export async function runMigrations(handle: DatabaseHandle): Promise<void> {
   try {
     await reserved`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     try {
-      await migratePostgres(drizzlePostgres(reserved), { migrationsFolder: MIGRATIONS_FOLDER });
+      await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
     } finally {
       await reserved`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }

@@ -1,0 +1,165 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import postgres from 'postgres';
+import pino from 'pino';
+import { inject } from 'vitest';
+import { createTRPCClient, httpBatchLink, httpLink, splitLink } from '@trpc/client';
+import { loadConfig, type Config } from '../../src/config';
+import { openPostgres, wrapPglite, type DatabaseHandle } from '../../src/db/client';
+import { createDeps } from '../../src/deps';
+import { createApp } from '../../src/app';
+import type { AppRouter } from '../../src/router';
+import { databaseUrlFor } from './database-url';
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface RequestOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as is (for malformed JSON, wrong content types, oversized bodies). */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface TestApp {
+  url: string;
+  config: Config;
+  database: DatabaseHandle;
+  /** A fresh database of this file's own: PGlite restored from the migrated snapshot, or a copy of the template on PostgreSQL. */
+  engine: DatabaseHandle['engine'];
+  request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  /** A real @trpc/client; calls given `context: { headers }` go through their own httpLink. */
+  trpc(token?: string): ReturnType<typeof createTRPCClient<AppRouter>>;
+  /** Rows of a raw SQL query against this app's database. */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** A fresh database for one test file. */
+async function openTestDatabase(): Promise<{ database: DatabaseHandle; url: string | undefined; drop: () => Promise<void> }> {
+  const serverUrl = process.env.DATABASE_URL;
+  const template = inject('templateDatabase');
+  if (serverUrl && template) {
+    const name = `ws_test_${randomUUID().replace(/-/g, '')}`;
+    const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}" template "${template}"`);
+    const url = databaseUrlFor(serverUrl, name);
+    const database = openPostgres({ url, prepare: true, max: 10 });
+    return {
+      database,
+      url,
+      drop: async () => {
+        await admin.unsafe(`drop database if exists "${name}" with (force)`);
+        await admin.end();
+      },
+    };
+  }
+  const snapshot = readFileSync(inject('pgliteSnapshot'));
+  const pglite = await PGlite.create({ loadDataDir: new Blob([snapshot]) });
+  return { database: wrapPglite(pglite), url: undefined, drop: async () => {} };
+}
+
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const { database, url: databaseUrl, drop } = await openTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    JWT_SECRET: TEST_SECRET,
+    DATA_DIR: 'memory://',
+    LOG_LEVEL: 'silent',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...env,
+  });
+  const deps = createDeps(config, database, pino({ level: 'silent' }));
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = createApp(deps).listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
+  });
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url: base,
+    config,
+    database,
+    engine: database.engine,
+    async request(method, path, options = {}) {
+      const headers: Record<string, string> = { ...options.headers };
+      if (options.token) headers.authorization = `Bearer ${options.token}`;
+      let body: string | Buffer | undefined;
+      if (options.rawBody !== undefined) body = options.rawBody;
+      else if (options.body !== undefined) {
+        body = JSON.stringify(options.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const response = await fetch(base + path, { method, headers, body });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // Not JSON: the text is the body.
+      }
+      return { status: response.status, headers: response.headers, body: parsed as any, text };
+    },
+    trpc(token) {
+      const authHeaders = (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+      return createTRPCClient<AppRouter>({
+        links: [
+          splitLink({
+            condition: (op) => Boolean((op.context as { headers?: unknown }).headers),
+            true: httpLink({
+              url: `${base}/trpc`,
+              headers: ({ op }) => ({ ...authHeaders(), ...((op.context as { headers?: Record<string, string> }).headers ?? {}) }),
+            }),
+            false: httpBatchLink({ url: `${base}/trpc`, headers: authHeaders }),
+          }),
+        ],
+      });
+    },
+    async query(text, params = []) {
+      if (database.pglite) return (await database.pglite.query(text, params)).rows as never;
+      return (await database.postgresClient!.unsafe(text, params as never[])) as never;
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await database.close();
+      await drop();
+    },
+  };
+}
+
+let counter = 0;
+/** A unique email for this test file. */
+export const uniqueEmail = (prefix = 'user') => `${prefix}-${Date.now().toString(36)}-${++counter}@example.com`;
+
+export interface SignedUp {
+  token: string;
+  user: { id: string; email: string; name: string; created_at: string };
+  organization: { id: string; name: string; slug: string; role: string };
+  workspace: { id: string; organization_id: string; slug: string; is_default: boolean; version: number };
+  password: string;
+}
+
+/** Signs up a new user over REST and returns its token, user, organization and default workspace. */
+export async function signup(app: TestApp, name = 'Tester'): Promise<SignedUp> {
+  const password = 'correct horse battery';
+  const res = await app.request('POST', '/api/v1/auth/signup', { body: { email: uniqueEmail(name.toLowerCase()), password, name } });
+  if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${res.text}`);
+  return { token: res.body.access_token, user: res.body.user, organization: res.body.organization, workspace: res.body.workspace, password };
+}
+
+/** Adds `member` to `organizationId` with `role`, as `owner`. */
+export async function addMember(app: TestApp, ownerToken: string, organizationId: string, email: string, role: 'owner' | 'admin' | 'member') {
+  const res = await app.request('POST', `/api/v1/organizations/${organizationId}/members`, { token: ownerToken, body: { email, role } });
+  if (res.status !== 201) throw new Error(`add member failed: ${res.status} ${res.text}`);
+  return res.body;
+}
