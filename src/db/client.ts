@@ -20,6 +20,8 @@ export interface DatabaseHandle {
   engine: Engine;
   /** Rows of a raw query, the same shape on both engines. */
   rows<T = Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
+  /** Calls `listener` with the SQL of every query the app sends through drizzle; returns the unsubscribe function. */
+  onQuery(listener: (query: string) => void): () => void;
   /** Resolves true when the database answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -35,6 +37,18 @@ export interface PostgresOptions {
   max?: number;
 }
 
+/** A drizzle logger that fans queries out to listeners (tests count round trips with it). */
+function queryListeners() {
+  const listeners = new Set<(query: string) => void>();
+  return {
+    logger: { logQuery: (query: string) => listeners.forEach((listener) => listener(query)) },
+    onQuery(listener: (query: string) => void) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+  };
+}
+
 export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): DatabaseHandle {
   const client = postgres(url, {
     max,
@@ -44,9 +58,11 @@ export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): Datab
     onnotice: () => {},
     connection: { application_name: 'workspaces-api' },
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  const { logger, onQuery } = queryListeners();
+  const db = drizzlePostgres(client, { schema, logger }) as unknown as Db;
   return {
     db,
+    onQuery,
     engine: 'postgres',
     postgresClient: client,
     rows: async <T>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[],
@@ -57,9 +73,11 @@ export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): Datab
 
 /** Wraps an open PGlite instance (in a directory, in memory, or restored from a snapshot). */
 export function wrapPglite(pglite: PGlite): DatabaseHandle {
-  const db = drizzlePglite(pglite, { schema }) as unknown as Db;
+  const { logger, onQuery } = queryListeners();
+  const db = drizzlePglite(pglite, { schema, logger }) as unknown as Db;
   return {
     db,
+    onQuery,
     engine: 'pglite',
     pglite,
     rows: async <T>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows,

@@ -1,3 +1,4 @@
+import type { ZodObject } from 'zod';
 import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
 import type { AppMeta } from './init';
 
@@ -13,6 +14,9 @@ interface RestOptions {
   protect?: boolean;
   /** Error statuses this operation can answer with, for the document. */
   errors: number[];
+  /** Headers the operation reads (If-Match, Idempotency-Key) and sends (ETag), for the document. */
+  requestHeaders?: ZodObject;
+  responseHeaders?: ZodObject;
 }
 
 /** The meta of a REST operation: method, path, tag, operationId, summary and success status in one place. */
@@ -21,7 +25,7 @@ export function rest(method: OpenApiMethod, path: `/${string}`, operationId: str
   const errors = new Set(options.errors);
   if (protect) errors.add(401);
   if (method !== 'GET' && method !== 'DELETE') [413, 415].forEach((s) => errors.add(s));
-  [400, 429, 500, 503].forEach((s) => errors.add(s));
+  [400, 500, 503].forEach((s) => errors.add(s));
   return {
     successStatus: options.successStatus,
     openapi: {
@@ -33,6 +37,8 @@ export function rest(method: OpenApiMethod, path: `/${string}`, operationId: str
       description: options.description,
       protect,
       errorResponses: [...errors].sort(),
+      requestHeaders: options.requestHeaders,
+      responseHeaders: options.responseHeaders,
     },
   };
 }

@@ -1,0 +1,176 @@
+import { z } from 'zod';
+import { authedProcedure, router } from '../../trpc/init';
+import { rest } from '../../trpc/meta';
+import type { Context } from '../../trpc/context';
+import { idempotentCreate } from '../../trpc/idempotent';
+import { etagFor, expectedVersion } from '../../lib/etag';
+import * as s from './schemas';
+import * as service from './service';
+import { provisionWorkspaces } from './provision';
+import type { WorkspaceDto } from './dto';
+
+const tag = 'workspaces' as const;
+const location = (workspace: WorkspaceDto) => `/api/v1/workspaces/${workspace.id}`;
+
+/** The version a write is conditional on: `If-Match` (REST only) and/or `expected_version`. */
+const conditionFrom = (ctx: Context, fromInput: number | undefined) =>
+  expectedVersion(ctx.face === 'rest' ? ctx.ifMatch : undefined, fromInput);
+
+const withEtag = <T extends { version: number }>(ctx: Context, value: T): T => {
+  ctx.setHeader('ETag', etagFor(value.version));
+  return value;
+};
+
+const settingsAnswer = <T extends { version: number }>(ctx: Context, value: T): T => {
+  ctx.setHeader('Cache-Control', 'no-store');
+  return withEtag(ctx, value);
+};
+
+/** Create in an organization, shared by POST /workspaces and POST /organizations/{org_id}/workspaces (one idempotency operation). */
+function createIn(ctx: Parameters<typeof idempotentCreate>[0], organizationId: string, fields: service.NewWorkspace) {
+  const input = { organization_id: organizationId, ...fields };
+  return idempotentCreate(ctx, 'workspaces.create', input, async (tx) => {
+    const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
+    return { body: workspace, location: location(workspace), organizationId };
+  });
+}
+
+const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: s.idempotencyKeyHeader };
+
+export const workspacesRouter = router({
+  create: authedProcedure
+    .meta(rest('POST', '/workspaces', 'createWorkspace', { tag, summary: 'Create a workspace (admin)', ...createMeta }))
+    .input(s.createWorkspaceInput)
+    .output(s.workspaceSchema)
+    .mutation(({ ctx, input: { organization_id, ...fields } }) => createIn(ctx, organization_id, fields)),
+
+  list: authedProcedure
+    .meta(rest('GET', '/workspaces', 'listWorkspaces', {
+      tag,
+      summary: 'List the workspaces of the caller\'s organizations (keyset-paginated)',
+      errors: [404],
+    }))
+    .input(s.listWorkspacesInput)
+    .output(s.workspacePage)
+    .query(({ ctx, input }) => service.listWorkspaces(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, input)),
+
+  provision: authedProcedure
+    .meta(rest('POST', '/workspaces/provision', 'provisionWorkspaces', {
+      tag,
+      summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
+      successStatus: 201,
+      errors: [403, 404, 409, 422],
+      requestHeaders: s.idempotencyKeyHeader,
+    }))
+    .input(s.provisionInput)
+    .output(s.provisionOutput)
+    .mutation(({ ctx, input }) =>
+      idempotentCreate(ctx, 'workspaces.provision', input, async (tx) => ({
+        body: await provisionWorkspaces(tx, ctx.actor.id, input),
+        organizationId: input.organization_id,
+      })),
+    ),
+
+  get: authedProcedure
+    .meta(rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', { tag, summary: 'One workspace', errors: [404], responseHeaders: s.etagHeader }))
+    .input(s.workspaceIdInput)
+    .output(s.workspaceSchema)
+    .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.deps.database.db, ctx.actor.id, input.workspace_id))),
+
+  update: authedProcedure
+    .meta(rest('PUT', '/workspaces/{workspace_id}', 'updateWorkspace', {
+      tag,
+      summary: 'Update a workspace\'s name, slug, description, metadata, or make it the default (admin)',
+      errors: [403, 404, 409, 412],
+      requestHeaders: s.ifMatchHeader,
+      responseHeaders: s.etagHeader,
+    }))
+    .input(s.updateWorkspaceInput)
+    .output(s.workspaceSchema)
+    .mutation(async ({ ctx, input: { workspace_id, expected_version, ...changes } }) => {
+      const expected = conditionFrom(ctx, expected_version);
+      return withEtag(ctx, await service.updateWorkspace(ctx.deps.database.db, ctx.actor.id, workspace_id, changes, expected));
+    }),
+
+  delete: authedProcedure
+    .meta(rest('DELETE', '/workspaces/{workspace_id}', 'deleteWorkspace', {
+      tag,
+      summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
+      successStatus: 204,
+      errors: [403, 404, 409, 412],
+      requestHeaders: s.ifMatchHeader,
+    }))
+    .input(s.deleteWorkspaceInput)
+    .output(z.void())
+    .mutation(({ ctx, input }) =>
+      service.deleteWorkspace(ctx.deps.database.db, ctx.actor.id, input.workspace_id, conditionFrom(ctx, input.expected_version)),
+    ),
+
+  clone: authedProcedure
+    .meta(rest('POST', '/workspaces/{workspace_id}/clone', 'cloneWorkspace', {
+      tag,
+      summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
+      successStatus: 201,
+      errors: [403, 404, 409, 422],
+      requestHeaders: s.idempotencyKeyHeader,
+    }))
+    .input(s.cloneWorkspaceInput)
+    .output(s.workspaceSchema)
+    .mutation(({ ctx, input: { workspace_id, ...fields } }) =>
+      idempotentCreate(ctx, 'workspaces.clone', { workspace_id, ...fields }, async (tx) => {
+        const workspace = await service.cloneWorkspace(tx, ctx.actor.id, workspace_id, fields);
+        return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
+      }),
+    ),
+
+  getSettings: authedProcedure
+    .meta(rest('GET', '/workspaces/{workspace_id}/settings', 'getWorkspaceSettings', {
+      tag,
+      summary: 'Effective settings (defaults ← organization ← workspace), the overrides, and where each value comes from',
+      errors: [404],
+      responseHeaders: s.etagHeader,
+    }))
+    .input(s.workspaceIdInput)
+    .output(s.workspaceSettingsOutput)
+    .query(async ({ ctx, input }) =>
+      settingsAnswer(ctx, await service.getWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, input.workspace_id)),
+    ),
+
+  updateSettings: authedProcedure
+    .meta(rest('PUT', '/workspaces/{workspace_id}/settings', 'updateWorkspaceSettings', {
+      tag,
+      summary: 'Deep-merge a partial settings document into the workspace\'s overrides (null removes an override; admin)',
+      errors: [403, 404, 412],
+      requestHeaders: s.ifMatchHeader,
+      responseHeaders: s.etagHeader,
+    }))
+    .input(s.updateWorkspaceSettingsInput)
+    .output(s.workspaceSettingsOutput)
+    .mutation(async ({ ctx, input: { workspace_id, expected_version, ...patch } }) => {
+      const expected = conditionFrom(ctx, expected_version);
+      return settingsAnswer(ctx, await service.updateWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, workspace_id, patch, expected));
+    }),
+
+  listInOrganization: authedProcedure
+    .meta(rest('GET', '/organizations/{org_id}/workspaces', 'listOrganizationWorkspaces', {
+      tag: 'organizations',
+      summary: 'The organization\'s workspaces (same as GET /workspaces?organization_id=…)',
+      errors: [404],
+    }))
+    .input(s.listWorkspacesInOrganizationInput)
+    .output(s.workspacePage)
+    .query(({ ctx, input: { org_id, ...filters } }) =>
+      service.listWorkspaces(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, { organization_id: org_id, ...filters }),
+    ),
+
+  createInOrganization: authedProcedure
+    .meta(rest('POST', '/organizations/{org_id}/workspaces', 'createOrganizationWorkspace', {
+      tag: 'organizations',
+      summary: 'Create a workspace in the organization (same as POST /workspaces)',
+      ...createMeta,
+      requestHeaders: s.idempotencyKeyHeader,
+    }))
+    .input(s.createWorkspaceInOrganizationInput)
+    .output(s.workspaceSchema)
+    .mutation(({ ctx, input: { org_id, ...fields } }) => createIn(ctx, org_id, fields)),
+});

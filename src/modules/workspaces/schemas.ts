@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
+import { pageOf, pageQuery, workspaceSchema } from '../../lib/api-schemas';
+import {
+  effectiveSettingsSchema,
+  settingsLayerSchema,
+  settingsPatchSchema,
+  settingsSourcesSchema,
+} from '../settings/document';
+
+export { workspaceSchema };
+
+const METADATA_KEY = /^[a-zA-Z0-9_.-]{1,40}$/;
+export const METADATA_MAX_KEYS = 50;
+const metadataKey = z.string().regex(METADATA_KEY, 'metadata keys must match ^[a-zA-Z0-9_.-]{1,40}$');
+const metadataValue = safeString(500);
+const maxKeys = (value: Record<string, unknown>) => Object.keys(value).length <= METADATA_MAX_KEYS;
+
+/** The caller's own string map, as given at creation. */
+export const metadataSchema = z.record(metadataKey, metadataValue).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`);
+/** A metadata change: merged key by key, `null` removes a key. */
+export const metadataPatchSchema = z
+  .record(metadataKey, metadataValue.nullable())
+  .refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`);
+
+const description = safeString(1000).nullable();
+const workspaceId = { workspace_id: uuidString };
+
+/** The fields of a new workspace, shared by create, the organization-scoped create and provisioning items. */
+const newWorkspaceFields = {
+  name: nameString(100),
+  slug: slugString.optional(),
+  description: description.optional(),
+  metadata: metadataSchema.optional(),
+  settings: settingsPatchSchema.optional(),
+};
+
+export const provisionItemSchema = z.strictObject(newWorkspaceFields).meta({ id: 'ProvisionItem' });
+
+export const createWorkspaceInput = z
+  .strictObject({ organization_id: uuidString, ...newWorkspaceFields })
+  .meta({ id: 'CreateWorkspaceRequest' });
+
+export const createWorkspaceInOrganizationInput = z.strictObject({ org_id: uuidString, ...newWorkspaceFields });
+
+const listFilters = {
+  q: safeString(100).optional().meta({ description: 'case-insensitive substring of name or slug' }),
+  sort: z.enum(['created_at', 'name']).default('created_at'),
+  order: z.enum(['asc', 'desc']).default('asc'),
+  ...pageQuery,
+};
+
+export const listWorkspacesInput = z.strictObject({ organization_id: uuidString.optional(), ...listFilters });
+export const listWorkspacesInOrganizationInput = z.strictObject({ org_id: uuidString, ...listFilters });
+export type ListWorkspacesInput = z.infer<typeof listWorkspacesInput>;
+
+export const workspacePage = pageOf(workspaceSchema, 'WorkspacePage');
+
+export const workspaceIdInput = z.strictObject(workspaceId);
+
+export const updateWorkspaceInput = z
+  .strictObject({
+    ...workspaceId,
+    name: nameString(100).optional(),
+    slug: slugString.optional(),
+    description: description.optional(),
+    metadata: metadataPatchSchema.optional(),
+    is_default: z.literal(true).optional().meta({ description: 'true moves the default flag here' }),
+    expected_version: expectedVersion,
+  })
+  .refine(
+    (v) => ['name', 'slug', 'description', 'metadata', 'is_default'].some((k) => v[k as keyof typeof v] !== undefined),
+    'Give at least one of name, slug, description, metadata, is_default',
+  );
+
+export const deleteWorkspaceInput = z.strictObject({
+  ...workspaceId,
+  expected_version: queryInt(1, 2 ** 31 - 1).optional().meta({ description: 'alternative to If-Match' }),
+});
+
+export const cloneWorkspaceInput = z.strictObject({
+  ...workspaceId,
+  name: nameString(100),
+  slug: slugString.optional(),
+  description: description.optional(),
+  organization_id: uuidString.optional().meta({ description: "target organization (default: the source's)" }),
+});
+
+export const workspaceSettingsOutput = z
+  .object({
+    workspace_id: z.uuid(),
+    version: z.number().int(),
+    effective: effectiveSettingsSchema,
+    overrides: settingsLayerSchema,
+    sources: settingsSourcesSchema,
+  })
+  .meta({ id: 'WorkspaceSettings' });
+
+export const updateWorkspaceSettingsInput = settingsPatchSchema.extend({ ...workspaceId, expected_version: expectedVersion });
+
+export const provisionInput = z
+  .strictObject({
+    organization_id: uuidString,
+    workspaces: z.array(provisionItemSchema).min(1).max(1000),
+    template_workspace_id: uuidString.optional(),
+    mode: z.enum(['atomic', 'partial']).default('atomic'),
+  })
+  .meta({ id: 'ProvisionRequest' });
+export type ProvisionInput = z.infer<typeof provisionInput>;
+
+export const provisionOutput = z
+  .object({
+    created: z.array(workspaceSchema),
+    failed: z.array(z.object({ index: z.number().int(), code: z.string(), message: z.string() })),
+  })
+  .meta({ id: 'ProvisionResult' });
+
+export const ifMatchHeader = z.object({
+  'If-Match': z.string().optional().meta({ description: 'a strong ETag "<version>" or *; 412 when stale' }),
+});
+export const idempotencyKeyHeader = z.object({
+  'Idempotency-Key': z.string().optional().meta({ description: '1-255 visible ASCII characters; retries replay the first answer' }),
+});
+export const etagHeader = z.object({ ETag: z.string().meta({ description: 'the workspace version, quoted' }) });
