@@ -71,6 +71,14 @@ function queryInput(url: URL): Record<string, string> {
   return input;
 }
 
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AppError('BAD_REQUEST', 'The path is not valid percent-encoding');
+  }
+}
+
 export const isJsonContentType = (value: string | undefined) =>
   !!value && /^application\/json\s*(;|$)/i.test(value.trim());
 
@@ -109,7 +117,7 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
         const values = route.pattern.exec(path)!.slice(1);
         route.params.forEach((name, i) => {
           if (Object.hasOwn(input!, name)) throw new AppError('BAD_REQUEST', `"${name}" belongs in the path, not in the request`);
-          input![name] = decodeURIComponent(values[i]!);
+          input![name] = decodePathSegment(values[i]!);
         });
       }
 
