@@ -52,26 +52,29 @@ export function buildOpenApiDocument(): OpenAPIObject {
     tags: ['auth', 'organizations', 'workspaces'],
     securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
   });
-  const successStatus = new Map<string, number>();
+  const metaByOperation = new Map<string, AppMeta>();
   for (const procedure of Object.values(appRouter._def.procedures)) {
     const meta = (procedure as unknown as { _def: { meta?: OpenApiMeta<AppMeta> } })._def.meta;
-    if (meta?.openapi?.operationId) successStatus.set(meta.openapi.operationId, meta.successStatus ?? 200);
+    if (meta?.openapi?.operationId) metaByOperation.set(meta.openapi.operationId, meta);
   }
   for (const pathItem of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(pathItem as Record<string, Operation>)) {
-      fixResponses(operation, successStatus.get(operation.operationId ?? '') ?? 200);
+      fixResponses(operation, metaByOperation.get(operation.operationId ?? '') ?? {});
     }
   }
   document.components = { ...document.components, schemas: { ...document.components?.schemas, Error: errorSchema } };
   return document;
 }
 
-function fixResponses(operation: Operation, status: number): void {
+function fixResponses(operation: Operation, { successStatus, withoutLocation }: AppMeta): void {
+  const status = successStatus ?? 200;
   const responses: Operation['responses'] = {};
   for (const [code, response] of Object.entries(operation.responses)) {
     if (code === '200') {
       if (status === 204) responses['204'] = { description: 'No content' };
-      else if (status === 201) responses['201'] = { ...response, description: 'Created', headers: { ...response.headers, Location: location } };
+      else if (status === 201) {
+        responses['201'] = { ...response, description: 'Created', headers: withoutLocation ? response.headers : { ...response.headers, Location: location } };
+      }
       else responses['200'] = response;
       continue;
     }

@@ -39,3 +39,16 @@ export const queryInt = (min: number, max: number) =>
 
 /** `expected_version`: the tRPC face's If-Match. A JSON number only. */
 export const expectedVersion = z.number().int().min(1).max(MAX_INT).optional();
+
+/**
+ * A record whose keys are all checked. zod's record silently drops an own `__proto__` key
+ * (JSON.parse creates one) instead of checking it, so `{"__proto__": …}` would pass as `{}`;
+ * this rejects it as the key rules say. Typed as the record's input so clients keep the type.
+ */
+export const checkedRecord = <T extends z.ZodType>(record: T) =>
+  z.preprocess((value: z.input<T>, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value as object, '__proto__')) {
+      ctx.addIssue({ code: 'custom', message: 'this key is reserved', input: value, path: ['__proto__'] });
+    }
+    return value;
+  }, record);

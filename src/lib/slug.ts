@@ -1,5 +1,12 @@
 const MAX_SLUG = 64;
 
+/**
+ * How often an insert with a derived slug is retried. A retry happens only when another
+ * transaction committed the candidate meanwhile, so this bounds how many concurrent creates
+ * of the same name are absorbed before giving up with 409.
+ */
+export const DERIVED_SLUG_ATTEMPTS = 25;
+
 /** A slug derived from free text: ASCII letters and digits joined by single hyphens. */
 export function slugify(text: string, fallback: string): string {
   const slug = text

@@ -55,6 +55,8 @@ export function describeError(error: unknown): DescribedError {
   if (error instanceof TRPCError) {
     const code = (error.code in ERROR_STATUS ? error.code : 'INTERNAL_SERVER_ERROR') as ErrorCode;
     if (code === 'INTERNAL_SERVER_ERROR') return internal();
+    // The tRPC adapter's JSON.parse failure: its message quotes the input back.
+    if (cause instanceof SyntaxError) return { status: 400, body: { code: 'BAD_REQUEST', message: 'The input is not valid JSON' } };
     const issues = code === 'BAD_REQUEST' ? validationIssues(cause) : undefined;
     if (issues) {
       const first = issues[0];

@@ -8,6 +8,8 @@ import { describeError } from './errors';
 /** Our own meta beside `openapi`: the success status REST answers with. */
 export interface AppMeta {
   successStatus?: 201 | 204;
+  /** A 201 that names no single new resource (signup, provisioning) sends no `Location`. */
+  withoutLocation?: boolean;
 }
 
 const t = initTRPC
@@ -44,7 +46,7 @@ export const publicProcedure = t.procedure.use(mapAppErrors);
 
 function bearerToken(authorization: string | undefined): string {
   if (!authorization) throw new AppError('UNAUTHORIZED', 'Missing Authorization header (expected "Bearer <access_token>")');
-  const match = /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/.exec(authorization.trim());
+  const match = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i.exec(authorization.trim());
   if (!match) throw new AppError('UNAUTHORIZED', 'Malformed Authorization header (expected "Bearer <access_token>")');
   return match[1]!;
 }

@@ -10,6 +10,8 @@ interface RestOptions {
   description?: string;
   /** 201 for creates, 204 for deletes; 200 otherwise. */
   successStatus?: 201 | 204;
+  /** For a 201 that makes several resources and so sends no `Location`. */
+  withoutLocation?: boolean;
   /** False for the few public operations (signup, login). */
   protect?: boolean;
   /** Error statuses this operation can answer with, for the document. */
@@ -28,6 +30,7 @@ export function rest(method: OpenApiMethod, path: `/${string}`, operationId: str
   [400, 500, 503].forEach((s) => errors.add(s));
   return {
     successStatus: options.successStatus,
+    withoutLocation: options.withoutLocation,
     openapi: {
       method,
       path,

@@ -11,6 +11,7 @@ export const authRouter = router({
       summary: 'Create an account, its first organization and that organization\'s default workspace',
       successStatus: 201,
       protect: false,
+      withoutLocation: true,
       errors: [409],
     }))
     .input(signupInput)

@@ -40,7 +40,7 @@ async function createAccount(
   const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
   if (!user) throw emailTaken();
   const { organization, workspace } = await createOrganizationWithDefault(tx, user.id, {
-    name: `${values.name}'s organization`.slice(0, 100),
+    name: truncate(`${values.name}'s organization`, 100),
   });
   return { user, organization, workspace };
 }
@@ -150,9 +150,18 @@ export async function resolveActor(db: Db, claims: TokenClaims): Promise<Actor> 
   return { id: user.id, email: user.email, name: user.name };
 }
 
+/** A claim as a trimmed string, or '' when it is not one we can store (not a string, NUL, lone surrogate). */
+function claimString(value: unknown): string {
+  if (typeof value !== 'string' || value.includes('\u0000') || !value.isWellFormed()) return '';
+  return value.trim();
+}
+
+/** At most `max` UTF-16 units, never ending in half of a surrogate pair. */
+const truncate = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
+
 async function createExternalUser(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
-  const email = typeof claims.email === 'string' ? claims.email.trim() : '';
-  const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 100) : email;
+  const email = claimString(claims.email);
+  const name = truncate(claimString(claims.name), 100).trim() || email;
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) {
     throw unauthorized('The identity provider token has no valid email claim');
   }

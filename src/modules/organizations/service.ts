@@ -4,7 +4,7 @@ import { isUniqueViolation } from '../../db/errors';
 import { memberships, organizations, users, type Role } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import { takePage, type CursorCodec } from '../../lib/cursor';
-import { firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
+import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
 import { canonicalJson } from '../../lib/canonical-json';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { EffectiveSettings, SettingsLayer, SettingsPatch } from '../settings/document';
@@ -65,7 +65,7 @@ async function insertOrganization(tx: Tx, name: string, slug: string | undefined
     return row;
   }
   const base = slugify(name, 'organization');
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; attempt < DERIVED_SLUG_ATTEMPTS; attempt++) {
     const existing = await tx
       .select({ slug: organizations.slug })
       .from(organizations)

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_INT, safeString } from '../../lib/input';
+import { checkedRecord, MAX_INT, safeString } from '../../lib/input';
 
 /**
  * The settings document: one shape at three layers (system defaults, organization,
@@ -31,7 +31,7 @@ const maxKeys = (max: number) => (value: Record<string, unknown>) => Object.keys
 function documentSchema<N extends boolean>(nullable: N) {
   const leaf = <T extends z.ZodType>(schema: T) => (nullable ? schema.nullable() : schema).optional();
   const map = <T extends z.ZodType>(value: T, max: number, what: string) =>
-    z.record(settingsKey, nullable ? value.nullable() : value).refine(maxKeys(max), `at most ${max} ${what}`);
+    checkedRecord(z.record(settingsKey, nullable ? value.nullable() : value).refine(maxKeys(max), `at most ${max} ${what}`));
   const integration = z.strictObject({
     enabled: leaf(z.boolean()),
     config: leaf(map(configValue, LIMITS.config, 'config keys')),

@@ -1,23 +1,25 @@
 import type { Tx } from '../../db/client';
 import { workspaces } from '../../db/schema';
 import { AppError, type FailedItem } from '../../lib/errors';
-import { firstFreeSlug, slugify } from '../../lib/slug';
+import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
 import { requireRole } from '../organizations/access';
 import { nameKey, toWorkspaceDto, type WorkspaceDto } from './dto';
 import type { ProvisionInput } from './schemas';
-import { readableWorkspace, takenSlugs, type WorkspaceRow } from './service';
+import { mergeMetadata, readableWorkspace, takenSlugs, type WorkspaceRow } from './service';
 
 export interface ProvisionResult {
   created: WorkspaceDto[];
   failed: FailedItem[];
 }
 
-type Planned = { index: number; values: typeof workspaces.$inferInsert };
+/** An item to insert; `base` is set when its slug is derived from the name (and may move on). */
+type Planned = { index: number; base: string | undefined; values: typeof workspaces.$inferInsert & { slug: string } };
 
 /**
  * Creates many workspaces in one organization with a constant number of queries whatever
- * the batch size: one to find taken slugs, one multi-row insert. A template's description,
+ * the batch size: one to find taken slugs, one multi-row insert (another round only when a
+ * concurrent request took a slug meanwhile). A template's description,
  * metadata and settings overrides are each item's base. Conflicts (a slug taken in the
  * organization, or repeated within the batch) fail the whole batch in `atomic` mode (409
  * listing every one) and only those items in `partial` mode. Derived slugs never conflict:
@@ -41,7 +43,6 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
 
   const failed: FailedItem[] = [];
   const firstIndexOfSlug = new Map<string, number>();
-  const planned: Planned[] = [];
   input.workspaces.forEach((item, index) => {
     if (!item.slug) return;
     const earlier = firstIndexOfSlug.get(item.slug);
@@ -57,43 +58,70 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
   const reserved = new Set([...taken, ...explicit]);
   const failedIndexes = new Set(failed.map((f) => f.index));
 
+  let pending: Planned[] = [];
   input.workspaces.forEach((item, index) => {
     if (failedIndexes.has(index)) return;
     const base = derivedBases[index];
-    planned.push({
+    pending.push({
       index,
+      base,
       values: {
         organizationId,
         name: item.name,
         nameKey: nameKey(item.name),
         slug: base === undefined ? item.slug! : firstFreeSlug(base, reserved),
         description: item.description !== undefined ? item.description : template.description,
-        metadata: { ...template.metadata, ...item.metadata },
-        settings: applySettingsPatch(template.settings, item.settings ?? {}),
+        metadata: itemField(index, 'metadata', () => mergeMetadata(template.metadata, item.metadata ?? {})),
+        settings: itemField(index, 'settings', () => applySettingsPatch(template.settings, item.settings ?? {})),
       },
     });
   });
 
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
-  if (planned.length === 0) return { created: [], failed };
 
-  const rows = await tx
-    .insert(workspaces)
-    .values(planned.map((p) => p.values))
-    .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
-    .returning();
-
-  // A slug taken by a concurrent request between the check and the insert.
-  const bySlug = new Map(rows.map((row) => [row.slug, row]));
-  const created: WorkspaceDto[] = [];
-  for (const { index, values } of planned) {
-    const row = bySlug.get(values.slug);
-    if (row) created.push(toWorkspaceDto(row));
-    else failed.push({ index, code: 'CONFLICT', message: `The slug "${values.slug}" was taken while provisioning` });
+  // One multi-row insert. Only a concurrent request taking a slug between the check and the
+  // insert causes another round: derived slugs move on to the next free candidate, explicit
+  // ones have become conflicts.
+  const createdByIndex = new Map<number, WorkspaceDto>();
+  for (let round = 0; pending.length > 0; round++) {
+    if (round > 0) {
+      const derived = pending.filter((p) => p.base !== undefined);
+      for (const slug of await takenSlugs(tx, organizationId, derived.map((p) => p.base!))) reserved.add(slug);
+      for (const p of derived) p.values.slug = firstFreeSlug(p.base!, reserved);
+    }
+    const rows = await tx
+      .insert(workspaces)
+      .values(pending.map((p) => p.values))
+      .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
+      .returning();
+    const bySlug = new Map(rows.map((row) => [row.slug, row]));
+    const retry: Planned[] = [];
+    for (const p of pending) {
+      const row = bySlug.get(p.values.slug);
+      if (row) createdByIndex.set(p.index, toWorkspaceDto(row));
+      else if (p.base !== undefined && round + 1 < DERIVED_SLUG_ATTEMPTS) retry.push(p);
+      else failed.push({ index: p.index, code: 'CONFLICT', message: `The slug "${p.values.slug}" was taken while provisioning` });
+    }
+    pending = retry;
   }
+
   failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
+  const created = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, workspace]) => workspace);
   return { created, failed };
+}
+
+/** Runs a per-item computation; a 400 it throws names the item, like a validation issue would. */
+function itemField<T>(index: number, field: string, compute: () => T): T {
+  try {
+    return compute();
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'BAD_REQUEST') {
+      const path = `workspaces.${index}.${field}`;
+      throw new AppError('BAD_REQUEST', `Invalid input: ${path}: ${error.message}`, { issues: [{ path, message: error.message }] });
+    }
+    throw error;
+  }
 }
 
 function conflictError(failed: FailedItem[]): AppError {

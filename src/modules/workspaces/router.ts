@@ -59,6 +59,7 @@ export const workspacesRouter = router({
       tag,
       summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
       successStatus: 201,
+      withoutLocation: true,
       errors: [403, 404, 409, 422],
       requestHeaders: s.idempotencyKeyHeader,
     }))

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
+import { checkedRecord, expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
 import { pageOf, pageQuery, workspaceSchema } from '../../lib/api-schemas';
 import {
   effectiveSettingsSchema,
@@ -17,11 +17,13 @@ const metadataValue = safeString(500);
 const maxKeys = (value: Record<string, unknown>) => Object.keys(value).length <= METADATA_MAX_KEYS;
 
 /** The caller's own string map, as given at creation. */
-export const metadataSchema = z.record(metadataKey, metadataValue).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`);
+export const metadataSchema = checkedRecord(
+  z.record(metadataKey, metadataValue).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`),
+);
 /** A metadata change: merged key by key, `null` removes a key. */
-export const metadataPatchSchema = z
-  .record(metadataKey, metadataValue.nullable())
-  .refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`);
+export const metadataPatchSchema = checkedRecord(
+  z.record(metadataKey, metadataValue.nullable()).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`),
+);
 
 const description = safeString(1000).nullable();
 const workspaceId = { workspace_id: uuidString };

@@ -6,7 +6,7 @@ import { AppError } from '../../lib/errors';
 import { takePage, type CursorCodec } from '../../lib/cursor';
 import { assertVersion } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
-import { firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
+import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { EffectiveSettings, SettingsLayer, SettingsPatch, SettingsSources } from '../settings/document';
 import { hasRole, requireRole } from '../organizations/access';
@@ -91,7 +91,7 @@ async function insertWorkspace(tx: Tx, values: Omit<typeof workspaces.$inferInse
     return row;
   }
   const base = slugify(values.name, 'workspace');
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; attempt < DERIVED_SLUG_ATTEMPTS; attempt++) {
     const [row] = await insert(firstFreeSlug(base, await takenSlugs(tx, values.organizationId, [base])));
     if (row) return row;
   }
@@ -135,7 +135,7 @@ export async function listWorkspaces(
 ): Promise<Page<WorkspaceDto>> {
   const { organization_id, q, sort, order, limit } = input;
   if (organization_id) await requireRole(db, actorId, organization_id, 'member');
-  const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q ?? null, sort, order };
+  const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order };
 
   const sortColumn = sort === 'name' ? sql`${workspaces.nameKey} collate "C"` : sql`${workspaces.createdAt}`;
   const direction = order === 'asc' ? asc : desc;
@@ -185,7 +185,8 @@ export interface WorkspaceChanges {
   is_default?: true | undefined;
 }
 
-function mergeMetadata(current: Record<string, string>, patch: Record<string, string | null>): Record<string, string> {
+/** Merges metadata key by key (`null` removes a key); 400 when the result holds more than 50 keys. */
+export function mergeMetadata(current: Record<string, string>, patch: Record<string, string | null>): Record<string, string> {
   const next: Record<string, string> = { ...current };
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete next[key];

@@ -1,0 +1,140 @@
+import { expect } from 'vitest';
+import jwt from 'jsonwebtoken';
+import { TRPCClientError } from '@trpc/client';
+import type { AppRouter } from '../../src/router';
+import { TEST_SECRET, type ApiResponse, type TestApp } from './app';
+
+/** What this service's tokens carry (the config defaults the harness runs with). */
+export const ISSUER = 'workspaces-api';
+export const AUDIENCE = 'workspaces-api';
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export const base64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+/** Drops the keys whose value is `undefined`, so a test can leave a claim out by naming it. */
+const defined = (claims: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== undefined));
+
+/**
+ * Signs `claims` as they are; `undefined` leaves a claim out (jsonwebtoken would otherwise
+ * add `iat` on its own).
+ */
+export function signToken(claims: Record<string, unknown>, key: jwt.Secret, algorithm: jwt.Algorithm): string {
+  const omitIat = 'iat' in claims && claims.iat === undefined;
+  return jwt.sign(defined(claims), key, { algorithm, noTimestamp: omitIat });
+}
+
+/**
+ * A token signed the way the service signs its own (HS256, TEST_SECRET, iss/aud, iat, exp
+ * an hour ahead, `tv`), with `claims` laid over it; `undefined` leaves a claim out.
+ */
+export function signLocalToken(
+  claims: Record<string, unknown>,
+  { secret = TEST_SECRET, algorithm = 'HS256' }: { secret?: string; algorithm?: jwt.Algorithm } = {},
+): string {
+  const now = nowSeconds();
+  return signToken({ iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 3600, tv: 0, ...claims }, secret, algorithm);
+}
+
+/** A hand-built token with `alg: "none"` and an empty signature. */
+export const unsignedToken = (claims: Record<string, unknown>) =>
+  `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
+
+export const decodeClaims = (token: string) => jwt.decode(token) as jwt.JwtPayload;
+
+/** Fails when anything in `value` looks like a stack trace (a `stack` key or "    at " frames). */
+export function expectNoStack(value: unknown, where = 'value'): void {
+  if (typeof value === 'string') {
+    expect(value, `${where} carries a stack frame`).not.toMatch(/\n\s+at /);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [key, inner] of Object.entries(value)) {
+    expect(key, `${where} has a stack`).not.toBe('stack');
+    expectNoStack(inner, `${where}.${key}`);
+  }
+}
+
+/** A REST error in the contract's shape: `{ code, message, issues?, failed? }`, no stack. */
+export function expectError(res: ApiResponse, status: number, code: string): void {
+  expect(res.status, res.text).toBe(status);
+  expect(res.body).toMatchObject({ code, message: expect.any(String) });
+  expect(res.body.message.length).toBeGreaterThan(0);
+  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
+  expectNoStack(res.body, 'body');
+}
+
+/** The TRPCClientError a call fails with (fails the test if it succeeds). */
+export async function trpcFailure(call: Promise<unknown>): Promise<TRPCClientError<AppRouter>> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof TRPCClientError) return error as TRPCClientError<AppRouter>;
+    throw error;
+  }
+  throw new Error('expected the tRPC call to fail, but it succeeded');
+}
+
+/** A tRPC failure carrying `data.code` and `data.httpStatus`, and no stack anywhere. */
+export async function expectTrpcError(call: Promise<unknown>, status: number, code: string): Promise<TRPCClientError<AppRouter>> {
+  const error = await trpcFailure(call);
+  expect(error.data, error.message).toMatchObject({ code, httpStatus: status });
+  expect(error.message.length).toBeGreaterThan(0);
+  expectNoStack(error.data, 'data');
+  expectNoStack(error.shape, 'shape');
+  return error;
+}
+
+export interface TableCounts {
+  users: number;
+  organizations: number;
+  memberships: number;
+  workspaces: number;
+}
+
+/** Row counts of the tables an account touches (each test file has its own database). */
+export async function tableCounts(app: TestApp): Promise<TableCounts> {
+  const [row] = await app.query<TableCounts>(
+    `select (select count(*)::int from users) as users,
+            (select count(*)::int from organizations) as organizations,
+            (select count(*)::int from memberships) as memberships,
+            (select count(*)::int from workspaces) as workspaces`,
+  );
+  return row!;
+}
+
+/** The user row as stored (`logged_out_at` as a Date on both engines, whose drivers differ). */
+export async function userRow(app: TestApp, id: string) {
+  const [row] = await app.query<{
+    id: string;
+    email: string;
+    name: string;
+    password_hash: string | null;
+    external_issuer: string | null;
+    external_subject: string | null;
+    token_version: number;
+    logged_out_ms: number | null;
+  }>(
+    `select id, email, name, password_hash, external_issuer, external_subject, token_version,
+            (extract(epoch from logged_out_at) * 1000)::float8 as logged_out_ms
+       from users where id = $1`,
+    [id],
+  );
+  if (!row) return undefined;
+  const { logged_out_ms, ...rest } = row;
+  return { ...rest, logged_out_at: logged_out_ms === null ? null : new Date(logged_out_ms) };
+}
+
+/** A user's memberships as stored, sorted by organization id. */
+export const membershipRows = (app: TestApp, userId: string) =>
+  app.query<{ organization_id: string; role: string }>(
+    'select organization_id, role from memberships where user_id = $1 order by organization_id',
+    [userId],
+  );
+
+export const byOrganizationId = (a: { organization_id: string }, b: { organization_id: string }) =>
+  a.organization_id < b.organization_id ? -1 : a.organization_id > b.organization_id ? 1 : 0;

@@ -1,0 +1,125 @@
+import { expect } from 'vitest';
+import { TRPCClientError } from '@trpc/client';
+import type { AppRouter } from '../../src/router';
+import { addMember, type ApiResponse, type SignedUp, type TestApp } from './app';
+
+/** Shared by the organization, member and settings suites: small steps and assertions over REST and the database. */
+
+export type Role = 'owner' | 'admin' | 'member';
+
+export const SYSTEM_DEFAULT_PERMISSIONS = {
+  default_role: 'member',
+  allow_guests: false,
+  allow_member_invites: true,
+  visibility: 'organization',
+} as const;
+
+export const DEFAULT_EFFECTIVE = { permissions: SYSTEM_DEFAULT_PERMISSIONS, features: {}, integrations: {} };
+
+/** A UUID that names nothing. */
+export const RANDOM_UUID = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
+
+/** A timestamp column as the API renders it (ISO-8601 UTC, milliseconds), the same on both engines. */
+export const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** Asserts the contract's error answer: status, `{ code, message, issues? }`, and nothing else (no stack, no tRPC `data`). */
+export function expectError(res: ApiResponse, status: number, code: string): void {
+  expect({ status: res.status, code: res.body?.code }, res.text).toEqual({ status, code });
+  expect(typeof res.body.message).toBe('string');
+  expect(res.body.message.length).toBeGreaterThan(0);
+  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
+  expect(res.text).not.toMatch(/"stack"|\bat [\w.<>]+ \(/);
+}
+
+/** A 400 whose `issues` name `path` (exactly, as `a.b.c`). */
+export function expectValidationError(res: ApiResponse, path: string): void {
+  expectError(res, 400, 'BAD_REQUEST');
+  expect(Array.isArray(res.body.issues), res.text).toBe(true);
+  expect(res.body.issues.map((i: { path: string }) => i.path), res.text).toContain(path);
+  for (const issue of res.body.issues) expect(typeof issue.message).toBe('string');
+}
+
+/** The error a tRPC call fails with (fails the test if it succeeds or throws something else). */
+export async function trpcError(call: Promise<unknown>): Promise<TRPCClientError<AppRouter>> {
+  let result: unknown;
+  try {
+    result = await call;
+  } catch (error) {
+    if (error instanceof TRPCClientError) return error as TRPCClientError<AppRouter>;
+    throw error;
+  }
+  throw new Error(`expected the tRPC call to fail, it answered ${JSON.stringify(result)}`);
+}
+
+/** Asserts a tRPC error's `data.code` and `data.httpStatus`, and that no stack reaches the client. */
+export function expectTrpcError(error: TRPCClientError<AppRouter>, httpStatus: number, code: string): void {
+  expect({ code: error.data?.code, httpStatus: error.data?.httpStatus }, error.message).toEqual({ code, httpStatus });
+  expect(error.data).not.toHaveProperty('stack');
+  expect(JSON.stringify(error.shape)).not.toMatch(/"stack"|\bat [\w.<>]+ \(/);
+}
+
+/** POST /organizations as `token`; fails the test unless 201. */
+export async function createOrganization(app: TestApp, token: string, body: { name: string; slug?: string }) {
+  const res = await app.request('POST', '/api/v1/organizations', { token, body });
+  expect(res.status, res.text).toBe(201);
+  return res.body as { id: string; name: string; slug: string; created_at: string; updated_at: string; role: Role };
+}
+
+let teamCounter = 0;
+/**
+ * A fresh organization owned by `owner`, with the given accounts added in the given roles
+ * (so each test starts from a state of its own without new signups).
+ */
+export async function createTeam(app: TestApp, owner: SignedUp, others: Array<[SignedUp, Role]> = []): Promise<string> {
+  const org = await createOrganization(app, owner.token, { name: `Team ${Date.now().toString(36)} ${++teamCounter}` });
+  for (const [account, role] of others) await addMember(app, owner.token, org.id, account.user.email, role);
+  return org.id;
+}
+
+/** Every membership of an organization as `{ user_id: role }`. */
+export async function rolesIn(app: TestApp, organizationId: string): Promise<Record<string, Role>> {
+  const rows = await app.query<{ user_id: string; role: Role }>('select user_id, role from memberships where organization_id = $1', [organizationId]);
+  return Object.fromEntries(rows.map((r) => [r.user_id, r.role]));
+}
+
+/** The organization's row as stored (null when gone). */
+export async function organizationRow(app: TestApp, organizationId: string) {
+  const [row] = await app.query<{ id: string; name: string; slug: string; settings: unknown; created_at: string; updated_at: string }>(
+    `select id, name, slug, settings, ${isoSql('created_at')} as created_at, ${isoSql('updated_at')} as updated_at from organizations where id = $1`,
+    [organizationId],
+  );
+  return row ?? null;
+}
+
+/** Row counts of the tables a create or delete touches. */
+export async function tableCounts(app: TestApp) {
+  const [row] = await app.query<{ organizations: number; workspaces: number; memberships: number; idempotency_keys: number }>(
+    `select (select count(*)::int from organizations) as organizations,
+            (select count(*)::int from workspaces) as workspaces,
+            (select count(*)::int from memberships) as memberships,
+            (select count(*)::int from idempotency_keys) as idempotency_keys`,
+  );
+  return row!;
+}
+
+/** Follows `next_cursor` from the first page to the last; returns every page. */
+export async function walkPages<T>(fetchPage: (cursor: string | undefined) => Promise<ApiResponse<{ items: T[]; next_cursor: string | null }>>) {
+  const pages: Array<{ items: T[]; next_cursor: string | null }> = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 100; i++) {
+    const res = await fetchPage(cursor);
+    expect(res.status, res.text).toBe(200);
+    pages.push(res.body);
+    if (res.body.next_cursor === null) return pages;
+    cursor = res.body.next_cursor;
+  }
+  throw new Error('pagination did not end within 100 pages');
+}
+
+/** The same cursor with its signed payload changed (the signature left as it was). */
+export function tamperCursor(cursor: string): string {
+  const [payload, signature] = cursor.split('.');
+  const decoded = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as { p: unknown[]; f: string };
+  decoded.p[0] = '1970-01-01T00:00:00.000Z';
+  return `${Buffer.from(JSON.stringify(decoded)).toString('base64url')}.${signature}`;
+}

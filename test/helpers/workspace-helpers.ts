@@ -1,0 +1,169 @@
+import { expect } from 'vitest';
+import { TRPCClientError } from '@trpc/client';
+import type { AppRouter } from '../../src/router';
+import { addMember, signup, type ApiResponse, type SignedUp, type TestApp } from './app';
+
+/** Small, generic steps and assertions for suites that touch workspaces (REST, tRPC and the database). */
+
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** ISO-8601 UTC with milliseconds, as the API renders timestamps. */
+export const ISO_MS_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** A well-formed UUID that names nothing. */
+export const UNKNOWN_UUID = '3b9c1f0e-7a4d-4e2b-9c8f-5d6e7f8a9b0c';
+
+/** A workspace as the API returns it. */
+export interface WorkspaceBody {
+  id: string;
+  organization_id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  metadata: Record<string, string>;
+  is_default: boolean;
+  cloned_from_id: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A workspace row as stored: the API's fields (timestamps rendered the API's way) plus the settings overrides. */
+export type WorkspaceRow = WorkspaceBody & { settings: Record<string, unknown> };
+
+let nameCounter = 0;
+/** A workspace name no other call in this file uses (its derived slug is unique too). */
+export const uniqueWorkspaceName = (prefix = 'Workspace') => `${prefix} ${Date.now().toString(36)} ${++nameCounter}`;
+
+/**
+ * POST /api/v1/workspaces as `token` in `organizationId`; `body` overrides the fields (a unique
+ * name by default). Fails the test unless 201; returns the workspace.
+ */
+export async function createWorkspace(
+  app: TestApp,
+  token: string,
+  organizationId: string,
+  body: Record<string, unknown> = {},
+): Promise<WorkspaceBody> {
+  const res = await app.request('POST', '/api/v1/workspaces', {
+    token,
+    body: { organization_id: organizationId, name: uniqueWorkspaceName(), ...body },
+  });
+  expect(res.status, res.text).toBe(201);
+  return res.body as WorkspaceBody;
+}
+
+/** POST /api/v1/organizations as `token`; fails the test unless 201; returns the organization's id. */
+export async function createOrganizationFor(app: TestApp, token: string, name = `Org ${Date.now().toString(36)} ${++nameCounter}`) {
+  const res = await app.request('POST', '/api/v1/organizations', { token, body: { name } });
+  expect(res.status, res.text).toBe(201);
+  return res.body.id as string;
+}
+
+export interface Team {
+  /** The owner's organization (from its signup), where admin and member were added. */
+  organizationId: string;
+  /** That organization's default workspace. */
+  defaultWorkspaceId: string;
+  owner: SignedUp;
+  admin: SignedUp;
+  member: SignedUp;
+  /** A non-member of the team's organization, with an organization of its own (`outsider.organization.id`). */
+  outsider: SignedUp;
+}
+
+/**
+ * Signs up an owner, an admin, a member and an outsider (four slow signups: call once per
+ * file), and adds the admin and the member to the owner's organization.
+ */
+export async function teamOf(app: TestApp): Promise<Team> {
+  const [owner, admin, member, outsider] = await Promise.all([
+    signup(app, 'Owner'),
+    signup(app, 'Admin'),
+    signup(app, 'Member'),
+    signup(app, 'Outsider'),
+  ]);
+  await addMember(app, owner.token, owner.organization.id, admin.user.email, 'admin');
+  await addMember(app, owner.token, owner.organization.id, member.user.email, 'member');
+  return { organizationId: owner.organization.id, defaultWorkspaceId: owner.workspace.id, owner, admin, member, outsider };
+}
+
+const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** The workspace's row as stored, or null when there is none. */
+export async function workspaceRow(app: TestApp, id: string): Promise<WorkspaceRow | null> {
+  const [row] = await app.query<WorkspaceRow>(
+    `select id, organization_id, name, slug, description, metadata, settings, is_default, cloned_from_id, version,
+            ${iso('created_at')} as created_at, ${iso('updated_at')} as updated_at
+       from workspaces where id = $1`,
+    [id],
+  );
+  return row ?? null;
+}
+
+/** How many workspaces exist (in one organization, or in all). */
+export async function workspaceCount(app: TestApp, organizationId?: string): Promise<number> {
+  const [row] = organizationId
+    ? await app.query<{ n: number }>('select count(*)::int as n from workspaces where organization_id = $1', [organizationId])
+    : await app.query<{ n: number }>('select count(*)::int as n from workspaces');
+  return row!.n;
+}
+
+/** The ids of the organization's default workspaces (the contract wants exactly one). */
+export async function defaultWorkspaceIds(app: TestApp, organizationId: string): Promise<string[]> {
+  const rows = await app.query<{ id: string }>('select id from workspaces where organization_id = $1 and is_default', [organizationId]);
+  return rows.map((r) => r.id);
+}
+
+/** The body without the stored settings: what the API returns for the row. */
+export const asBody = ({ settings: _settings, ...body }: WorkspaceRow): WorkspaceBody => body;
+
+/** Fails when anything in `value` looks like a stack trace (a `stack` key, or "at f (file:1:2)" frames). */
+export function expectNoStackIn(value: unknown, where = 'value'): void {
+  if (typeof value === 'string') {
+    expect(value, `${where} carries a stack frame`).not.toMatch(/\n\s+at |\bat [\w.<>]+ \(.*:\d+:\d+\)/);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [key, inner] of Object.entries(value)) {
+    expect(key, `${where} has a stack`).not.toBe('stack');
+    expectNoStackIn(inner, `${where}.${key}`);
+  }
+}
+
+/** A REST error in the contract's shape: the status, `{ code, message, issues?, failed? }` and nothing else. */
+export function expectApiError(res: ApiResponse, status: number, code: string): void {
+  expect({ status: res.status, code: res.body?.code }, res.text).toEqual({ status, code });
+  expect(typeof res.body.message).toBe('string');
+  expect(res.body.message.length).toBeGreaterThan(0);
+  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
+  expectNoStackIn(res.body, 'body');
+}
+
+/** A 400 whose `issues` hold a path equal to `path` (or, with `prefix`, starting with it). */
+export function expectIssueAt(res: ApiResponse, path: string, { prefix = false } = {}): void {
+  expectApiError(res, 400, 'BAD_REQUEST');
+  expect(Array.isArray(res.body.issues), res.text).toBe(true);
+  const paths = (res.body.issues as Array<{ path: string; message: string }>).map((i) => i.path);
+  if (prefix) expect(paths.some((p) => p === path || p.startsWith(`${path}.`)), res.text).toBe(true);
+  else expect(paths, res.text).toContain(path);
+}
+
+/**
+ * The TRPCClientError `call` fails with, asserted to carry `data.code` and `data.httpStatus`
+ * and no stack anywhere (fails the test if the call succeeds).
+ */
+export async function expectTrpcFailure(call: Promise<unknown>, httpStatus: number, code: string): Promise<TRPCClientError<AppRouter>> {
+  let answer: unknown;
+  try {
+    answer = await call;
+  } catch (error) {
+    if (!(error instanceof TRPCClientError)) throw error;
+    const failure = error as TRPCClientError<AppRouter>;
+    expect({ code: failure.data?.code, httpStatus: failure.data?.httpStatus }, failure.message).toEqual({ code, httpStatus });
+    expect(failure.message.length).toBeGreaterThan(0);
+    expect(failure.data).not.toHaveProperty('stack');
+    expectNoStackIn(failure.data, 'data');
+    expectNoStackIn(failure.shape, 'shape');
+    return failure;
+  }
+  throw new Error(`expected the tRPC call to fail with ${httpStatus}, it answered ${JSON.stringify(answer)}`);
+}

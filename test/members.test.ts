@@ -1,0 +1,488 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signup, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
+import {
+  RANDOM_UUID,
+  createTeam,
+  expectError,
+  expectTrpcError,
+  expectValidationError,
+  isoSql,
+  rolesIn,
+  tamperCursor,
+  trpcError,
+  walkPages,
+  type Role,
+} from './helpers/org-helpers';
+
+let app: TestApp;
+let owner: SignedUp;
+let admin: SignedUp;
+let member: SignedUp;
+let member2: SignedUp;
+let outsider: SignedUp;
+/** Accounts that start outside every team, to be added. */
+let newcomer: SignedUp;
+let newcomer2: SignedUp;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  owner = await signup(app, 'Owner');
+  admin = await signup(app, 'Admin');
+  member = await signup(app, 'Member');
+  member2 = await signup(app, 'Second');
+  outsider = await signup(app, 'Outsider');
+  newcomer = await signup(app, 'Newcomer');
+  newcomer2 = await signup(app, 'Later');
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+/** A fresh organization: owner, admin, member, member2. */
+const team = () =>
+  createTeam(app, owner, [
+    [admin, 'admin'],
+    [member, 'member'],
+    [member2, 'member'],
+  ]);
+
+const membersPath = (org: string, userId?: string) => `/api/v1/organizations/${org}/members${userId ? `/${userId}` : ''}`;
+type MemberBody = { user_id: string; email: string; name: string; role: Role; created_at: string };
+
+describe('GET /organizations/{org_id}/members', () => {
+  it('lists every member with email, name, role and created_at, as stored', async () => {
+    const org = await team();
+    const res = await app.request('GET', membersPath(org), { token: member.token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.next_cursor).toBeNull();
+    const stored = await app.query<MemberBody>(
+      `select m.user_id, u.email, u.name, m.role, ${isoSql('m.created_at')} as created_at
+         from memberships m join users u on u.id = m.user_id where m.organization_id = $1 order by m.created_at, m.user_id`,
+      [org],
+    );
+    expect(res.body.items).toEqual(stored);
+    expect(Object.fromEntries((res.body.items as MemberBody[]).map((m) => [m.user_id, m.role]))).toEqual({
+      [owner.user.id]: 'owner',
+      [admin.user.id]: 'admin',
+      [member.user.id]: 'member',
+      [member2.user.id]: 'member',
+    });
+    expect((res.body.items as MemberBody[]).find((m) => m.user_id === admin.user.id)).toEqual({
+      user_id: admin.user.id,
+      email: admin.user.email,
+      name: 'Admin',
+      role: 'admin',
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+  });
+
+  it('pages with limit and next_cursor, returning every member exactly once', async () => {
+    const org = await createTeam(app, owner, [
+      [admin, 'admin'],
+      [member, 'member'],
+      [member2, 'member'],
+      [outsider, 'member'],
+    ]);
+    const pages = await walkPages<MemberBody>((cursor) =>
+      app.request('GET', `${membersPath(org)}?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: member.token }),
+    );
+    expect(pages.map((p) => p.items.length)).toEqual([2, 2, 1]);
+    const ids = pages.flatMap((p) => p.items.map((m) => m.user_id));
+    expect(new Set(ids).size).toBe(5);
+    expect(ids.sort()).toEqual(Object.keys(await rolesIn(app, org)).sort());
+
+    const five = await app.request('GET', `${membersPath(org)}?limit=5`, { token: member.token });
+    expect(five.status).toBe(200);
+    expect(five.body.items).toHaveLength(5);
+    expect(five.body.next_cursor).toBeNull();
+  });
+
+  it('answers 400 to a tampered cursor, a cursor of another organization and a bad limit', async () => {
+    const org = await team();
+    const other = await team();
+    const first = await app.request('GET', `${membersPath(org)}?limit=1`, { token: member.token });
+    const cursor = first.body.next_cursor as string;
+    expect(typeof cursor).toBe('string');
+    expectError(await app.request('GET', `${membersPath(org)}?limit=1&cursor=${encodeURIComponent(tamperCursor(cursor))}`, { token: member.token }), 400, 'BAD_REQUEST');
+    expectError(await app.request('GET', `${membersPath(other)}?limit=1&cursor=${encodeURIComponent(cursor)}`, { token: member.token }), 400, 'BAD_REQUEST');
+    for (const limit of ['0', '101', 'abc']) {
+      expectValidationError(await app.request('GET', `${membersPath(org)}?limit=${limit}`, { token: member.token }), 'limit');
+    }
+  });
+});
+
+describe('GET /organizations/{org_id}/members/{user_id}', () => {
+  it('answers a member with one member', async () => {
+    const org = await team();
+    const res = await app.request('GET', membersPath(org, owner.user.id), { token: member2.token });
+    expect(res.status, res.text).toBe(200);
+    const [stored] = await app.query<{ created_at: string }>(
+      `select ${isoSql('created_at')} as created_at from memberships where organization_id = $1 and user_id = $2`,
+      [org, owner.user.id],
+    );
+    expect(res.body).toEqual({ user_id: owner.user.id, email: owner.user.email, name: 'Owner', role: 'owner', created_at: stored!.created_at });
+  });
+
+  it('answers 404 for a user who is not a member, and 400 for an id that is not a UUID', async () => {
+    const org = await team();
+    expectError(await app.request('GET', membersPath(org, outsider.user.id), { token: member.token }), 404, 'NOT_FOUND');
+    expectError(await app.request('GET', membersPath(org, RANDOM_UUID), { token: member.token }), 404, 'NOT_FOUND');
+    expectValidationError(await app.request('GET', membersPath(org, 'nobody'), { token: member.token }), 'user_id');
+  });
+});
+
+describe('POST /organizations/{org_id}/members', () => {
+  it('lets an admin add a member: 201, Location, the Member, and the membership row', async () => {
+    const org = await team();
+    const res = await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'member' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.headers.get('location')).toBe(`/api/v1/organizations/${org}/members/${newcomer.user.id}`);
+    const [stored] = await app.query<{ role: string; created_at: string }>(
+      `select role, ${isoSql('created_at')} as created_at from memberships where organization_id = $1 and user_id = $2`,
+      [org, newcomer.user.id],
+    );
+    expect(res.body).toEqual({ user_id: newcomer.user.id, email: newcomer.user.email, name: 'Newcomer', role: 'member', created_at: stored!.created_at });
+    expect(stored!.role).toBe('member');
+
+    const fetched = await app.request('GET', res.headers.get('location')!, { token: newcomer.token });
+    expect(fetched.status).toBe(200);
+    expect(fetched.body).toEqual(res.body);
+    const orgs = await app.request('GET', '/api/v1/organizations?limit=100', { token: newcomer.token });
+    expect(orgs.body.items.find((o: { id: string }) => o.id === org)?.role).toBe('member');
+  });
+
+  it('finds the account whatever the case of the email', async () => {
+    const org = await team();
+    const res = await app.request('POST', membersPath(org), { token: owner.token, body: { email: ` ${newcomer.user.email.toUpperCase()} `, role: 'admin' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ user_id: newcomer.user.id, email: newcomer.user.email, role: 'admin' });
+    expect((await rolesIn(app, org))[newcomer.user.id]).toBe('admin');
+  });
+
+  it('lets an admin add an admin', async () => {
+    const org = await team();
+    const res = await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'admin' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.role).toBe('admin');
+    expect((await rolesIn(app, org))[newcomer.user.id]).toBe('admin');
+  });
+
+  it('answers 403 to an admin adding an owner, and adds nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'owner' } }), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('lets an owner add an owner', async () => {
+    const org = await team();
+    const res = await app.request('POST', membersPath(org), { token: owner.token, body: { email: newcomer.user.email, role: 'owner' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.role).toBe('owner');
+    expect((await rolesIn(app, org))[newcomer.user.id]).toBe('owner');
+  });
+
+  it('answers 404 when no account has the email, and adds nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    const res = await app.request('POST', membersPath(org), { token: owner.token, body: { email: uniqueEmail('ghost'), role: 'member' } });
+    expectError(res, 404, 'NOT_FOUND');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('answers 409 to adding someone who is already a member, and leaves the role as it was', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: member.user.email, role: 'admin' } }), 409, 'CONFLICT');
+    expectError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: owner.user.email, role: 'owner' } }), 409, 'CONFLICT');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('answers 403 to a member adding anyone, and adds nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await app.request('POST', membersPath(org), { token: member.token, body: { email: newcomer.user.email, role: 'member' } }), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it.each([
+    [{ email: 'not-an-email', role: 'member' }, 'email'],
+    [{ email: 'x@example.com', role: 'boss' }, 'role'],
+    [{ email: 'x@example.com' }, 'role'],
+    [{ role: 'member' }, 'email'],
+    [{ email: 'x@example.com', role: 'member', user_id: RANDOM_UUID }, 'user_id'],
+    [{ email: `${'a'.repeat(250)}@example.com`, role: 'member' }, 'email'],
+  ])('answers 400 to %j and adds nothing', async (body, path) => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectValidationError(await app.request('POST', membersPath(org), { token: owner.token, body }), path);
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+});
+
+describe('PUT /organizations/{org_id}/members/{user_id}', () => {
+  const setRole = (token: string, org: string, userId: string, role: string) =>
+    app.request('PUT', membersPath(org, userId), { token, body: { role } });
+
+  it('lets an admin promote a member to admin and demote an admin to member', async () => {
+    const org = await team();
+    const promoted = await setRole(admin.token, org, member.user.id, 'admin');
+    expect(promoted.status, promoted.text).toBe(200);
+    expect(promoted.body).toMatchObject({ user_id: member.user.id, email: member.user.email, role: 'admin' });
+    expect((await rolesIn(app, org))[member.user.id]).toBe('admin');
+
+    const demoted = await setRole(admin.token, org, member.user.id, 'member');
+    expect(demoted.status, demoted.text).toBe(200);
+    expect(demoted.body.role).toBe('member');
+    expect((await rolesIn(app, org))[member.user.id]).toBe('member');
+
+    // Created_at is the membership's, not the change's.
+    const fetched = await app.request('GET', membersPath(org, member.user.id), { token: member.token });
+    expect(fetched.body).toEqual(demoted.body);
+  });
+
+  it('answers 403 to an admin granting or removing the owner role, and changes nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await setRole(admin.token, org, member.user.id, 'owner'), 403, 'FORBIDDEN');
+    expectError(await setRole(admin.token, org, admin.user.id, 'owner'), 403, 'FORBIDDEN');
+    expectError(await setRole(admin.token, org, owner.user.id, 'admin'), 403, 'FORBIDDEN');
+    expectError(await setRole(admin.token, org, owner.user.id, 'member'), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('lets an owner grant the owner role and demote another owner', async () => {
+    const org = await team();
+    const granted = await setRole(owner.token, org, admin.user.id, 'owner');
+    expect(granted.status, granted.text).toBe(200);
+    expect(granted.body.role).toBe('owner');
+    expect((await rolesIn(app, org))[admin.user.id]).toBe('owner');
+
+    // The new owner demotes the first; one owner remains.
+    const demoted = await setRole(admin.token, org, owner.user.id, 'member');
+    expect(demoted.status, demoted.text).toBe(200);
+    expect(await rolesIn(app, org)).toMatchObject({ [owner.user.id]: 'member', [admin.user.id]: 'owner' });
+  });
+
+  it('answers 409 to demoting the last owner (even by itself), and changes nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    const res = await setRole(owner.token, org, owner.user.id, 'admin');
+    expectError(res, 409, 'CONFLICT');
+    expect(res.body.message).toMatch(/owner/);
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('answers 200 and changes nothing when the role is already the one asked for', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    const res = await setRole(owner.token, org, owner.user.id, 'owner');
+    expect(res.status).toBe(200);
+    expect(res.body.role).toBe('owner');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('answers 403 to a member changing a role, even its own', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await setRole(member.token, org, member2.user.id, 'admin'), 403, 'FORBIDDEN');
+    expectError(await setRole(member.token, org, member.user.id, 'admin'), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('answers 404 for a user who is not a member, and 400 to a bad role or an unknown field', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await setRole(owner.token, org, outsider.user.id, 'member'), 404, 'NOT_FOUND');
+    expectValidationError(await setRole(owner.token, org, member.user.id, 'boss'), 'role');
+    expectValidationError(await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: {} }), 'role');
+    expectValidationError(
+      await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: { role: 'admin', created_at: '2020-01-01T00:00:00.000Z' } }),
+      'created_at',
+    );
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+});
+
+describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
+  const remove = (token: string, org: string, userId: string) => app.request('DELETE', membersPath(org, userId), { token });
+
+  it('lets an admin remove a member: 204, no body, the row is gone', async () => {
+    const org = await team();
+    const res = await remove(admin.token, org, member.user.id);
+    expect(res.status, res.text).toBe(204);
+    expect(res.text).toBe('');
+    const roles = await rolesIn(app, org);
+    expect(roles).not.toHaveProperty(member.user.id);
+    expect(Object.keys(roles)).toHaveLength(3);
+    expectError(await app.request('GET', membersPath(org, member.user.id), { token: owner.token }), 404, 'NOT_FOUND');
+    expectError(await app.request('GET', `/api/v1/organizations/${org}`, { token: member.token }), 404, 'NOT_FOUND');
+  });
+
+  it('answers 403 to a member removing another member, and removes nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await remove(member.token, org, member2.user.id), 403, 'FORBIDDEN');
+    expectError(await remove(member.token, org, owner.user.id), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('lets a member leave (remove itself)', async () => {
+    const org = await team();
+    const res = await remove(member.token, org, member.user.id);
+    expect(res.status, res.text).toBe(204);
+    expect(await rolesIn(app, org)).not.toHaveProperty(member.user.id);
+    expectError(await app.request('GET', membersPath(org), { token: member.token }), 404, 'NOT_FOUND');
+  });
+
+  it('lets an admin leave', async () => {
+    const org = await team();
+    expect((await remove(admin.token, org, admin.user.id)).status).toBe(204);
+    expect(await rolesIn(app, org)).not.toHaveProperty(admin.user.id);
+  });
+
+  it('answers 409 to the last owner leaving, and removes nothing', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    const res = await remove(owner.token, org, owner.user.id);
+    expectError(res, 409, 'CONFLICT');
+    expect(res.body.message).toMatch(/owner/);
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('lets an owner leave while another owner remains', async () => {
+    const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+    expect((await remove(owner.token, org, owner.user.id)).status).toBe(204);
+    expect(await rolesIn(app, org)).toEqual({ [newcomer.user.id]: 'owner' });
+  });
+
+  it('answers 403 to an admin removing an owner, and removes nothing', async () => {
+    const org = await createTeam(app, owner, [
+      [newcomer, 'owner'],
+      [admin, 'admin'],
+    ]);
+    const before = await rolesIn(app, org);
+    expectError(await remove(admin.token, org, newcomer.user.id), 403, 'FORBIDDEN');
+    expectError(await remove(admin.token, org, owner.user.id), 403, 'FORBIDDEN');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+
+  it('lets an owner remove another owner', async () => {
+    const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+    expect((await remove(owner.token, org, newcomer.user.id)).status).toBe(204);
+    expect(await rolesIn(app, org)).toEqual({ [owner.user.id]: 'owner' });
+  });
+
+  it('lets an admin remove another admin', async () => {
+    const org = await createTeam(app, owner, [
+      [admin, 'admin'],
+      [newcomer, 'admin'],
+    ]);
+    expect((await remove(admin.token, org, newcomer.user.id)).status).toBe(204);
+    expect(await rolesIn(app, org)).not.toHaveProperty(newcomer.user.id);
+  });
+
+  it('answers 404 for a user who is not a member', async () => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    expectError(await remove(owner.token, org, outsider.user.id), 404, 'NOT_FOUND');
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+});
+
+describe('a non-member gets 404 for every member operation', () => {
+  it.each([
+    ['list', 'GET', '', undefined],
+    ['get', 'GET', 'member', undefined],
+    ['add', 'POST', '', { role: 'member' }],
+    ['change role', 'PUT', 'member', { role: 'admin' }],
+    ['remove', 'DELETE', 'member', undefined],
+  ] as const)('%s', async (_name, method, target, body) => {
+    const org = await team();
+    const before = await rolesIn(app, org);
+    const path = membersPath(org, target ? member.user.id : undefined);
+    const sendBody = body && 'role' in body && method === 'POST' ? { email: newcomer2.user.email, ...body } : body;
+    const hidden = await app.request(method, path, { token: outsider.token, body: sendBody });
+    expectError(hidden, 404, 'NOT_FOUND');
+    // Exactly as for an organization that does not exist.
+    const missing = await app.request(method, path.replace(org, RANDOM_UUID), { token: outsider.token, body: sendBody });
+    expectError(missing, 404, 'NOT_FOUND');
+    expect(hidden.body).toEqual(missing.body);
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+});
+
+describe('members over tRPC', () => {
+  it('lists, adds and reports rule violations with data.code and data.httpStatus', async () => {
+    const org = await team();
+    const client = app.trpc(admin.token);
+    const page = await client.organizations.listMembers.query({ org_id: org, limit: 2 });
+    expect(page.items).toHaveLength(2);
+    expect(typeof page.next_cursor).toBe('string');
+
+    const added = await client.organizations.addMember.mutate({ org_id: org, email: newcomer2.user.email, role: 'member' });
+    expect(added).toMatchObject({ user_id: newcomer2.user.id, role: 'member' });
+    expect((await rolesIn(app, org))[newcomer2.user.id]).toBe('member');
+
+    const before = await rolesIn(app, org);
+    expectTrpcError(await trpcError(client.organizations.updateMember.mutate({ org_id: org, user_id: owner.user.id, role: 'member' })), 403, 'FORBIDDEN');
+    expectTrpcError(await trpcError(app.trpc(owner.token).organizations.removeMember.mutate({ org_id: org, user_id: owner.user.id })), 409, 'CONFLICT');
+    expectTrpcError(await trpcError(client.organizations.addMember.mutate({ org_id: org, email: member.user.email, role: 'member' })), 409, 'CONFLICT');
+    expectTrpcError(await trpcError(app.trpc(outsider.token).organizations.getMember.query({ org_id: org, user_id: owner.user.id })), 404, 'NOT_FOUND');
+    const invalid = await trpcError(client.organizations.addMember.mutate({ org_id: org, email: newcomer.user.email, role: 'boss' as never }));
+    expectTrpcError(invalid, 400, 'BAD_REQUEST');
+    expect(invalid.data?.issues?.map((i) => i.path)).toEqual(['role']);
+    expect(await rolesIn(app, org)).toEqual(before);
+  });
+});
+
+describe('the last owner under concurrency (PostgreSQL)', () => {
+  const owners = async (org: string) => Object.values(await rolesIn(app, org)).filter((r) => r === 'owner').length;
+
+  it.runIf(process.env.DATABASE_URL)('two owners demoting each other at once: exactly one succeeds, one owner remains', async () => {
+    expect(app.engine).toBe('postgres');
+    for (let round = 0; round < 5; round++) {
+      const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+      const [a, b] = await Promise.all([
+        app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'admin' } }),
+        app.request('PUT', membersPath(org, owner.user.id), { token: newcomer.token, body: { role: 'admin' } }),
+      ]);
+      expect([a.status, b.status].sort(), `${a.text} ${b.text}`).toEqual([200, 409]);
+      expectError(a.status === 409 ? a : b, 409, 'CONFLICT');
+      expect(await owners(org)).toBe(1);
+      const roles = await rolesIn(app, org);
+      const winner = a.status === 200 ? owner : newcomer;
+      const loser = a.status === 200 ? newcomer : owner;
+      expect(roles).toEqual({ [winner.user.id]: 'owner', [loser.user.id]: 'admin' });
+    }
+  });
+
+  it.runIf(process.env.DATABASE_URL)('two owners leaving at once: exactly one succeeds, one owner remains', async () => {
+    expect(app.engine).toBe('postgres');
+    for (let round = 0; round < 5; round++) {
+      const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+      const [a, b] = await Promise.all([
+        app.request('DELETE', membersPath(org, owner.user.id), { token: owner.token }),
+        app.request('DELETE', membersPath(org, newcomer.user.id), { token: newcomer.token }),
+      ]);
+      expect([a.status, b.status].sort(), `${a.text} ${b.text}`).toEqual([204, 409]);
+      const stayed = a.status === 409 ? owner : newcomer;
+      expect(await rolesIn(app, org)).toEqual({ [stayed.user.id]: 'owner' });
+    }
+  });
+
+  it.runIf(process.env.DATABASE_URL)('an owner leaving while demoting the other owner: exactly one succeeds, one owner remains', async () => {
+    expect(app.engine).toBe('postgres');
+    for (let round = 0; round < 5; round++) {
+      const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+      const [left, demoted] = await Promise.all([
+        app.request('DELETE', membersPath(org, owner.user.id), { token: owner.token }),
+        app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'member' } }),
+      ]);
+      // The loser sees either the last-owner conflict or (having already left) no organization.
+      expect([left.status, demoted.status].filter((s) => s < 300), `${left.text} ${demoted.text}`).toHaveLength(1);
+      expect([left.status, demoted.status].every((s) => [200, 204, 404, 409].includes(s))).toBe(true);
+      expect(await owners(org)).toBe(1);
+    }
+  });
+});
