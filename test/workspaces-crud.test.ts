@@ -450,9 +450,15 @@ describe('PUT /api/v1/workspaces/{workspace_id}', () => {
       await expectStored(star.body);
     });
 
-    it.each([['2'], ['"one"'], ['""'], ['"1']])('answers 400 to the malformed If-Match %s and changes nothing', async (ifMatch) => {
+    it.each([['2'], ['"1'], ['1"'], ['"1",,']])('answers 400 to the malformed If-Match %s and changes nothing', async (ifMatch) => {
       const ws = await createWorkspace(app, token, orgId);
       expectApiError(await put(ws.id, { description: 'x' }, { 'if-match': ifMatch }), 400, 'BAD_REQUEST');
+      await expectStored(ws);
+    });
+
+    it.each([['"one"'], ['""'], ['W/"1"']])('answers 412 to the well-formed If-Match %s that can never be current', async (ifMatch) => {
+      const ws = await createWorkspace(app, token, orgId);
+      expectApiError(await put(ws.id, { description: 'x' }, { 'if-match': ifMatch }), 412, 'PRECONDITION_FAILED');
       await expectStored(ws);
     });
 

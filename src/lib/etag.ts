@@ -4,26 +4,45 @@ import { AppError } from './errors';
 export const etagFor = (version: number) => `"${version}"`;
 
 /**
- * The version a conditional write expects, from `If-Match` (REST) and/or `expected_version`
+ * The precondition of a conditional write, from `If-Match` (REST) and `expected_version`
  * (the input; tRPC callers' only way, since batched calls share one request's headers).
- * `*` and no condition both mean "any version". Both given and different is a 400.
+ * Built without judging it: a malformed header is only reported by `checkVersion`, after
+ * authorization, so a caller who may not see the workspace learns nothing from it.
  */
-export function expectedVersion(ifMatch: string | undefined, fromInput: number | undefined): number | undefined {
-  let fromHeader: number | undefined;
-  if (ifMatch !== undefined && ifMatch.trim() !== '*') {
-    const match = /^"(\d{1,10})"$/.exec(ifMatch.trim());
-    if (!match) throw new AppError('BAD_REQUEST', 'If-Match must be one strong ETag such as "3", or *');
-    fromHeader = Number(match[1]);
-  }
-  if (fromHeader !== undefined && fromInput !== undefined && fromHeader !== fromInput) {
-    throw new AppError('BAD_REQUEST', 'If-Match and expected_version disagree');
-  }
-  return fromInput ?? fromHeader;
+export interface VersionCondition {
+  ifMatch: string | undefined;
+  expectedVersion: number | undefined;
 }
 
-/** 412 when a conditional write's expected version is not the current one. */
-export function assertVersion(current: number, expected: number | undefined): void {
-  if (expected !== undefined && expected !== current) {
-    throw new AppError('PRECONDITION_FAILED', `The workspace is at version ${current}, not ${expected}; read it again and retry`);
+const ENTITY_TAG = /^(W\/)?"([\x21\x23-\x7e]*)"$/;
+
+/** The versions an If-Match header accepts: `*` → any; weak tags never match (strong comparison). */
+function parseIfMatch(header: string): { any: true } | { any: false; versions: Set<number> } {
+  const value = header.trim();
+  if (value === '*') return { any: true };
+  const versions = new Set<number>();
+  for (const part of value.split(',')) {
+    const tag = ENTITY_TAG.exec(part.trim());
+    if (!tag) throw new AppError('BAD_REQUEST', 'If-Match must be * or a list of entity tags such as "3"');
+    if (!tag[1] && /^\d{1,10}$/.test(tag[2]!)) versions.add(Number(tag[2]));
+  }
+  return { any: false, versions };
+}
+
+/**
+ * 400 for a malformed `If-Match`, or one that names a single version other than
+ * `expected_version`; 412 when the current version does not satisfy the condition.
+ * No condition at all (or `*`) accepts any version.
+ */
+export function checkVersion(current: number, condition: VersionCondition): void {
+  const { ifMatch, expectedVersion } = condition;
+  const header = ifMatch === undefined ? undefined : parseIfMatch(ifMatch);
+  if (header && !header.any && expectedVersion !== undefined && header.versions.size === 1 && !header.versions.has(expectedVersion)) {
+    throw new AppError('BAD_REQUEST', 'If-Match and expected_version disagree');
+  }
+  const headerHolds = !header || header.any || header.versions.has(current);
+  const inputHolds = expectedVersion === undefined || expectedVersion === current;
+  if (!headerHolds || !inputHolds) {
+    throw new AppError('PRECONDITION_FAILED', `The workspace is at version ${current}; read it again and retry`);
   }
 }

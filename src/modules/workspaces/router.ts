@@ -3,7 +3,7 @@ import { authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import type { Context } from '../../trpc/context';
 import { idempotentCreate } from '../../trpc/idempotent';
-import { etagFor, expectedVersion } from '../../lib/etag';
+import { etagFor, type VersionCondition } from '../../lib/etag';
 import * as s from './schemas';
 import * as service from './service';
 import { provisionWorkspaces } from './provision';
@@ -12,9 +12,11 @@ import type { WorkspaceDto } from './dto';
 const tag = 'workspaces' as const;
 const location = (workspace: WorkspaceDto) => `/api/v1/workspaces/${workspace.id}`;
 
-/** The version a write is conditional on: `If-Match` (REST only) and/or `expected_version`. */
-const conditionFrom = (ctx: Context, fromInput: number | undefined) =>
-  expectedVersion(ctx.face === 'rest' ? ctx.ifMatch : undefined, fromInput);
+/** The version a write is conditional on: `If-Match` (read on REST only) and/or `expected_version`. */
+const conditionFrom = (ctx: Context, expectedVersion: number | undefined): VersionCondition => ({
+  ifMatch: ctx.face === 'rest' ? ctx.ifMatch : undefined,
+  expectedVersion,
+});
 
 const withEtag = <T extends { version: number }>(ctx: Context, value: T): T => {
   ctx.setHeader('ETag', etagFor(value.version));
@@ -89,8 +91,8 @@ export const workspacesRouter = router({
     .input(s.updateWorkspaceInput)
     .output(s.workspaceSchema)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...changes } }) => {
-      const expected = conditionFrom(ctx, expected_version);
-      return withEtag(ctx, await service.updateWorkspace(ctx.deps.database.db, ctx.actor.id, workspace_id, changes, expected));
+      const condition = conditionFrom(ctx, expected_version);
+      return withEtag(ctx, await service.updateWorkspace(ctx.deps.database.db, ctx.actor.id, workspace_id, changes, condition));
     }),
 
   delete: authedProcedure
@@ -148,8 +150,8 @@ export const workspacesRouter = router({
     .input(s.updateWorkspaceSettingsInput)
     .output(s.workspaceSettingsOutput)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...patch } }) => {
-      const expected = conditionFrom(ctx, expected_version);
-      return settingsAnswer(ctx, await service.updateWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, workspace_id, patch, expected));
+      const condition = conditionFrom(ctx, expected_version);
+      return settingsAnswer(ctx, await service.updateWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, workspace_id, patch, condition));
     }),
 
   listInOrganization: authedProcedure

@@ -4,7 +4,7 @@ import { isUniqueViolation } from '../../db/errors';
 import { memberships, organizations, workspaces, type Role } from '../../db/schema';
 import { AppError } from '../../lib/errors';
 import { takePage, type CursorCodec } from '../../lib/cursor';
-import { assertVersion } from '../../lib/etag';
+import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
 import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
@@ -208,11 +208,11 @@ export async function updateWorkspace(
   actorId: string,
   workspaceId: string,
   changes: WorkspaceChanges,
-  expected: number | undefined,
+  condition: VersionCondition,
 ): Promise<WorkspaceDto> {
   return db.transaction(async (tx) => {
     const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    assertVersion(workspace.version, expected);
+    checkVersion(workspace.version, condition);
     const set: Partial<typeof workspaces.$inferInsert> = {};
     if (changes.name !== undefined && changes.name !== workspace.name) {
       set.name = changes.name;
@@ -247,10 +247,10 @@ export async function updateWorkspace(
   });
 }
 
-export async function deleteWorkspace(db: Db, actorId: string, workspaceId: string, expected: number | undefined): Promise<void> {
+export async function deleteWorkspace(db: Db, actorId: string, workspaceId: string, condition: VersionCondition): Promise<void> {
   await db.transaction(async (tx) => {
     const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    assertVersion(workspace.version, expected);
+    checkVersion(workspace.version, condition);
     if (workspace.isDefault) {
       throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
     }
@@ -309,11 +309,11 @@ export async function updateWorkspaceSettings(
   actorId: string,
   workspaceId: string,
   patch: SettingsPatch,
-  expected: number | undefined,
+  condition: VersionCondition,
 ): Promise<WorkspaceSettingsDto> {
   return db.transaction(async (tx) => {
     const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    assertVersion(workspace.version, expected);
+    checkVersion(workspace.version, condition);
     const orgSettings = await organizationSettings(tx, workspace.organizationId);
     const overrides = applySettingsPatch(workspace.settings, patch);
     if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettingsDto(workspace, orgSettings);
