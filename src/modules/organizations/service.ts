@@ -282,12 +282,17 @@ export async function addMember(
 }
 
 /**
- * Takes the organization's row lock, then counts its owners: every change that could
- * remove an owner holds the lock, so two concurrent demotions cannot both see "another
- * owner remains".
+ * Serializes the membership changes of one organization. Every change that could remove an
+ * owner takes this lock first, before reading any role, so it sees the outcome of the one
+ * before it: two owners demoting each other cannot both pass (the second is no longer an
+ * owner), and two last owners cannot both leave.
  */
-async function otherOwnersRemain(tx: Tx, organizationId: string, leavingUserId: string): Promise<boolean> {
+async function lockOrganization(tx: Tx, organizationId: string): Promise<void> {
   await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, organizationId)).for('update');
+}
+
+/** Whether an owner other than `leavingUserId` remains (call under `lockOrganization`). */
+async function otherOwnersRemain(tx: Tx, organizationId: string, leavingUserId: string): Promise<boolean> {
   const [row] = await tx
     .select({ owners: count() })
     .from(memberships)
@@ -306,6 +311,7 @@ export async function updateMemberRole(
   role: Role,
 ): Promise<MemberDto> {
   return db.transaction(async (tx) => {
+    await lockOrganization(tx, organizationId);
     const actorRole = await requireRole(tx, actorId, organizationId, 'admin');
     const member = await findMember(tx, organizationId, userId);
     if (member.role === role) return toMemberDto(member);
@@ -321,6 +327,7 @@ export async function updateMemberRole(
 
 export async function removeMember(db: Db, actorId: string, organizationId: string, userId: string): Promise<void> {
   await db.transaction(async (tx) => {
+    await lockOrganization(tx, organizationId);
     const leaving = actorId === userId;
     const actorRole = await requireRole(tx, actorId, organizationId, leaving ? 'member' : 'admin');
     const member = await findMember(tx, organizationId, userId);
