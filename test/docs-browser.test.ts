@@ -131,6 +131,42 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
     BROWSER_TEST_TIMEOUT,
   );
 
+  it(
+    'opens /docs#/workspaces at the Workspaces tag with all nine workspace operations',
+    async () => {
+      await page.goto(`${app.url}/docs#/workspaces`, { waitUntil: 'load' });
+      const tag = page.locator('#operations-tag-workspaces');
+      await tag.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      await expect.poll(() => tag.getAttribute('data-is-open'), { timeout: UI_TIMEOUT }).toBe('true');
+      const operations = [
+        ['createWorkspace', 'POST', '/workspaces'],
+        ['listWorkspaces', 'GET', '/workspaces'],
+        ['getWorkspace', 'GET', '/workspaces/{workspace_id}'],
+        ['updateWorkspace', 'PUT', '/workspaces/{workspace_id}'],
+        ['deleteWorkspace', 'DELETE', '/workspaces/{workspace_id}'],
+        ['cloneWorkspace', 'POST', '/workspaces/{workspace_id}/clone'],
+        ['getWorkspaceSettings', 'GET', '/workspaces/{workspace_id}/settings'],
+        ['updateWorkspaceSettings', 'PUT', '/workspaces/{workspace_id}/settings'],
+        ['provisionWorkspaces', 'POST', '/workspaces/provision'],
+      ];
+      for (const [operationId, method, path] of operations) {
+        const block = page.locator(`#operations-workspaces-${operationId}`);
+        await block.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+        expect(await block.locator('.opblock-summary-method').innerText(), operationId).toBe(method);
+        expect(await block.locator('.opblock-summary-path').getAttribute('data-path'), operationId).toBe(path);
+      }
+      // Opening one shows its request body schema and its documented responses.
+      const create = page.locator('#operations-workspaces-createWorkspace');
+      await create.locator('.opblock-summary').first().click();
+      await create.locator('.responses-table').first().waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      const text = await create.innerText();
+      expect(text).toContain('organization_id');
+      expect(text).toContain('Idempotency-Key');
+      for (const status of ['201', '400', '401', '403', '404', '409', '422']) expect(text).toContain(status);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
   it('loads no asset from outside the app\'s origin and throws no page error', () => {
     expect(requested.length).toBeGreaterThan(3);
     expect(requested.some((url) => /swagger-ui.*\.js$/.test(url))).toBe(true);
