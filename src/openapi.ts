@@ -62,7 +62,9 @@ export function buildOpenApiDocument(): OpenAPIObject {
       fixResponses(operation, metaByOperation.get(operation.operationId ?? '') ?? {});
     }
   }
-  document.components = { ...document.components, schemas: { ...document.components?.schemas, Error: errorSchema } };
+  // The generator's per-code error schemas are replaced by the one Error schema above.
+  const schemas = Object.fromEntries(Object.entries(document.components?.schemas ?? {}).filter(([name]) => !name.startsWith('error.')));
+  document.components = { ...document.components, schemas: { ...schemas, Error: errorSchema } };
   return document;
 }
 

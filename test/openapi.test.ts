@@ -97,6 +97,17 @@ describe('GET /openapi.json', () => {
   });
 });
 
+describe('components', () => {
+  it('resolves every $ref, and keeps one Error schema instead of one per code', () => {
+    const refs = [...JSON.stringify(document).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!);
+    const schemas = (document as unknown as { components: { schemas: Record<string, unknown> } }).components.schemas;
+    expect(refs.length).toBeGreaterThan(10);
+    for (const name of refs) expect(schemas[name], name).toBeDefined();
+    expect(Object.keys(schemas).filter((name) => name.startsWith('error.'))).toEqual([]);
+    expect(schemas.Error).toMatchObject({ required: ['code', 'message'] });
+  });
+});
+
 describe('operations', () => {
   it('lists every REST procedure with its method, path, operationId, summary and one known tag', () => {
     for (const rest of restProcedures) {
