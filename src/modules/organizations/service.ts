@@ -1,6 +1,7 @@
-import { and, asc, count, eq, gt, like, or, sql } from 'drizzle-orm';
+import { and, asc, count, eq, like, sql } from 'drizzle-orm';
 import type { Db, DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
+import { keysetAfter, timestampParam } from '../../db/keyset';
 import { memberships, organizations, users, type Role } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import { takePage, type CursorCodec } from '../../lib/cursor';
@@ -100,10 +101,7 @@ export async function listOrganizations(
   const filters = { list: 'organizations', userId };
   const after = input.cursor ? cursors.decode(input.cursor, filters) : undefined;
   const position = after
-    ? or(
-        gt(organizations.createdAt, new Date(String(after[0]))),
-        and(eq(organizations.createdAt, new Date(String(after[0]))), gt(organizations.id, String(after[1]))),
-      )
+    ? keysetAfter(organizations.createdAt, organizations.id, { key: timestampParam(after[0]!), id: String(after[1]) })
     : undefined;
   const rows = await db
     .select({ organization: organizations, role: memberships.role })
@@ -233,10 +231,7 @@ export async function listMembers(
   const filters = { list: 'members', organizationId };
   const after = input.cursor ? cursors.decode(input.cursor, filters) : undefined;
   const position = after
-    ? or(
-        gt(memberships.createdAt, new Date(String(after[0]))),
-        and(eq(memberships.createdAt, new Date(String(after[0]))), gt(memberships.userId, String(after[1]))),
-      )
+    ? keysetAfter(memberships.createdAt, memberships.userId, { key: timestampParam(after[0]!), id: String(after[1]) })
     : undefined;
   const rows = await db
     .select(memberColumns)

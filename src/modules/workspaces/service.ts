@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-orm';
 import type { Db, DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
+import { keysetAfter, timestampParam } from '../../db/keyset';
 import { memberships, organizations, workspaces, type Role } from '../../db/schema';
 import { AppError } from '../../lib/errors';
 import { takePage, type CursorCodec } from '../../lib/cursor';
@@ -153,9 +154,8 @@ export async function listWorkspaces(
   }
   if (input.cursor) {
     const [key, id] = cursors.decode(input.cursor, filters);
-    const keyValue = sort === 'name' ? sql`${String(key)} collate "C"` : sql`${new Date(String(key)).toISOString()}::timestamptz`;
-    const comparison = order === 'asc' ? sql`>` : sql`<`;
-    conditions.push(sql`(${sortColumn}, ${workspaces.id}) ${comparison} (${keyValue}, ${String(id)}::uuid)`);
+    const keyValue = sort === 'name' ? sql`${String(key)} collate "C"` : timestampParam(key!);
+    conditions.push(keysetAfter(sortColumn, workspaces.id, { key: keyValue, id: String(id) }, order));
   }
 
   const rows = await db
