@@ -62,6 +62,16 @@ async function loadWorkspace(
   return { workspace: row.workspace, role: row.role };
 }
 
+/**
+ * The workspace, locked, for a conditional write by an admin: authorization first (404/403),
+ * then the version condition (400/412), so a caller who may not see it learns nothing.
+ */
+async function loadForWrite(tx: Tx, actorId: string, workspaceId: string, condition: VersionCondition): Promise<WorkspaceRow> {
+  const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
+  checkVersion(workspace.version, condition);
+  return workspace;
+}
+
 /** Slugs in the organization that a derived slug from any of `bases` could collide with. */
 export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: string[], explicit: string[] = []): Promise<Set<string>> {
   if (bases.length === 0 && explicit.length === 0) return new Set();
@@ -211,8 +221,7 @@ export async function updateWorkspace(
   condition: VersionCondition,
 ): Promise<WorkspaceDto> {
   return db.transaction(async (tx) => {
-    const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    checkVersion(workspace.version, condition);
+    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
     const set: Partial<typeof workspaces.$inferInsert> = {};
     if (changes.name !== undefined && changes.name !== workspace.name) {
       set.name = changes.name;
@@ -249,8 +258,7 @@ export async function updateWorkspace(
 
 export async function deleteWorkspace(db: Db, actorId: string, workspaceId: string, condition: VersionCondition): Promise<void> {
   await db.transaction(async (tx) => {
-    const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    checkVersion(workspace.version, condition);
+    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
     if (workspace.isDefault) {
       throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
     }
@@ -312,8 +320,7 @@ export async function updateWorkspaceSettings(
   condition: VersionCondition,
 ): Promise<WorkspaceSettingsDto> {
   return db.transaction(async (tx) => {
-    const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
-    checkVersion(workspace.version, condition);
+    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
     const orgSettings = await organizationSettings(tx, workspace.organizationId);
     const overrides = applySettingsPatch(workspace.settings, patch);
     if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettingsDto(workspace, orgSettings);
