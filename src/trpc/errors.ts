@@ -53,7 +53,9 @@ export function describeError(error: unknown): DescribedError {
     };
   }
   if (error instanceof TRPCError) {
-    const code = (error.code in ERROR_STATUS ? error.code : 'INTERNAL_SERVER_ERROR') as ErrorCode;
+    // tRPC's own codes outside the contract's table: a parse error is the caller's 400, the rest are ours.
+    const trpcCode = error.code === 'PARSE_ERROR' ? 'BAD_REQUEST' : error.code;
+    const code = (trpcCode in ERROR_STATUS ? trpcCode : 'INTERNAL_SERVER_ERROR') as ErrorCode;
     if (code === 'INTERNAL_SERVER_ERROR') return internal();
     // The tRPC adapter's JSON.parse failure: its message quotes the input back.
     if (cause instanceof SyntaxError) return { status: 400, body: { code: 'BAD_REQUEST', message: 'The input is not valid JSON' } };
