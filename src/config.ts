@@ -1,4 +1,5 @@
 import { createPublicKey } from 'node:crypto';
+import express from 'express';
 import { z } from 'zod';
 
 /** Thrown for a bad environment; `main.ts` prints its message as one line and exits non-zero. */
@@ -22,9 +23,20 @@ function isPublicKey(pem: string): boolean {
   }
 }
 
+/** Whatever Express's `trust proxy` setting accepts (it throws on anything else). */
+function isTrustProxyValue(value: boolean | number | string): boolean {
+  try {
+    express().set('trust proxy', value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const booleanString = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 const envSchema = z.object({
+  /** Only `production` changes behaviour; an unknown value (a typo of it) is refused, not run as development. */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -63,6 +75,7 @@ const envSchema = z.object({
       if (/^\d+$/.test(s)) return Number(s);
       return s;
     })
+    .refine(isTrustProxyValue, 'must be true, false, a hop count, or addresses/subnets Express accepts (e.g. loopback, 10.0.0.0/8)')
     .default(false),
   RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(1200),
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),

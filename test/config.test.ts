@@ -96,6 +96,7 @@ describe('loadConfig values', () => {
     expect(loadConfig({ TRUST_PROXY: 'false' }).TRUST_PROXY).toBe(false);
     expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
     expect(loadConfig({ TRUST_PROXY: 'loopback' }).TRUST_PROXY).toBe('loopback');
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).TRUST_PROXY).toBe('loopback, 10.0.0.0/8');
   });
 
   it('accepts production with a JWT_SECRET of at least 32 bytes', () => {
@@ -132,6 +133,7 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['a fractional AUTH_RATE_LIMIT_PER_MINUTE', { AUTH_RATE_LIMIT_PER_MINUTE: '1.5' }, 'AUTH_RATE_LIMIT_PER_MINUTE'],
     ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
     ['CORS_ORIGINS that are not origins', { CORS_ORIGINS: 'not an origin' }, 'CORS_ORIGINS'],
+    ['a TRUST_PROXY Express would refuse at start', { TRUST_PROXY: 'not-an-ip' }, 'TRUST_PROXY'],
   ];
 
   it.each(cases)('%s', (_what, env, variable) => {

@@ -31,6 +31,9 @@ export interface DatabaseHandle {
   pglite?: PGlite;
 }
 
+/** The server-side bound on one statement of a request. */
+export const STATEMENT_TIMEOUT_MS = 10_000;
+
 export interface PostgresOptions {
   url: string;
   prepare: boolean;
@@ -56,7 +59,9 @@ export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): Datab
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { application_name: 'workspaces-api' },
+    // A statement that runs (or waits for a lock) longer than this is cancelled by the server,
+    // and the request answers 503 instead of hanging.
+    connection: { application_name: 'workspaces-api', statement_timeout: STATEMENT_TIMEOUT_MS },
   });
   const { logger, onQuery } = queryListeners();
   const db = drizzlePostgres(client, { schema, logger }) as unknown as Db;

@@ -41,3 +41,6 @@ export const isDatabaseUnavailable = (error: unknown) => {
 
 /** lock_not_available: a `lock_timeout` ran out. */
 export const isLockTimeout = (error: unknown) => pgErrorCode(error) === '55P03';
+
+/** foreign_key_violation: the row referred to was deleted meanwhile (e.g. a create racing its organization's delete). */
+export const isForeignKeyViolation = (error: unknown) => pgErrorCode(error) === '23503';

@@ -24,6 +24,8 @@ export async function runMigrations(handle: DatabaseHandle): Promise<void> {
   const client = handle.postgresClient!;
   const reserved = await client.reserve();
   try {
+    // Waiting for another process's migrations is not a slow request: no statement timeout.
+    await reserved`set statement_timeout = 0`;
     await reserved`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     try {
       await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });

@@ -79,6 +79,10 @@ function decodePathSegment(segment: string): string {
   }
 }
 
+/** A parsed JSON body other than nothing or `{}`. */
+const hasContent = (body: unknown) =>
+  body !== undefined && !(typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0);
+
 export const isJsonContentType = (value: string | undefined) =>
   !!value && /^application\/json\s*(;|$)/i.test(value.trim());
 
@@ -111,9 +115,13 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
         throw new AppError('METHOD_NOT_SUPPORTED', `${req.method} is not supported on ${url.pathname}`);
       }
 
+      const takesBody = route.takesInput && BODY_METHODS.has(route.method);
+      if (!takesBody && hasContent(req.body)) {
+        throw new AppError('BAD_REQUEST', `${route.method} ${route.template} takes no request body`);
+      }
       let input: Record<string, unknown> | undefined;
       if (route.takesInput) {
-        input = BODY_METHODS.has(route.method) ? { ...bodyInput(req) } : queryInput(url);
+        input = takesBody ? { ...bodyInput(req) } : queryInput(url);
         const values = route.pattern.exec(path)!.slice(1);
         route.params.forEach((name, i) => {
           if (Object.hasOwn(input!, name)) throw new AppError('BAD_REQUEST', `"${name}" belongs in the path, not in the request`);

@@ -40,3 +40,12 @@ export const workspaceSchema = z
     updated_at: timestamp,
   })
   .meta({ id: 'Workspace' });
+
+/** Request and response headers, for the document (REST reads and sends them; see the contract). */
+export const idempotencyKeyHeader = z.object({
+  'Idempotency-Key': z.string().optional().meta({ description: '1-255 visible ASCII characters; retries replay the first answer' }),
+});
+export const ifMatchHeader = z.object({
+  'If-Match': z.string().optional().meta({ description: '* or entity tags such as "3" (strong comparison); 412 when none is the current version' }),
+});
+export const etagHeader = z.object({ ETag: z.string().meta({ description: 'the workspace version, quoted' }) });

@@ -22,8 +22,8 @@ export interface IdempotentRequest<T> {
   input: unknown;
   /** The change itself, inside the transaction that also stores the key. */
   work: (tx: Tx) => Promise<CreatedResource<T>>;
-  /** Throws (404) when the caller may no longer see the organization of a stored outcome. */
-  recheckAccess: (organizationId: string) => Promise<void>;
+  /** Throws (404) when the caller may no longer see what a stored outcome created. */
+  recheckAccess: (stored: CreatedResource<T>) => Promise<void>;
 }
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -85,11 +85,11 @@ export async function runIdempotent<T>(request: IdempotentRequest<T>): Promise<C
   if (stored.statusCode === null || !stored.resourceOrganizationId) {
     throw new AppError('CONFLICT', 'A request with this Idempotency-Key is still in progress; retry shortly', { retryAfter: 1 });
   }
-  await request.recheckAccess(stored.resourceOrganizationId);
-  return {
+  const replay: CreatedResource<T> = {
     body: stored.body as T,
     location: stored.location ?? undefined,
     organizationId: stored.resourceOrganizationId,
-    replayed: true,
   };
+  await request.recheckAccess(replay);
+  return { ...replay, replayed: true };
 }

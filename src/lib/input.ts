@@ -33,9 +33,21 @@ export const emailString = safeString(254)
   .transform((s) => s.trim())
   .pipe(z.email({ message: 'must be an email address' }));
 
-/** A query-string integer, coerced on purpose (query values are always strings). */
+/**
+ * A query-string integer: decimal digits as REST sends them, or a JSON integer from the tRPC
+ * face; never `true`, `"0x1"` or `"1e3"` (no blanket coercion).
+ */
 export const queryInt = (min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max);
+  z
+    .union([z.int(), z.string().regex(/^\d{1,10}$/, 'must be a whole number').transform(Number)])
+    // Documented as what it is to a REST caller: an integer parameter.
+    .meta({
+      override: ({ jsonSchema }: { jsonSchema: Record<string, unknown> }) => {
+        delete jsonSchema.anyOf;
+        Object.assign(jsonSchema, { type: 'integer', minimum: min, maximum: max });
+      },
+    })
+    .pipe(z.number().int().min(min).max(max));
 
 /** `expected_version`: the tRPC face's If-Match. A JSON number only. */
 export const expectedVersion = z.number().int().min(1).max(MAX_INT).optional();

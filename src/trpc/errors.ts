@@ -1,5 +1,5 @@
 import { TRPCError } from '@trpc/server';
-import { isDatabaseUnavailable } from '../db/errors';
+import { isDatabaseUnavailable, isForeignKeyViolation } from '../db/errors';
 import { AppError, ERROR_STATUS, GENERIC_500_MESSAGE, type ErrorCode, type FailedItem, type Issue } from '../lib/errors';
 
 /** The facts every error answer carries, on both faces. */
@@ -45,6 +45,9 @@ export function describeError(error: unknown): DescribedError {
     if (cause.details.failed) body.failed = cause.details.failed;
     return { status: cause.status, body, retryAfter: cause.details.retryAfter };
   }
+  if (isForeignKeyViolation(cause)) {
+    return { status: 404, body: { code: 'NOT_FOUND', message: 'Something this request refers to no longer exists' } };
+  }
   if (isDatabaseUnavailable(cause)) {
     return {
       status: 503,
@@ -80,8 +83,10 @@ export function errorForLog(error: unknown): Record<string, unknown> {
   const chain: Array<Record<string, unknown>> = [];
   let current: unknown = error;
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    const strip = (text: string | undefined) => text?.replace(/\nparams: [^\n]*/g, '');
-    chain.push({ name: current.name, message: strip(current.message), code: (current as { code?: unknown }).code, stack: strip(current.stack) });
+    // drizzle ends its messages with "\nparams: …", which may itself span lines.
+    const message = current.message.replace(/\nparams: [\s\S]*$/, '');
+    const frames = current.stack?.split('\n').filter((line) => /^\s+at /.test(line));
+    chain.push({ name: current.name, message, code: (current as { code?: unknown }).code, stack: frames });
     current = current.cause;
   }
   return { chain };

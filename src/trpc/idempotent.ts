@@ -6,13 +6,17 @@ import type { Context } from './context';
 
 /**
  * A create under the request's Idempotency-Key (if any): runs `work` once, replays the
- * stored answer to a retry, and sets `Location` either way.
+ * stored answer to a retry, and sets `Location` either way. Before a replay, `stillVisible`
+ * re-checks that the caller may still see what was created (404 otherwise); by default,
+ * membership in its organization.
  */
 export async function idempotentCreate<T>(
   ctx: Context & { actor: Actor },
   operation: string,
   input: unknown,
   work: (tx: Tx) => Promise<CreatedResource<T>>,
+  stillVisible: (created: CreatedResource<T>) => Promise<unknown> = ({ organizationId }) =>
+    requireRole(ctx.deps.database.db, ctx.actor.id, organizationId, 'member', 'Resource'),
 ): Promise<T> {
   const result = await runIdempotent({
     database: ctx.deps.database,
@@ -21,8 +25,8 @@ export async function idempotentCreate<T>(
     key: ctx.idempotencyKey,
     input,
     work,
-    recheckAccess: async (organizationId) => {
-      await requireRole(ctx.deps.database.db, ctx.actor.id, organizationId, 'member', 'Resource');
+    recheckAccess: async (created) => {
+      await stillVisible(created);
     },
   });
   if (result.location) ctx.setHeader('Location', result.location);

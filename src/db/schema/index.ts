@@ -3,3 +3,4 @@ export * from './organizations';
 export * from './memberships';
 export * from './workspaces';
 export * from './idempotency-keys';
+export * from './revoked-external-identities';

@@ -1,6 +1,6 @@
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client';
-import { memberships, organizations, users, type Role } from '../../db/schema';
+import { memberships, organizations, revokedExternalIdentities, users, type Role } from '../../db/schema';
 import { AppError } from '../../lib/errors';
 import { hashForUnknownUsers, hashPassword, verifyPassword } from '../../auth/passwords';
 import type { IssuedToken, TokenClaims, TokenService } from '../../auth/tokens';
@@ -121,7 +121,17 @@ export async function deleteAccount(db: Db, userId: string): Promise<void> {
       }
     }
     if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
-    await tx.delete(users).where(eq(users.id, userId));
+    const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
+    if (deleted?.externalIssuer && deleted.externalSubject) {
+      // The provider's tokens issued so far must not bring the account back.
+      await tx
+        .insert(revokedExternalIdentities)
+        .values({ issuer: deleted.externalIssuer, subject: deleted.externalSubject })
+        .onConflictDoUpdate({
+          target: [revokedExternalIdentities.issuer, revokedExternalIdentities.subject],
+          set: { revokedAt: sql`now()` },
+        });
+    }
   });
 }
 
@@ -143,6 +153,7 @@ export async function resolveActor(db: Db, claims: TokenClaims): Promise<Actor> 
     .select()
     .from(users)
     .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
+  if (!existing && (await deletedSince(db, claims))) throw unauthorized('The access token has been revoked');
   const user = existing ?? (await createExternalUser(db, claims));
   if (user.loggedOutAt && claims.issuedAt * 1000 <= user.loggedOutAt.getTime()) {
     throw unauthorized('The access token has been revoked');
@@ -158,6 +169,15 @@ function claimString(value: unknown): string {
 
 /** At most `max` UTF-16 units, never ending in half of a surrogate pair. */
 const truncate = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
+
+/** Whether this identity's account was deleted after the token was issued. */
+async function deletedSince(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<boolean> {
+  const [row] = await db
+    .select({ revokedAt: revokedExternalIdentities.revokedAt })
+    .from(revokedExternalIdentities)
+    .where(and(eq(revokedExternalIdentities.issuer, claims.issuer), eq(revokedExternalIdentities.subject, claims.subject)));
+  return !!row && claims.issuedAt * 1000 <= row.revokedAt.getTime();
+}
 
 async function createExternalUser(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
   const email = claimString(claims.email);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { idempotentCreate } from '../../trpc/idempotent';
+import { idempotencyKeyHeader } from '../../lib/api-schemas';
 import { createOrganizationWithDefault } from './service';
 import * as service from './service';
 import * as s from './schemas';
@@ -21,6 +22,7 @@ export const organizationsRouter = router({
       summary: 'Create an organization (the caller becomes its owner) with its default workspace',
       successStatus: 201,
       errors: [409, 422],
+      requestHeaders: idempotencyKeyHeader,
     }))
     .input(s.createOrganizationInput)
     .output(s.organizationWithRoleSchema)

@@ -5,12 +5,17 @@ import type { Context } from '../../trpc/context';
 import { idempotentCreate } from '../../trpc/idempotent';
 import { etagFor, type VersionCondition } from '../../lib/etag';
 import * as s from './schemas';
+import { etagHeader, idempotencyKeyHeader, ifMatchHeader } from '../../lib/api-schemas';
 import * as service from './service';
 import { provisionWorkspaces } from './provision';
 import type { WorkspaceDto } from './dto';
 
 const tag = 'workspaces' as const;
 const location = (workspace: WorkspaceDto) => `/api/v1/workspaces/${workspace.id}`;
+
+/** A replayed create re-checks the workspace itself: deleted since, or no longer visible, is 404. */
+const workspaceStillVisible = (ctx: Parameters<typeof idempotentCreate>[0]) => ({ body }: { body: WorkspaceDto }) =>
+  service.getWorkspace(ctx.deps.database.db, ctx.actor.id, body.id);
 
 /** The version a write is conditional on: `If-Match` (read on REST only) and/or `expected_version`. */
 const conditionFrom = (ctx: Context, expectedVersion: number | undefined): VersionCondition => ({
@@ -31,13 +36,19 @@ const settingsAnswer = <T extends { version: number }>(ctx: Context, value: T): 
 /** Create in an organization, shared by POST /workspaces and POST /organizations/{org_id}/workspaces (one idempotency operation). */
 function createIn(ctx: Parameters<typeof idempotentCreate>[0], organizationId: string, fields: service.NewWorkspace) {
   const input = { organization_id: organizationId, ...fields };
-  return idempotentCreate(ctx, 'workspaces.create', input, async (tx) => {
-    const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
-    return { body: workspace, location: location(workspace), organizationId };
-  });
+  return idempotentCreate(
+    ctx,
+    'workspaces.create',
+    input,
+    async (tx) => {
+      const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
+      return { body: workspace, location: location(workspace), organizationId };
+    },
+    workspaceStillVisible(ctx),
+  );
 }
 
-const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: s.idempotencyKeyHeader };
+const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: idempotencyKeyHeader };
 
 export const workspacesRouter = router({
   create: authedProcedure
@@ -63,7 +74,7 @@ export const workspacesRouter = router({
       successStatus: 201,
       withoutLocation: true,
       errors: [403, 404, 409, 422],
-      requestHeaders: s.idempotencyKeyHeader,
+      requestHeaders: idempotencyKeyHeader,
     }))
     .input(s.provisionInput)
     .output(s.provisionOutput)
@@ -75,7 +86,7 @@ export const workspacesRouter = router({
     ),
 
   get: authedProcedure
-    .meta(rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', { tag, summary: 'One workspace', errors: [404], responseHeaders: s.etagHeader }))
+    .meta(rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', { tag, summary: 'One workspace', errors: [404], responseHeaders: etagHeader }))
     .input(s.workspaceIdInput)
     .output(s.workspaceSchema)
     .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.deps.database.db, ctx.actor.id, input.workspace_id))),
@@ -85,8 +96,8 @@ export const workspacesRouter = router({
       tag,
       summary: 'Update a workspace\'s name, slug, description, metadata, or make it the default (admin)',
       errors: [403, 404, 409, 412],
-      requestHeaders: s.ifMatchHeader,
-      responseHeaders: s.etagHeader,
+      requestHeaders: ifMatchHeader,
+      responseHeaders: etagHeader,
     }))
     .input(s.updateWorkspaceInput)
     .output(s.workspaceSchema)
@@ -101,7 +112,7 @@ export const workspacesRouter = router({
       summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
       successStatus: 204,
       errors: [403, 404, 409, 412],
-      requestHeaders: s.ifMatchHeader,
+      requestHeaders: ifMatchHeader,
     }))
     .input(s.deleteWorkspaceInput)
     .output(z.void())
@@ -115,15 +126,21 @@ export const workspacesRouter = router({
       summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
       successStatus: 201,
       errors: [403, 404, 409, 422],
-      requestHeaders: s.idempotencyKeyHeader,
+      requestHeaders: idempotencyKeyHeader,
     }))
     .input(s.cloneWorkspaceInput)
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { workspace_id, ...fields } }) =>
-      idempotentCreate(ctx, 'workspaces.clone', { workspace_id, ...fields }, async (tx) => {
-        const workspace = await service.cloneWorkspace(tx, ctx.actor.id, workspace_id, fields);
-        return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
-      }),
+      idempotentCreate(
+        ctx,
+        'workspaces.clone',
+        { workspace_id, ...fields },
+        async (tx) => {
+          const workspace = await service.cloneWorkspace(tx, ctx.actor.id, workspace_id, fields);
+          return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
+        },
+        workspaceStillVisible(ctx),
+      ),
     ),
 
   getSettings: authedProcedure
@@ -131,7 +148,7 @@ export const workspacesRouter = router({
       tag,
       summary: 'Effective settings (defaults ← organization ← workspace), the overrides, and where each value comes from',
       errors: [404],
-      responseHeaders: s.etagHeader,
+      responseHeaders: etagHeader,
     }))
     .input(s.workspaceIdInput)
     .output(s.workspaceSettingsOutput)
@@ -144,8 +161,8 @@ export const workspacesRouter = router({
       tag,
       summary: 'Deep-merge a partial settings document into the workspace\'s overrides (null removes an override; admin)',
       errors: [403, 404, 412],
-      requestHeaders: s.ifMatchHeader,
-      responseHeaders: s.etagHeader,
+      requestHeaders: ifMatchHeader,
+      responseHeaders: etagHeader,
     }))
     .input(s.updateWorkspaceSettingsInput)
     .output(s.workspaceSettingsOutput)
@@ -171,7 +188,7 @@ export const workspacesRouter = router({
       tag: 'organizations',
       summary: 'Create a workspace in the organization (same as POST /workspaces)',
       ...createMeta,
-      requestHeaders: s.idempotencyKeyHeader,
+      requestHeaders: idempotencyKeyHeader,
     }))
     .input(s.createWorkspaceInOrganizationInput)
     .output(s.workspaceSchema)

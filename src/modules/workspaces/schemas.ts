@@ -116,11 +116,3 @@ export const provisionOutput = z
     failed: z.array(z.object({ index: z.number().int(), code: z.string(), message: z.string() })),
   })
   .meta({ id: 'ProvisionResult' });
-
-export const ifMatchHeader = z.object({
-  'If-Match': z.string().optional().meta({ description: 'a strong ETag "<version>" or *; 412 when stale' }),
-});
-export const idempotencyKeyHeader = z.object({
-  'Idempotency-Key': z.string().optional().meta({ description: '1-255 visible ASCII characters; retries replay the first answer' }),
-});
-export const etagHeader = z.object({ ETag: z.string().meta({ description: 'the workspace version, quoted' }) });

@@ -62,6 +62,14 @@ async function loadWorkspace(
   return { workspace: row.workspace, role: row.role };
 }
 
+async function lockOrganizationOf(tx: Tx, workspaceId: string): Promise<void> {
+  await tx
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(eq(organizations.id, sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`))
+    .for('update');
+}
+
 /**
  * The workspace, locked, for a conditional write by an admin: authorization first (404/403),
  * then the version condition (400/412), so a caller who may not see it learns nothing.
@@ -221,6 +229,9 @@ export async function updateWorkspace(
   condition: VersionCondition,
 ): Promise<WorkspaceDto> {
   return db.transaction(async (tx) => {
+    // Moving the default flag touches two rows: serialize such moves per organization, taking
+    // the organization's lock before the workspace's (the order deleting an organization uses).
+    if (changes.is_default) await lockOrganizationOf(tx, workspaceId);
     const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
     const set: Partial<typeof workspaces.$inferInsert> = {};
     if (changes.name !== undefined && changes.name !== workspace.name) {
