@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addMember, signup, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
+import { addMember, signup, signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
 import {
   AUDIENCE,
   ISO_MS,
@@ -7,12 +7,11 @@ import {
   UUID,
   byOrganizationId,
   decodeClaims,
-  expectError,
-  expectTrpcError,
   membershipRows,
   tableCounts,
   userRow,
 } from './helpers/auth-helpers';
+import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -129,7 +128,7 @@ describe('POST /auth/signup', () => {
 
     for (const variant of [email, email.toUpperCase(), `  ${email.toUpperCase()}  `]) {
       const res = await signupRequest({ email: variant, password: 'another password', name: 'Second' });
-      expectError(res, 409, 'CONFLICT');
+      expectApiError(res, 409, 'CONFLICT');
       expect(res.body.access_token).toBeUndefined();
     }
 
@@ -157,7 +156,7 @@ describe('POST /auth/signup', () => {
     const email = uniqueEmail('invalid');
     const res = await signupRequest({ email, password: PASSWORD, name: 'Valid Name', ...change });
 
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     expect(res.body.issues).toEqual(expect.arrayContaining([{ path, message: expect.any(String) }]));
     expect(await tableCounts(app)).toEqual(before);
     expect(await app.query('select id from users where lower(email) = lower($1)', [email])).toEqual([]);
@@ -230,8 +229,8 @@ describe('POST /auth/login', () => {
     const wrongPassword = await loginRequest({ email: account.user.email, password: 'not the password' });
     const unknownEmail = await loginRequest({ email: uniqueEmail('nobody'), password: account.password });
 
-    expectError(wrongPassword, 401, 'UNAUTHORIZED');
-    expectError(unknownEmail, 401, 'UNAUTHORIZED');
+    expectApiError(wrongPassword, 401, 'UNAUTHORIZED');
+    expectApiError(unknownEmail, 401, 'UNAUTHORIZED');
     expect(wrongPassword.body).toEqual(unknownEmail.body);
     expect(await userRow(app, account.user.id)).toEqual(before);
   });
@@ -266,7 +265,7 @@ describe('POST /auth/login', () => {
     ['an unknown field', { remember_me: true }, 'remember_me'],
   ])('answers 400 with issues to %s', async (_what, change, path) => {
     const res = await loginRequest({ email: account.user.email, password: account.password, ...change });
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     expect(res.body.issues).toEqual(expect.arrayContaining([{ path, message: expect.any(String) }]));
     expect(res.body.access_token).toBeUndefined();
   });
@@ -287,9 +286,9 @@ describe('POST /auth/logout', () => {
     expect(row!.token_version).toBe(1);
     expect(row!.logged_out_at).toBeInstanceOf(Date);
     for (const token of [account.token, second.body.access_token]) {
-      expectError(await meRequest(token), 401, 'UNAUTHORIZED');
+      expectApiError(await meRequest(token), 401, 'UNAUTHORIZED');
     }
-    expectError(await app.request('POST', '/api/v1/auth/logout', { token: account.token }), 401, 'UNAUTHORIZED');
+    expectApiError(await app.request('POST', '/api/v1/auth/logout', { token: account.token }), 401, 'UNAUTHORIZED');
     expect((await userRow(app, account.user.id))!.token_version).toBe(1);
   });
 
@@ -318,15 +317,14 @@ describe('POST /auth/logout', () => {
     await expect(client.auth.logout.mutate()).resolves.toBeUndefined();
 
     expect((await userRow(app, account.user.id))!.token_version).toBe(1);
-    await expectTrpcError(client.auth.me.query(), 401, 'UNAUTHORIZED');
-    expectError(await meRequest(account.token), 401, 'UNAUTHORIZED');
+    await expectTrpcFailure(client.auth.me.query(), 401, 'UNAUTHORIZED');
+    expectApiError(await meRequest(account.token), 401, 'UNAUTHORIZED');
   });
 });
 
 describe('GET /auth/me', () => {
   it('returns the user and each of its memberships with its role, on both faces', async () => {
-    const owner = await signup(app, 'MeOwner');
-    const member = await signup(app, 'MeMember');
+    const [owner, member] = await signupMany(app, ['MeOwner', 'MeMember']);
     await addMember(app, owner.token, owner.organization.id, member.user.email, 'admin');
 
     const res = await meRequest(member.token);
@@ -352,8 +350,7 @@ describe('DELETE /auth/me', () => {
     app.query<{ id: string }>('select id from workspaces where organization_id = any($1::uuid[])', [ids]);
 
   it('answers 204, deleting the account and the organizations where it was the only member', async () => {
-    const other = await signup(app, 'Bystander');
-    const leaving = await signup(app, 'Leaving');
+    const [other, leaving] = await signupMany(app, ['Bystander', 'Leaving']);
     const secondOrg = await app.request('POST', '/api/v1/organizations', { token: leaving.token, body: { name: 'Leaving Second' } });
     expect(secondOrg.status, secondOrg.text).toBe(201);
     await addMember(app, other.token, other.organization.id, leaving.user.email, 'admin');
@@ -380,13 +377,12 @@ describe('DELETE /auth/me', () => {
     expect(await workspacesOf([other.organization.id])).toEqual([{ id: other.workspace.id }]);
     expect(await membershipRows(app, other.user.id)).toEqual([{ organization_id: other.organization.id, role: 'owner' }]);
 
-    expectError(await meRequest(leaving.token), 401, 'UNAUTHORIZED');
-    expectError(await loginRequest({ email: leaving.user.email, password: leaving.password }), 401, 'UNAUTHORIZED');
+    expectApiError(await meRequest(leaving.token), 401, 'UNAUTHORIZED');
+    expectApiError(await loginRequest({ email: leaving.user.email, password: leaving.password }), 401, 'UNAUTHORIZED');
   });
 
   it('answers 409 to the last owner of an organization with other members, on both faces, and deletes nothing', async () => {
-    const lastOwner = await signup(app, 'LastOwner');
-    const member = await signup(app, 'StaysMember');
+    const [lastOwner, member] = await signupMany(app, ['LastOwner', 'StaysMember']);
     await addMember(app, lastOwner.token, lastOwner.organization.id, member.user.email, 'admin');
     // A second organization of its own, which would go with the account if it could.
     const soleOrg = await app.request('POST', '/api/v1/organizations', { token: lastOwner.token, body: { name: 'Would Go' } });
@@ -396,9 +392,9 @@ describe('DELETE /auth/me', () => {
     expect(membershipsBefore).toHaveLength(2);
 
     const res = await deleteMe(lastOwner.token);
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(res.body.message).toMatch(/owner/i);
-    const error = await expectTrpcError(app.trpc(lastOwner.token).auth.deleteMe.mutate(), 409, 'CONFLICT');
+    const error = await expectTrpcFailure(app.trpc(lastOwner.token).auth.deleteMe.mutate(), 409, 'CONFLICT');
     expect(error.message).toBe(res.body.message);
 
     expect(await tableCounts(app)).toEqual(before);
@@ -410,8 +406,7 @@ describe('DELETE /auth/me', () => {
   });
 
   it('deletes one owner among several and keeps the organization', async () => {
-    const leaving = await signup(app, 'OwnerLeaving');
-    const coOwner = await signup(app, 'CoOwner');
+    const [leaving, coOwner] = await signupMany(app, ['OwnerLeaving', 'CoOwner']);
     await addMember(app, leaving.token, leaving.organization.id, coOwner.user.email, 'owner');
     const before = await tableCounts(app);
 
@@ -426,7 +421,7 @@ describe('DELETE /auth/me', () => {
       { user_id: coOwner.user.id, role: 'owner' },
     ]);
     expect(await tableCounts(app)).toEqual({ ...before, users: before.users - 1, memberships: before.memberships - 1 });
-    expectError(await meRequest(leaving.token), 401, 'UNAUTHORIZED');
+    expectApiError(await meRequest(leaving.token), 401, 'UNAUTHORIZED');
 
     const me = await meRequest(coOwner.token);
     expect([...me.body.memberships].sort(byOrganizationId)).toEqual(
@@ -469,9 +464,9 @@ describe('the auth procedures over tRPC', () => {
   it('reports a validation failure with code, httpStatus and the same issues as REST, and no stack', async () => {
     const input = { email: 'not-an-email', password: 'short', name: 'X', role: 'owner' };
     const before = await tableCounts(app);
-    const error = await expectTrpcError(app.trpc().auth.signup.mutate(input as never), 400, 'BAD_REQUEST');
+    const error = await expectTrpcFailure(app.trpc().auth.signup.mutate(input as never), 400, 'BAD_REQUEST');
     const rest = await signupRequest(input);
-    expectError(rest, 400, 'BAD_REQUEST');
+    expectApiError(rest, 400, 'BAD_REQUEST');
 
     expect(error.data!.issues).toEqual(rest.body.issues);
     expect(error.message).toBe(rest.body.message);
@@ -483,7 +478,7 @@ describe('the auth procedures over tRPC', () => {
     const account = await signup(app, 'TrpcErrors');
     const before = await tableCounts(app);
 
-    const conflict = await expectTrpcError(
+    const conflict = await expectTrpcFailure(
       app.trpc().auth.signup.mutate({ email: account.user.email.toUpperCase(), password: PASSWORD, name: 'Again' }),
       409,
       'CONFLICT',
@@ -491,7 +486,7 @@ describe('the auth procedures over tRPC', () => {
     const restConflict = await signupRequest({ email: account.user.email, password: PASSWORD, name: 'Again' });
     expect(conflict.message).toBe(restConflict.body.message);
 
-    const unauthorized = await expectTrpcError(
+    const unauthorized = await expectTrpcFailure(
       app.trpc().auth.login.mutate({ email: account.user.email, password: 'wrong password' }),
       401,
       'UNAUTHORIZED',

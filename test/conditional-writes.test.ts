@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app';
-import { createWorkspace, expectApiError, teamOf, workspaceRow, type Team, type WorkspaceBody } from './helpers/workspace-helpers';
+import { createWorkspace, teamOf, workspaceRow, type Team, type WorkspaceBody } from './helpers/workspace-helpers';
+import { expectApiError } from './helpers/errors';
 
 /** If-Match beyond one strong tag: lists, weak tags, and what a non-member learns from a bad header. */
 let app: TestApp;

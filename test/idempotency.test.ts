@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app';
 import { createDeps } from '../src/deps';
 import { openPostgres } from '../src/db/client';
-import { signup, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
-import { createTeam, expectError, expectTrpcError, trpcError } from './helpers/org-helpers';
+import { signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { createTeam } from './helpers/org-helpers';
+import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 /**
  * Idempotency-Key on the creates: POST /workspaces, /organizations/{org}/workspaces,
@@ -25,8 +26,7 @@ let sourceId: string;
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  admin = await signup(app, 'Admin');
+  [owner, admin] = await signupMany(app, ['Owner', 'Admin']);
   orgId = await createTeam(app, owner, [[admin, 'admin']]);
   const source = await app.request('POST', '/api/v1/workspaces', {
     token: owner.token,
@@ -134,7 +134,7 @@ describe.each(routes)('Idempotency-Key on $name', (route) => {
     const first = await post(route.path(), route.body(t1), key);
     expect(first.status, first.text).toBe(201);
     const second = await post(route.path(), route.body(t2), key);
-    expectError(second, 422, 'UNPROCESSABLE_CONTENT');
+    expectApiError(second, 422, 'UNPROCESSABLE_CONTENT');
     expect(await route.rows(t1)).toBe(route.created);
     expect(await route.rows(t2)).toBe(0);
   });
@@ -153,7 +153,7 @@ describe('Idempotency-Key scope', () => {
     expect(await workspacesNamed(name)).toBe(1);
     // Another organization under the same key is another input.
     const elsewhere = await post(`/api/v1/organizations/${owner.organization.id}/workspaces`, { name }, key);
-    expectError(elsewhere, 422, 'UNPROCESSABLE_CONTENT');
+    expectApiError(elsewhere, 422, 'UNPROCESSABLE_CONTENT');
     expect(await workspacesNamed(name)).toBe(1);
   });
 
@@ -192,7 +192,7 @@ describe('Idempotency-Key outcomes', () => {
     const key = newKey();
     const body = { organization_id: orgId, name: `Blocked ${slug}`, slug };
 
-    expectError(await post('/api/v1/workspaces', body, key), 409, 'CONFLICT');
+    expectApiError(await post('/api/v1/workspaces', body, key), 409, 'CONFLICT');
     expect(await storedKeys(owner.user.id, key)).toEqual([]);
 
     const freed = await app.request('DELETE', `/api/v1/workspaces/${blocker.body.id}`, { token: owner.token });
@@ -215,7 +215,7 @@ describe('Idempotency-Key outcomes', () => {
     const removed = await app.request('DELETE', `/api/v1/organizations/${team}/members/${admin.user.id}`, { token: owner.token });
     expect(removed.status, removed.text).toBe(204);
     const replay = await post('/api/v1/workspaces', body, key, admin.token);
-    expectError(replay, 404, 'NOT_FOUND');
+    expectApiError(replay, 404, 'NOT_FOUND');
     expect(replay.text).not.toContain(first.body.id);
     expect(await workspacesNamed(body.name)).toBe(1);
   });
@@ -225,7 +225,7 @@ describe('Idempotency-Key outcomes', () => {
     const invalid = ['', 'k'.repeat(256), 'has space', 'clé'];
     for (const [i, key] of invalid.entries()) {
       const res = await post('/api/v1/workspaces', { organization_id: orgId, name: `Bad key ${t} ${i}` }, key);
-      expectError(res, 400, 'BAD_REQUEST');
+      expectApiError(res, 400, 'BAD_REQUEST');
       expect(res.body.message).toMatch(/Idempotency-Key/);
     }
     expect(await workspacesNamed(`Bad key ${t} %`)).toBe(0);
@@ -249,8 +249,7 @@ describe('Idempotency-Key over tRPC', () => {
     expect(viaRest.body.id).toBe(first.id);
     expect(await workspacesNamed(input.name)).toBe(1);
 
-    const mismatch = await trpcError(client.workspaces.create.mutate({ ...input, name: `${input.name} other` }, options));
-    expectTrpcError(mismatch, 422, 'UNPROCESSABLE_CONTENT');
+    const mismatch = await expectTrpcFailure(client.workspaces.create.mutate({ ...input, name: `${input.name} other` }, options), 422, 'UNPROCESSABLE_CONTENT');
     expect(await workspacesNamed(`${input.name} other`)).toBe(0);
   });
 });
@@ -318,7 +317,7 @@ describe.runIf(onPostgres)('Idempotency-Key under concurrency (PostgreSQL)', () 
       const started = Date.now();
       const waiting = await post('/api/v1/workspaces', body, key);
       const elapsed = Date.now() - started;
-      expectError(waiting, 409, 'CONFLICT');
+      expectApiError(waiting, 409, 'CONFLICT');
       expect(waiting.headers.get('retry-after')).toBe('1');
       expect(waiting.body.message).toMatch(/in progress/i);
       expect(elapsed).toBeGreaterThanOrEqual(1800);

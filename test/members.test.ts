@@ -1,18 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signup, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
+import { signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
 import {
   RANDOM_UUID,
   createTeam,
-  expectError,
-  expectTrpcError,
-  expectValidationError,
   isoSql,
   rolesIn,
   tamperCursor,
-  trpcError,
   walkPages,
   type Role,
 } from './helpers/org-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 let owner: SignedUp;
@@ -26,13 +23,15 @@ let newcomer2: SignedUp;
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  admin = await signup(app, 'Admin');
-  member = await signup(app, 'Member');
-  member2 = await signup(app, 'Second');
-  outsider = await signup(app, 'Outsider');
-  newcomer = await signup(app, 'Newcomer');
-  newcomer2 = await signup(app, 'Later');
+  [owner, admin, member, member2, outsider, newcomer, newcomer2] = await signupMany(app, [
+    'Owner',
+    'Admin',
+    'Member',
+    'Second',
+    'Outsider',
+    'Newcomer',
+    'Later',
+  ]);
 });
 afterAll(async () => {
   await app?.close();
@@ -103,10 +102,10 @@ describe('GET /organizations/{org_id}/members', () => {
     const first = await app.request('GET', `${membersPath(org)}?limit=1`, { token: member.token });
     const cursor = first.body.next_cursor as string;
     expect(typeof cursor).toBe('string');
-    expectError(await app.request('GET', `${membersPath(org)}?limit=1&cursor=${encodeURIComponent(tamperCursor(cursor))}`, { token: member.token }), 400, 'BAD_REQUEST');
-    expectError(await app.request('GET', `${membersPath(other)}?limit=1&cursor=${encodeURIComponent(cursor)}`, { token: member.token }), 400, 'BAD_REQUEST');
+    expectApiError(await app.request('GET', `${membersPath(org)}?limit=1&cursor=${encodeURIComponent(tamperCursor(cursor))}`, { token: member.token }), 400, 'BAD_REQUEST');
+    expectApiError(await app.request('GET', `${membersPath(other)}?limit=1&cursor=${encodeURIComponent(cursor)}`, { token: member.token }), 400, 'BAD_REQUEST');
     for (const limit of ['0', '101', 'abc']) {
-      expectValidationError(await app.request('GET', `${membersPath(org)}?limit=${limit}`, { token: member.token }), 'limit');
+      expectIssueAt(await app.request('GET', `${membersPath(org)}?limit=${limit}`, { token: member.token }), 'limit');
     }
   });
 });
@@ -125,9 +124,9 @@ describe('GET /organizations/{org_id}/members/{user_id}', () => {
 
   it('answers 404 for a user who is not a member, and 400 for an id that is not a UUID', async () => {
     const org = await team();
-    expectError(await app.request('GET', membersPath(org, outsider.user.id), { token: member.token }), 404, 'NOT_FOUND');
-    expectError(await app.request('GET', membersPath(org, RANDOM_UUID), { token: member.token }), 404, 'NOT_FOUND');
-    expectValidationError(await app.request('GET', membersPath(org, 'nobody'), { token: member.token }), 'user_id');
+    expectApiError(await app.request('GET', membersPath(org, outsider.user.id), { token: member.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', membersPath(org, RANDOM_UUID), { token: member.token }), 404, 'NOT_FOUND');
+    expectIssueAt(await app.request('GET', membersPath(org, 'nobody'), { token: member.token }), 'user_id');
   });
 });
 
@@ -170,7 +169,7 @@ describe('POST /organizations/{org_id}/members', () => {
   it('answers 403 to an admin adding an owner, and adds nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'owner' } }), 403, 'FORBIDDEN');
+    expectApiError(await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'owner' } }), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -186,22 +185,22 @@ describe('POST /organizations/{org_id}/members', () => {
     const org = await team();
     const before = await rolesIn(app, org);
     const res = await app.request('POST', membersPath(org), { token: owner.token, body: { email: uniqueEmail('ghost'), role: 'member' } });
-    expectError(res, 404, 'NOT_FOUND');
+    expectApiError(res, 404, 'NOT_FOUND');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
   it('answers 409 to adding someone who is already a member, and leaves the role as it was', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: member.user.email, role: 'admin' } }), 409, 'CONFLICT');
-    expectError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: owner.user.email, role: 'owner' } }), 409, 'CONFLICT');
+    expectApiError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: member.user.email, role: 'admin' } }), 409, 'CONFLICT');
+    expectApiError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: owner.user.email, role: 'owner' } }), 409, 'CONFLICT');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
   it('answers 403 to a member adding anyone, and adds nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await app.request('POST', membersPath(org), { token: member.token, body: { email: newcomer.user.email, role: 'member' } }), 403, 'FORBIDDEN');
+    expectApiError(await app.request('POST', membersPath(org), { token: member.token, body: { email: newcomer.user.email, role: 'member' } }), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -215,7 +214,7 @@ describe('POST /organizations/{org_id}/members', () => {
   ])('answers 400 to %j and adds nothing', async (body, path) => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectValidationError(await app.request('POST', membersPath(org), { token: owner.token, body }), path);
+    expectIssueAt(await app.request('POST', membersPath(org), { token: owner.token, body }), path);
     expect(await rolesIn(app, org)).toEqual(before);
   });
 });
@@ -244,10 +243,10 @@ describe('PUT /organizations/{org_id}/members/{user_id}', () => {
   it('answers 403 to an admin granting or removing the owner role, and changes nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await setRole(admin.token, org, member.user.id, 'owner'), 403, 'FORBIDDEN');
-    expectError(await setRole(admin.token, org, admin.user.id, 'owner'), 403, 'FORBIDDEN');
-    expectError(await setRole(admin.token, org, owner.user.id, 'admin'), 403, 'FORBIDDEN');
-    expectError(await setRole(admin.token, org, owner.user.id, 'member'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(admin.token, org, member.user.id, 'owner'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(admin.token, org, admin.user.id, 'owner'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(admin.token, org, owner.user.id, 'admin'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(admin.token, org, owner.user.id, 'member'), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -268,7 +267,7 @@ describe('PUT /organizations/{org_id}/members/{user_id}', () => {
     const org = await team();
     const before = await rolesIn(app, org);
     const res = await setRole(owner.token, org, owner.user.id, 'admin');
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(res.body.message).toMatch(/owner/);
     expect(await rolesIn(app, org)).toEqual(before);
   });
@@ -285,18 +284,18 @@ describe('PUT /organizations/{org_id}/members/{user_id}', () => {
   it('answers 403 to a member changing a role, even its own', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await setRole(member.token, org, member2.user.id, 'admin'), 403, 'FORBIDDEN');
-    expectError(await setRole(member.token, org, member.user.id, 'admin'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(member.token, org, member2.user.id, 'admin'), 403, 'FORBIDDEN');
+    expectApiError(await setRole(member.token, org, member.user.id, 'admin'), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
   it('answers 404 for a user who is not a member, and 400 to a bad role or an unknown field', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await setRole(owner.token, org, outsider.user.id, 'member'), 404, 'NOT_FOUND');
-    expectValidationError(await setRole(owner.token, org, member.user.id, 'boss'), 'role');
-    expectValidationError(await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: {} }), 'role');
-    expectValidationError(
+    expectApiError(await setRole(owner.token, org, outsider.user.id, 'member'), 404, 'NOT_FOUND');
+    expectIssueAt(await setRole(owner.token, org, member.user.id, 'boss'), 'role');
+    expectIssueAt(await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: {} }), 'role');
+    expectIssueAt(
       await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: { role: 'admin', created_at: '2020-01-01T00:00:00.000Z' } }),
       'created_at',
     );
@@ -315,15 +314,15 @@ describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
     const roles = await rolesIn(app, org);
     expect(roles).not.toHaveProperty(member.user.id);
     expect(Object.keys(roles)).toHaveLength(3);
-    expectError(await app.request('GET', membersPath(org, member.user.id), { token: owner.token }), 404, 'NOT_FOUND');
-    expectError(await app.request('GET', `/api/v1/organizations/${org}`, { token: member.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', membersPath(org, member.user.id), { token: owner.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', `/api/v1/organizations/${org}`, { token: member.token }), 404, 'NOT_FOUND');
   });
 
   it('answers 403 to a member removing another member, and removes nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await remove(member.token, org, member2.user.id), 403, 'FORBIDDEN');
-    expectError(await remove(member.token, org, owner.user.id), 403, 'FORBIDDEN');
+    expectApiError(await remove(member.token, org, member2.user.id), 403, 'FORBIDDEN');
+    expectApiError(await remove(member.token, org, owner.user.id), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -332,7 +331,7 @@ describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
     const res = await remove(member.token, org, member.user.id);
     expect(res.status, res.text).toBe(204);
     expect(await rolesIn(app, org)).not.toHaveProperty(member.user.id);
-    expectError(await app.request('GET', membersPath(org), { token: member.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', membersPath(org), { token: member.token }), 404, 'NOT_FOUND');
   });
 
   it('lets an admin leave', async () => {
@@ -345,7 +344,7 @@ describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
     const org = await team();
     const before = await rolesIn(app, org);
     const res = await remove(owner.token, org, owner.user.id);
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(res.body.message).toMatch(/owner/);
     expect(await rolesIn(app, org)).toEqual(before);
   });
@@ -362,8 +361,8 @@ describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
       [admin, 'admin'],
     ]);
     const before = await rolesIn(app, org);
-    expectError(await remove(admin.token, org, newcomer.user.id), 403, 'FORBIDDEN');
-    expectError(await remove(admin.token, org, owner.user.id), 403, 'FORBIDDEN');
+    expectApiError(await remove(admin.token, org, newcomer.user.id), 403, 'FORBIDDEN');
+    expectApiError(await remove(admin.token, org, owner.user.id), 403, 'FORBIDDEN');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -385,7 +384,7 @@ describe('DELETE /organizations/{org_id}/members/{user_id}', () => {
   it('answers 404 for a user who is not a member', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectError(await remove(owner.token, org, outsider.user.id), 404, 'NOT_FOUND');
+    expectApiError(await remove(owner.token, org, outsider.user.id), 404, 'NOT_FOUND');
     expect(await rolesIn(app, org)).toEqual(before);
   });
 });
@@ -403,10 +402,10 @@ describe('a non-member gets 404 for every member operation', () => {
     const path = membersPath(org, target ? member.user.id : undefined);
     const sendBody = body && 'role' in body && method === 'POST' ? { email: newcomer2.user.email, ...body } : body;
     const hidden = await app.request(method, path, { token: outsider.token, body: sendBody });
-    expectError(hidden, 404, 'NOT_FOUND');
+    expectApiError(hidden, 404, 'NOT_FOUND');
     // Exactly as for an organization that does not exist.
     const missing = await app.request(method, path.replace(org, RANDOM_UUID), { token: outsider.token, body: sendBody });
-    expectError(missing, 404, 'NOT_FOUND');
+    expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
     expect(await rolesIn(app, org)).toEqual(before);
   });
@@ -425,12 +424,11 @@ describe('members over tRPC', () => {
     expect((await rolesIn(app, org))[newcomer2.user.id]).toBe('member');
 
     const before = await rolesIn(app, org);
-    expectTrpcError(await trpcError(client.organizations.updateMember.mutate({ org_id: org, user_id: owner.user.id, role: 'member' })), 403, 'FORBIDDEN');
-    expectTrpcError(await trpcError(app.trpc(owner.token).organizations.removeMember.mutate({ org_id: org, user_id: owner.user.id })), 409, 'CONFLICT');
-    expectTrpcError(await trpcError(client.organizations.addMember.mutate({ org_id: org, email: member.user.email, role: 'member' })), 409, 'CONFLICT');
-    expectTrpcError(await trpcError(app.trpc(outsider.token).organizations.getMember.query({ org_id: org, user_id: owner.user.id })), 404, 'NOT_FOUND');
-    const invalid = await trpcError(client.organizations.addMember.mutate({ org_id: org, email: newcomer.user.email, role: 'boss' as never }));
-    expectTrpcError(invalid, 400, 'BAD_REQUEST');
+    await expectTrpcFailure(client.organizations.updateMember.mutate({ org_id: org, user_id: owner.user.id, role: 'member' }), 403, 'FORBIDDEN');
+    await expectTrpcFailure(app.trpc(owner.token).organizations.removeMember.mutate({ org_id: org, user_id: owner.user.id }), 409, 'CONFLICT');
+    await expectTrpcFailure(client.organizations.addMember.mutate({ org_id: org, email: member.user.email, role: 'member' }), 409, 'CONFLICT');
+    await expectTrpcFailure(app.trpc(outsider.token).organizations.getMember.query({ org_id: org, user_id: owner.user.id }), 404, 'NOT_FOUND');
+    const invalid = await expectTrpcFailure(client.organizations.addMember.mutate({ org_id: org, email: newcomer.user.email, role: 'boss' as never }), 400, 'BAD_REQUEST');
     expect(invalid.data?.issues?.map((i) => i.path)).toEqual(['role']);
     expect(await rolesIn(app, org)).toEqual(before);
   });
@@ -449,7 +447,7 @@ describe('the last owner under concurrency (PostgreSQL)', () => {
       ]);
       // Member changes of one organization run one after another: the second sees itself demoted.
       expect([a.status, b.status].sort(), `${a.text} ${b.text}`).toEqual([200, 403]);
-      expectError(a.status === 403 ? a : b, 403, 'FORBIDDEN');
+      expectApiError(a.status === 403 ? a : b, 403, 'FORBIDDEN');
       expect(await owners(org)).toBe(1);
       const roles = await rolesIn(app, org);
       const winner = a.status === 200 ? owner : newcomer;

@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
+import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 import {
   DEFAULT_EFFECTIVE,
   RANDOM_UUID,
   SYSTEM_DEFAULT_PERMISSIONS,
   createTeam,
-  expectError,
-  expectTrpcError,
-  expectValidationError,
   organizationRow,
-  trpcError,
 } from './helpers/org-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 let owner: SignedUp;
@@ -20,10 +17,7 @@ let outsider: SignedUp;
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  admin = await signup(app, 'Admin');
-  member = await signup(app, 'Member');
-  outsider = await signup(app, 'Outsider');
+  [owner, admin, member, outsider] = await signupMany(app, ['Owner', 'Admin', 'Member', 'Outsider']);
 });
 afterAll(async () => {
   await app?.close();
@@ -66,10 +60,10 @@ describe('GET /organizations/{org_id}/settings', () => {
     const org = await team();
     const hidden = await getSettings(org, outsider.token);
     const missing = await getSettings(RANDOM_UUID, outsider.token);
-    expectError(hidden, 404, 'NOT_FOUND');
-    expectError(missing, 404, 'NOT_FOUND');
+    expectApiError(hidden, 404, 'NOT_FOUND');
+    expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
-    expectValidationError(await getSettings('nope'), 'org_id');
+    expectIssueAt(await getSettings('nope'), 'org_id');
   });
 });
 
@@ -233,7 +227,7 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
 
   it.each(invalid)('answers 400 with issues to %s, and changes nothing', async (_what, body, path) => {
     const before = await organizationRow(app, org);
-    expectValidationError(await putSettings(org, body), path);
+    expectIssueAt(await putSettings(org, body), path);
     expect(await organizationRow(app, org)).toEqual(before);
   });
 
@@ -245,7 +239,7 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     ['a top-level "__proto__"', '{"__proto__":{"features":{"beta":true}}}', '__proto__'],
   ])('answers 400 with issues to %s, and changes nothing', async (_what, json, path) => {
     const before = await organizationRow(app, org);
-    expectValidationError(await putRaw(org, json), path);
+    expectIssueAt(await putRaw(org, json), path);
     expect(await organizationRow(app, org)).toEqual(before);
     // Nothing leaked onto Object.prototype of the server either.
     expect(({} as Record<string, unknown>).enabled).toBeUndefined();
@@ -256,7 +250,7 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     await write(org, { features: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`first${i}`, true])) });
     const before = await organizationRow(app, org);
     const res = await putSettings(org, { features: Object.fromEntries(Array.from({ length: 41 }, (_, i) => [`second${i}`, true])) });
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     expect(res.body.message).toMatch(/100/);
     expect(await organizationRow(app, org)).toEqual(before);
     // Replacing some keys while adding others within the limit is fine.
@@ -267,9 +261,9 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
 
   it('answers 400 to a body that is not an object, 415 to one that is not JSON, and changes nothing', async () => {
     const before = await organizationRow(app, org);
-    expectError(await putRaw(org, '[]'), 400, 'BAD_REQUEST');
-    expectError(await putRaw(org, '{"features":'), 400, 'BAD_REQUEST');
-    expectError(
+    expectApiError(await putRaw(org, '[]'), 400, 'BAD_REQUEST');
+    expectApiError(await putRaw(org, '{"features":'), 400, 'BAD_REQUEST');
+    expectApiError(
       await app.request('PUT', settingsPath(org), { token: admin.token, rawBody: 'features=beta', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
       415,
       'UNSUPPORTED_MEDIA_TYPE',
@@ -282,7 +276,7 @@ describe('PUT /organizations/{org_id}/settings: who may write', () => {
   it('answers 403 to a member and changes nothing', async () => {
     const org = await team();
     const before = await organizationRow(app, org);
-    expectError(await putSettings(org, { features: { beta: true } }, member.token), 403, 'FORBIDDEN');
+    expectApiError(await putSettings(org, { features: { beta: true } }, member.token), 403, 'FORBIDDEN');
     expect(await organizationRow(app, org)).toEqual(before);
   });
 
@@ -291,8 +285,8 @@ describe('PUT /organizations/{org_id}/settings: who may write', () => {
     const before = await organizationRow(app, org);
     const hidden = await putSettings(org, { features: { beta: true } }, outsider.token);
     const missing = await putSettings(RANDOM_UUID, { features: { beta: true } }, outsider.token);
-    expectError(hidden, 404, 'NOT_FOUND');
-    expectError(missing, 404, 'NOT_FOUND');
+    expectApiError(hidden, 404, 'NOT_FOUND');
+    expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
     expect(await organizationRow(app, org)).toEqual(before);
   });
@@ -322,14 +316,13 @@ describe('strict types over both faces: booleans are JSON true/false only', () =
 
   it.each(cases)('REST answers 400 to %s and changes nothing', async (_what, body, path) => {
     const before = await organizationRow(app, org);
-    expectValidationError(await putSettings(org, body), path);
+    expectIssueAt(await putSettings(org, body), path);
     expect(await organizationRow(app, org)).toEqual(before);
   });
 
   it.each(cases)('tRPC answers BAD_REQUEST (400) to %s and changes nothing', async (_what, body, path) => {
     const before = await organizationRow(app, org);
-    const error = await trpcError(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, ...body } as never));
-    expectTrpcError(error, 400, 'BAD_REQUEST');
+    const error = await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, ...body } as never), 400, 'BAD_REQUEST');
     expect(error.data?.issues?.map((i) => i.path)).toContain(path);
     expect(await organizationRow(app, org)).toEqual(before);
   });
@@ -339,8 +332,8 @@ describe('strict types over both faces: booleans are JSON true/false only', () =
     expect((await app.request('GET', '/api/v1/organizations?limit=5', { token: admin.token })).status).toBe(200);
     expect((await app.request('GET', '/openapi.json')).status).toBe(200);
     const before = await organizationRow(app, org);
-    expectValidationError(await putSettings(org, { features: { beta: 'false' } }), 'features.beta');
-    expectTrpcError(await trpcError(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: 'false' } } as never)), 400, 'BAD_REQUEST');
+    expectIssueAt(await putSettings(org, { features: { beta: 'false' } }), 'features.beta');
+    await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: 'false' } } as never), 400, 'BAD_REQUEST');
     expect(await organizationRow(app, org)).toEqual(before);
     expect((before!.settings as { features: Record<string, unknown> }).features.beta).toBe(true);
   });
@@ -376,11 +369,10 @@ describe('settings over tRPC', () => {
   it('reports FORBIDDEN, NOT_FOUND and validation errors with data.code and data.httpStatus, without a stack', async () => {
     const org = await team();
     const before = await organizationRow(app, org);
-    expectTrpcError(await trpcError(app.trpc(member.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } })), 403, 'FORBIDDEN');
-    expectTrpcError(await trpcError(app.trpc(outsider.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } })), 404, 'NOT_FOUND');
-    expectTrpcError(await trpcError(app.trpc(outsider.token).organizations.getSettings.query({ org_id: org })), 404, 'NOT_FOUND');
-    const invalid = await trpcError(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, permissions: { default_role: 'boss' as never } }));
-    expectTrpcError(invalid, 400, 'BAD_REQUEST');
+    await expectTrpcFailure(app.trpc(member.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }), 403, 'FORBIDDEN');
+    await expectTrpcFailure(app.trpc(outsider.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }), 404, 'NOT_FOUND');
+    await expectTrpcFailure(app.trpc(outsider.token).organizations.getSettings.query({ org_id: org }), 404, 'NOT_FOUND');
+    const invalid = await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, permissions: { default_role: 'boss' as never } }), 400, 'BAD_REQUEST');
     expect(invalid.data?.issues).toEqual([{ path: 'permissions.default_role', message: expect.any(String) }]);
     expect(await organizationRow(app, org)).toEqual(before);
   });

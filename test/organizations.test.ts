@@ -1,20 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addMember, signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
+import { addMember, signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 import {
   RANDOM_UUID,
   createOrganization,
   createTeam,
-  expectError,
-  expectTrpcError,
-  expectValidationError,
   isoSql,
   organizationRow,
   rolesIn,
   tableCounts,
   tamperCursor,
-  trpcError,
   walkPages,
 } from './helpers/org-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 /** Owner of `shared`; `admin` and `member` belong to it in those roles; `outsider` does not. */
@@ -26,10 +23,7 @@ let shared: string;
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  admin = await signup(app, 'Admin');
-  member = await signup(app, 'Member');
-  outsider = await signup(app, 'Outsider');
+  [owner, admin, member, outsider] = await signupMany(app, ['Owner', 'Admin', 'Member', 'Outsider']);
   shared = await createTeam(app, owner, [
     [admin, 'admin'],
     [member, 'member'],
@@ -105,11 +99,11 @@ describe('GET /organizations (the caller\'s organizations)', () => {
     const flipped = cursor.slice(0, -1) + (cursor.endsWith('A') ? 'B' : 'A');
     for (const bad of [tamperCursor(cursor), flipped, 'not-a-cursor', `${cursor}.extra`]) {
       const res = await app.request('GET', `/api/v1/organizations?limit=2&cursor=${encodeURIComponent(bad)}`, { token: admin.token });
-      expectError(res, 400, 'BAD_REQUEST');
+      expectApiError(res, 400, 'BAD_REQUEST');
     }
     // Bound to the caller: the same cursor is no good in another user's list.
     const res = await app.request('GET', `/api/v1/organizations?limit=2&cursor=${encodeURIComponent(cursor)}`, { token: owner.token });
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     // The genuine cursor still works.
     const next = await app.request('GET', `/api/v1/organizations?limit=2&cursor=${encodeURIComponent(cursor)}`, { token: admin.token });
     expect(next.status).toBe(200);
@@ -117,12 +111,12 @@ describe('GET /organizations (the caller\'s organizations)', () => {
 
   it.each(['0', '101', 'abc', '1.5', '-1', ''])('answers 400 to limit=%j', async (limit) => {
     const res = await app.request('GET', `/api/v1/organizations?limit=${limit}`, { token: admin.token });
-    expectValidationError(res, 'limit');
+    expectIssueAt(res, 'limit');
   });
 
   it('answers 400 to an unknown query parameter and 401 without a token', async () => {
-    expectValidationError(await app.request('GET', '/api/v1/organizations?role=owner', { token: admin.token }), 'role');
-    expectError(await app.request('GET', '/api/v1/organizations'), 401, 'UNAUTHORIZED');
+    expectIssueAt(await app.request('GET', '/api/v1/organizations?role=owner', { token: admin.token }), 'role');
+    expectApiError(await app.request('GET', '/api/v1/organizations'), 401, 'UNAUTHORIZED');
   });
 });
 
@@ -176,7 +170,7 @@ describe('POST /organizations', () => {
   it('answers 409 to a taken slug and writes nothing', async () => {
     const before = await tableCounts(app);
     const res = await app.request('POST', '/api/v1/organizations', { token: outsider.token, body: { name: 'Copycat', slug: 'my-explicit-slug' } });
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(res.body.message).toContain('my-explicit-slug');
     expect(res.headers.get('location')).toBeNull();
     expect(await tableCounts(app)).toEqual(before);
@@ -208,14 +202,14 @@ describe('POST /organizations', () => {
   ])('answers 400 to %j and writes nothing', async (body, path) => {
     const before = await tableCounts(app);
     const res = await app.request('POST', '/api/v1/organizations', { token: member.token, body });
-    expectValidationError(res, path);
+    expectIssueAt(res, path);
     expect(await tableCounts(app)).toEqual(before);
   });
 
   it('answers 401 without a valid token and writes nothing', async () => {
     const before = await tableCounts(app);
-    expectError(await app.request('POST', '/api/v1/organizations', { body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
-    expectError(await app.request('POST', '/api/v1/organizations', { token: 'a.b.c', body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
+    expectApiError(await app.request('POST', '/api/v1/organizations', { body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
+    expectApiError(await app.request('POST', '/api/v1/organizations', { token: 'a.b.c', body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
     expect(await tableCounts(app)).toEqual(before);
   });
 });
@@ -263,7 +257,7 @@ describe('Idempotency-Key on POST /organizations', () => {
     expect(first.status).toBe(201);
     const before = await tableCounts(app);
     const second = await post(member.token, key, { name: 'Second Body' });
-    expectError(second, 422, 'UNPROCESSABLE_CONTENT');
+    expectApiError(second, 422, 'UNPROCESSABLE_CONTENT');
     expect(second.headers.get('location')).toBeNull();
     expect(await tableCounts(app)).toEqual(before);
     expect(await app.query('select id from organizations where name = $1', ['Second Body'])).toEqual([]);
@@ -297,7 +291,7 @@ describe('Idempotency-Key on POST /organizations', () => {
       body: { name: 'Bad Key' },
       headers: { 'idempotency-key': encodeURI(key) === key ? key : Buffer.from(key, 'utf8').toString('latin1') },
     });
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     expect(res.body.message).toMatch(/Idempotency-Key/);
     expect(await tableCounts(app)).toEqual(before);
   });
@@ -308,11 +302,11 @@ describe('Idempotency-Key on POST /organizations', () => {
     const body = { name: 'Contender', slug: 'contested' };
     const before = await tableCounts(app);
 
-    expectError(await post(member.token, key, body), 409, 'CONFLICT');
+    expectApiError(await post(member.token, key, body), 409, 'CONFLICT');
     expect(await keyRows(member.user.id, key)).toEqual([]);
     expect(await tableCounts(app)).toEqual(before);
     // Retrying the same request is still a conflict, not a replay.
-    expectError(await post(member.token, key, body), 409, 'CONFLICT');
+    expectApiError(await post(member.token, key, body), 409, 'CONFLICT');
     expect(await keyRows(member.user.id, key)).toEqual([]);
 
     // Once the slug is free, the same key and body create the organization.
@@ -330,7 +324,7 @@ describe('Idempotency-Key on POST /organizations', () => {
     expect(first.status).toBe(201);
     expect((await app.request('DELETE', orgPath(first.body.id), { token: member.token })).status).toBe(204);
     const replay = await post(member.token, key, { name: 'Short Lived' });
-    expectError(replay, 404, 'NOT_FOUND');
+    expectApiError(replay, 404, 'NOT_FOUND');
     expect(await app.query('select id from organizations where name = $1', ['Short Lived'])).toEqual([]);
   });
 
@@ -342,8 +336,7 @@ describe('Idempotency-Key on POST /organizations', () => {
     const second = await client.organizations.create.mutate({ name: 'Via tRPC Key' }, options);
     expect(second).toEqual(first);
     expect(await app.query('select id from organizations where name = $1', ['Via tRPC Key'])).toEqual([{ id: first.id }]);
-    const mismatch = await trpcError(client.organizations.create.mutate({ name: 'Other tRPC Body' }, options));
-    expectTrpcError(mismatch, 422, 'UNPROCESSABLE_CONTENT');
+    const mismatch = await expectTrpcFailure(client.organizations.create.mutate({ name: 'Other tRPC Body' }, options), 422, 'UNPROCESSABLE_CONTENT');
   });
 
   it.runIf(process.env.DATABASE_URL)('runs concurrent duplicates once: both get the same answer', async () => {
@@ -379,13 +372,13 @@ describe('GET /organizations/{org_id}', () => {
   it('answers 404 to a non-member exactly as to an organization that does not exist', async () => {
     const hidden = await app.request('GET', orgPath(shared), { token: outsider.token });
     const missing = await app.request('GET', orgPath(RANDOM_UUID), { token: outsider.token });
-    expectError(hidden, 404, 'NOT_FOUND');
-    expectError(missing, 404, 'NOT_FOUND');
+    expectApiError(hidden, 404, 'NOT_FOUND');
+    expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
   });
 
   it('answers 400 to an id that is not a UUID', async () => {
-    expectValidationError(await app.request('GET', orgPath('not-a-uuid'), { token: owner.token }), 'org_id');
+    expectIssueAt(await app.request('GET', orgPath('not-a-uuid'), { token: owner.token }), 'org_id');
   });
 });
 
@@ -417,21 +410,21 @@ describe('PUT /organizations/{org_id}', () => {
 
   it('answers 403 to a member and changes nothing', async () => {
     const before = await organizationRow(app, shared);
-    expectError(await app.request('PUT', orgPath(shared), { token: member.token, body: { name: 'By Member' } }), 403, 'FORBIDDEN');
+    expectApiError(await app.request('PUT', orgPath(shared), { token: member.token, body: { name: 'By Member' } }), 403, 'FORBIDDEN');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
   it('answers 404 to a non-member and changes nothing', async () => {
     const before = await organizationRow(app, shared);
-    expectError(await app.request('PUT', orgPath(shared), { token: outsider.token, body: { name: 'By Outsider' } }), 404, 'NOT_FOUND');
-    expectError(await app.request('PUT', orgPath(RANDOM_UUID), { token: outsider.token, body: { name: 'Nothing' } }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('PUT', orgPath(shared), { token: outsider.token, body: { name: 'By Outsider' } }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('PUT', orgPath(RANDOM_UUID), { token: outsider.token, body: { name: 'Nothing' } }), 404, 'NOT_FOUND');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
   it('answers 409 to a slug another organization has, and changes nothing', async () => {
     const before = await organizationRow(app, shared);
     const res = await app.request('PUT', orgPath(shared), { token: owner.token, body: { name: 'Would Rename', slug: outsider.organization.slug } });
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
@@ -443,13 +436,13 @@ describe('PUT /organizations/{org_id}', () => {
     [{ name: '' }, 'name'],
   ])('answers 400 to %j and changes nothing', async (body, path) => {
     const before = await organizationRow(app, shared);
-    expectValidationError(await app.request('PUT', orgPath(shared), { token: owner.token, body }), path);
+    expectIssueAt(await app.request('PUT', orgPath(shared), { token: owner.token, body }), path);
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
   it('answers 400 when the path id is repeated in the body', async () => {
     const before = await organizationRow(app, shared);
-    expectError(await app.request('PUT', orgPath(shared), { token: owner.token, body: { org_id: RANDOM_UUID, name: 'X' } }), 400, 'BAD_REQUEST');
+    expectApiError(await app.request('PUT', orgPath(shared), { token: owner.token, body: { org_id: RANDOM_UUID, name: 'X' } }), 400, 'BAD_REQUEST');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 });
@@ -476,23 +469,23 @@ describe('DELETE /organizations/{org_id}', () => {
     expect(after).toMatchObject({ organizations: before.organizations - 1, workspaces: before.workspaces - 1, memberships: before.memberships - 3 });
     // The users themselves stay, with their other organizations.
     expect(await rolesIn(app, shared)).toMatchObject({ [owner.user.id]: 'owner', [admin.user.id]: 'admin', [member.user.id]: 'member' });
-    expectError(await app.request('GET', orgPath(doomed), { token: owner.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', orgPath(doomed), { token: owner.token }), 404, 'NOT_FOUND');
     const list = await app.request('GET', '/api/v1/organizations?limit=100', { token: admin.token });
     expect((list.body.items as OrgItem[]).map((o) => o.id)).not.toContain(doomed);
   });
 
   it('answers 403 to an admin and a member, and deletes nothing', async () => {
     const before = await tableCounts(app);
-    expectError(await app.request('DELETE', orgPath(shared), { token: admin.token }), 403, 'FORBIDDEN');
-    expectError(await app.request('DELETE', orgPath(shared), { token: member.token }), 403, 'FORBIDDEN');
+    expectApiError(await app.request('DELETE', orgPath(shared), { token: admin.token }), 403, 'FORBIDDEN');
+    expectApiError(await app.request('DELETE', orgPath(shared), { token: member.token }), 403, 'FORBIDDEN');
     expect(await tableCounts(app)).toEqual(before);
     expect(await organizationRow(app, shared)).not.toBeNull();
   });
 
   it('answers 404 to a non-member and to an unknown id, and deletes nothing', async () => {
     const before = await tableCounts(app);
-    expectError(await app.request('DELETE', orgPath(shared), { token: outsider.token }), 404, 'NOT_FOUND');
-    expectError(await app.request('DELETE', orgPath(RANDOM_UUID), { token: owner.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('DELETE', orgPath(shared), { token: outsider.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('DELETE', orgPath(RANDOM_UUID), { token: owner.token }), 404, 'NOT_FOUND');
     expect(await tableCounts(app)).toEqual(before);
   });
 
@@ -527,15 +520,14 @@ describe('organizations over tRPC', () => {
   it('reports errors with data.code and data.httpStatus, without a stack', async () => {
     const client = app.trpc(outsider.token);
     const before = await tableCounts(app);
-    expectTrpcError(await trpcError(client.organizations.create.mutate({ name: 'Dup', slug: 'created-over-trpc' })), 409, 'CONFLICT');
-    expectTrpcError(await trpcError(client.organizations.get.query({ org_id: shared })), 404, 'NOT_FOUND');
-    expectTrpcError(await trpcError(app.trpc(member.token).organizations.update.mutate({ org_id: shared, name: 'Nope' })), 403, 'FORBIDDEN');
-    expectTrpcError(await trpcError(app.trpc().organizations.list.query({ limit: 5 })), 401, 'UNAUTHORIZED');
+    await expectTrpcFailure(client.organizations.create.mutate({ name: 'Dup', slug: 'created-over-trpc' }), 409, 'CONFLICT');
+    await expectTrpcFailure(client.organizations.get.query({ org_id: shared }), 404, 'NOT_FOUND');
+    await expectTrpcFailure(app.trpc(member.token).organizations.update.mutate({ org_id: shared, name: 'Nope' }), 403, 'FORBIDDEN');
+    await expectTrpcFailure(app.trpc().organizations.list.query({ limit: 5 }), 401, 'UNAUTHORIZED');
 
-    const invalid = await trpcError(client.organizations.create.mutate({ name: 'Sneaky', owner_id: RANDOM_UUID } as never));
-    expectTrpcError(invalid, 400, 'BAD_REQUEST');
+    const invalid = await expectTrpcFailure(client.organizations.create.mutate({ name: 'Sneaky', owner_id: RANDOM_UUID } as never), 400, 'BAD_REQUEST');
     expect(invalid.data?.issues?.map((i) => i.path)).toContain('owner_id');
-    expectTrpcError(await trpcError(client.organizations.list.query({ limit: 0 })), 400, 'BAD_REQUEST');
+    await expectTrpcFailure(client.organizations.list.query({ limit: 0 }), 400, 'BAD_REQUEST');
     expect(await tableCounts(app)).toEqual(before);
   });
 
@@ -559,6 +551,6 @@ describe('membership changes show in reads at once', () => {
     await addMember(app, owner.token, org, outsider.user.email, 'member');
     expect((await app.request('GET', orgPath(org), { token: outsider.token })).status).toBe(200);
     expect((await app.request('DELETE', `${orgPath(org)}/members/${outsider.user.id}`, { token: owner.token })).status).toBe(204);
-    expectError(await app.request('GET', orgPath(org), { token: outsider.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', orgPath(org), { token: outsider.token }), 404, 'NOT_FOUND');
   });
 });

@@ -6,8 +6,6 @@ import {
   AUDIENCE,
   base64url,
   decodeClaims,
-  expectError,
-  expectTrpcError,
   membershipRows,
   nowSeconds,
   signLocalToken,
@@ -16,6 +14,7 @@ import {
   unsignedToken,
   userRow,
 } from './helpers/auth-helpers';
+import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 const EXTERNAL_ISSUER = 'https://idp.example.test/';
 const pem = (key: KeyObject) => key.export({ type: 'spki', format: 'pem' }) as string;
@@ -37,13 +36,13 @@ afterAll(async () => {
 async function expectRefused(target: TestApp, authorization: string | undefined) {
   const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
   const res = await target.request('GET', '/api/v1/auth/me', { headers });
-  expectError(res, 401, 'UNAUTHORIZED');
+  expectApiError(res, 401, 'UNAUTHORIZED');
   expect(Object.keys(res.body).sort()).toEqual(['code', 'message']);
 
   const call = authorization === undefined
     ? target.trpc().auth.me.query()
     : target.trpc().auth.me.query(undefined, { context: { headers } });
-  const error = await expectTrpcError(call, 401, 'UNAUTHORIZED');
+  const error = await expectTrpcFailure(call, 401, 'UNAUTHORIZED');
   expect(error.message).toBe(res.body.message);
   return res.body as { code: string; message: string };
 }
@@ -281,7 +280,7 @@ describe('tokens of an external identity provider (RS256)', () => {
 
     const external = await app.request('POST', '/api/v1/auth/login', { body: { email, password: 'any password at all' } });
     const unknown = await app.request('POST', '/api/v1/auth/login', { body: { email: uniqueEmail('unknown'), password: 'any password at all' } });
-    expectError(external, 401, 'UNAUTHORIZED');
+    expectApiError(external, 401, 'UNAUTHORIZED');
     expect(external.body).toEqual(unknown.body);
     expect((await externalUsers(app, subject))[0]!.password_hash).toBeNull();
   });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import { createTeam, expectError, expectTrpcError, expectValidationError, RANDOM_UUID, trpcError } from './helpers/org-helpers';
+import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
+import { createTeam, RANDOM_UUID } from './helpers/org-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 /** POST /workspaces/{id}/clone: a deep, unlinked copy of description, metadata and settings overrides. */
 
@@ -19,9 +20,7 @@ const SOURCE_SETTINGS = {
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  member = await signup(app, 'Member');
-  stranger = await signup(app, 'Stranger');
+  [owner, member, stranger] = await signupMany(app, ['Owner', 'Member', 'Stranger']);
   // The member is a plain member here, and owner of its own organization (from signup).
   orgId = await createTeam(app, owner, [[member, 'member']]);
 });
@@ -134,7 +133,7 @@ describe('POST /workspaces/{id}/clone', () => {
     const source = await createSource();
     const before = await countIn(orgId);
     const res = await clone(source.id, { name: unique('Taken'), slug: source.slug });
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expect(await countIn(orgId)).toBe(before);
   });
 
@@ -225,17 +224,17 @@ describe('POST /workspaces/{id}/clone', () => {
     const ownBefore = await countIn(ownOrg);
 
     // A plain member may read the source but not create in its organization…
-    expectError(await clone(source.id, { name: unique('By member') }, member.token), 403, 'FORBIDDEN');
+    expectApiError(await clone(source.id, { name: unique('By member') }, member.token), 403, 'FORBIDDEN');
     // …but may copy it into an organization where it is admin (here: owner).
     const intoOwn = await clone(source.id, { name: unique('Into own'), organization_id: ownOrg }, member.token);
     expect(intoOwn.status, intoOwn.text).toBe(201);
     expect(intoOwn.body).toMatchObject({ organization_id: ownOrg, cloned_from_id: source.id });
 
     // A non-member of the source's organization: 404, even into its own organization.
-    expectError(await clone(source.id, { name: unique('Stranger'), organization_id: stranger.organization.id }, stranger.token), 404, 'NOT_FOUND');
+    expectApiError(await clone(source.id, { name: unique('Stranger'), organization_id: stranger.organization.id }, stranger.token), 404, 'NOT_FOUND');
     // A target organization the caller is not in: 404; an unknown source: 404.
-    expectError(await clone(source.id, { name: unique('Nowhere'), organization_id: stranger.organization.id }), 404, 'NOT_FOUND');
-    expectError(await clone(RANDOM_UUID, { name: unique('Ghost') }), 404, 'NOT_FOUND');
+    expectApiError(await clone(source.id, { name: unique('Nowhere'), organization_id: stranger.organization.id }), 404, 'NOT_FOUND');
+    expectApiError(await clone(RANDOM_UUID, { name: unique('Ghost') }), 404, 'NOT_FOUND');
 
     expect(await countIn(orgId)).toBe(before);
     expect(await countIn(ownOrg)).toBe(ownBefore + 1);
@@ -259,9 +258,9 @@ describe('POST /workspaces/{id}/clone', () => {
   it('rejects an invalid body with 400 and creates nothing', async () => {
     const source = await createSource();
     const before = await countIn(orgId);
-    expectValidationError(await clone(source.id, { name: '' }), 'name');
-    expectValidationError(await clone(source.id, { name: unique('X'), metadata: { a: 'b' } }), 'metadata');
-    expectValidationError(await clone(source.id, { name: unique('X'), slug: 'Not A Slug' }), 'slug');
+    expectIssueAt(await clone(source.id, { name: '' }), 'name');
+    expectIssueAt(await clone(source.id, { name: unique('X'), metadata: { a: 'b' } }), 'metadata');
+    expectIssueAt(await clone(source.id, { name: unique('X'), slug: 'Not A Slug' }), 'slug');
     expect(await countIn(orgId)).toBe(before);
   });
 });
@@ -275,9 +274,8 @@ describe('workspaces.clone over tRPC', () => {
     expect(await row(copy.id)).toMatchObject({ settings: SOURCE_SETTINGS, cloned_from_id: source.id });
 
     const before = await countIn(orgId);
-    expectTrpcError(await trpcError(client.workspaces.clone.mutate({ workspace_id: source.id, name: 'Dup', slug: copy.slug })), 409, 'CONFLICT');
-    const strangerError = await trpcError(app.trpc(stranger.token).workspaces.clone.mutate({ workspace_id: source.id, name: 'Nope' }));
-    expectTrpcError(strangerError, 404, 'NOT_FOUND');
+    await expectTrpcFailure(client.workspaces.clone.mutate({ workspace_id: source.id, name: 'Dup', slug: copy.slug }), 409, 'CONFLICT');
+    const strangerError = await expectTrpcFailure(app.trpc(stranger.token).workspaces.clone.mutate({ workspace_id: source.id, name: 'Nope' }), 404, 'NOT_FOUND');
     expect(await countIn(orgId)).toBe(before);
   });
 });

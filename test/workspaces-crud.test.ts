@@ -5,9 +5,6 @@ import {
   createOrganizationFor,
   createWorkspace,
   defaultWorkspaceIds,
-  expectApiError,
-  expectIssueAt,
-  expectTrpcFailure,
   ISO_MS_PATTERN,
   teamOf,
   uniqueWorkspaceName,
@@ -18,6 +15,7 @@ import {
   type Team,
   type WorkspaceBody,
 } from './helpers/workspace-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 let team: Team;

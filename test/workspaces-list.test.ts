@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
-import { addMember, signup, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { addMember, signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 
 /** GET /api/v1/workspaces (and /organizations/{org_id}/workspaces, and workspaces.list over tRPC). */
 
@@ -108,7 +108,7 @@ async function provision(token: string, organizationId: string, names: string[])
 
 beforeAll(async () => {
   app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
-  [ann, bob, cat] = await Promise.all([signup(app, 'Ann'), signup(app, 'Bob'), signup(app, 'Cat')]);
+  [ann, bob, cat] = await signupMany(app, ['Ann', 'Bob', 'Cat']);
   await addMember(app, bob.token, bob.organization.id, ann.user.email, 'member');
   await provision(bob.token, bob.organization.id, ['Bob one', 'Bob two']);
   await provision(cat.token, cat.organization.id, ['Cat one', 'alpha']);

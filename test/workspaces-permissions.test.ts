@@ -3,8 +3,6 @@ import { addMember, startTestApp, type ApiResponse, type TestApp } from './helpe
 import {
   createOrganizationFor,
   createWorkspace,
-  expectApiError,
-  expectTrpcFailure,
   teamOf,
   uniqueWorkspaceName,
   UNKNOWN_UUID,
@@ -13,6 +11,7 @@ import {
   type Team,
   type WorkspaceBody,
 } from './helpers/workspace-helpers';
+import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
 let team: Team;

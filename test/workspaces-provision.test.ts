@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import { createTeam, expectError, expectTrpcError, expectValidationError, trpcError } from './helpers/org-helpers';
+import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
+import { createTeam } from './helpers/org-helpers';
+import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 /** POST /workspaces/provision: up to 1000 workspaces in one call, atomic or partial. */
 
@@ -11,9 +12,7 @@ let stranger: SignedUp;
 
 beforeAll(async () => {
   app = await startTestApp();
-  owner = await signup(app, 'Owner');
-  member = await signup(app, 'Member');
-  stranger = await signup(app, 'Stranger');
+  [owner, member, stranger] = await signupMany(app, ['Owner', 'Member', 'Stranger']);
 });
 afterAll(async () => {
   await app?.close();
@@ -98,7 +97,7 @@ describe('POST /workspaces/provision — atomic (default)', () => {
     await createWorkspace(org, { name: 'Blocker', slug: 'taken' });
     const before = await slugsIn(org);
     const res = await provision({ organization_id: org, workspaces: conflictingBatch() });
-    expectError(res, 409, 'CONFLICT');
+    expectApiError(res, 409, 'CONFLICT');
     expectConflictFailures(res.body.failed);
     expect(await slugsIn(org)).toEqual(before);
   });
@@ -203,14 +202,14 @@ describe('POST /workspaces/provision — template_workspace_id', () => {
     const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v']));
     const template = await createWorkspace(org, { name: 'Full template', metadata: fifty });
     const res = await provision({ organization_id: org, template_workspace_id: template.id, workspaces: [{ name: 'Overfull', metadata: { extra: 'x' } }] });
-    expectError(res, 400, 'BAD_REQUEST');
+    expectApiError(res, 400, 'BAD_REQUEST');
     expect(await countIn(org)).toBe(2);
   });
 
   it('answers 404 to a template of another tenant and creates nothing', async () => {
     const org = await freshOrg();
     const res = await provision({ organization_id: org, template_workspace_id: stranger.workspace.id, workspaces: [{ name: 'Copycat' }] });
-    expectError(res, 404, 'NOT_FOUND');
+    expectApiError(res, 404, 'NOT_FOUND');
     expect(await countIn(org)).toBe(1);
   });
 });
@@ -224,21 +223,21 @@ describe('POST /workspaces/provision — validation', () => {
   const withItem2 = (item: Item) => ({ organization_id: org, workspaces: [{ name: 'Ok 0' }, { name: 'Ok 1' }, item, { name: 'Ok 3' }] });
 
   it('answers 400 naming the item when one item is invalid, and creates nothing', async () => {
-    expectValidationError(await provision(withItem2({ name: '' })), 'workspaces.2.name');
-    expectValidationError(await provision(withItem2({ name: 'Extra', color: 'red' })), 'workspaces.2.color');
-    expectValidationError(
+    expectIssueAt(await provision(withItem2({ name: '' })), 'workspaces.2.name');
+    expectIssueAt(await provision(withItem2({ name: 'Extra', color: 'red' })), 'workspaces.2.color');
+    expectIssueAt(
       await provision(withItem2({ name: 'Stringly', settings: { permissions: { allow_guests: 'true' } } })),
       'workspaces.2.settings.permissions.allow_guests',
     );
-    expectValidationError(await provision(withItem2({ name: 'Bad slug', slug: '-nope-' })), 'workspaces.2.slug');
+    expectIssueAt(await provision(withItem2({ name: 'Bad slug', slug: '-nope-' })), 'workspaces.2.slug');
     expect(await countIn(org)).toBe(1);
   });
 
   it('answers 400 to 0 items, 1001 items and an unknown mode', async () => {
-    expectValidationError(await provision({ organization_id: org, workspaces: [] }), 'workspaces');
+    expectIssueAt(await provision({ organization_id: org, workspaces: [] }), 'workspaces');
     const many = Array.from({ length: 1001 }, (_, i) => ({ name: `W ${i}` }));
-    expectValidationError(await provision({ organization_id: org, workspaces: many }), 'workspaces');
-    expectValidationError(await provision({ organization_id: org, workspaces: [{ name: 'M' }], mode: 'bogus' }), 'mode');
+    expectIssueAt(await provision({ organization_id: org, workspaces: many }), 'workspaces');
+    expectIssueAt(await provision({ organization_id: org, workspaces: [{ name: 'M' }], mode: 'bogus' }), 'mode');
     expect(await countIn(org)).toBe(1);
   });
 });
@@ -291,8 +290,8 @@ describe('POST /workspaces/provision — scale', () => {
 describe('POST /workspaces/provision — permissions', () => {
   it('answers 403 to a member and 404 to a non-member, creating nothing', async () => {
     const org = await freshOrg();
-    expectError(await provision({ organization_id: org, workspaces: [{ name: 'By member' }] }, member.token), 403, 'FORBIDDEN');
-    expectError(await provision({ organization_id: org, workspaces: [{ name: 'By stranger' }] }, stranger.token), 404, 'NOT_FOUND');
+    expectApiError(await provision({ organization_id: org, workspaces: [{ name: 'By member' }] }, member.token), 403, 'FORBIDDEN');
+    expectApiError(await provision({ organization_id: org, workspaces: [{ name: 'By stranger' }] }, stranger.token), 404, 'NOT_FOUND');
     expect(await countIn(org)).toBe(1);
   });
 });
@@ -306,8 +305,7 @@ describe('workspaces.provision over tRPC', () => {
     expect(result.created.map((w) => w.slug)).toEqual(['rpc-one', 'taken']);
 
     const before = await slugsIn(org);
-    const error = await trpcError(client.workspaces.provision.mutate({ organization_id: org, workspaces: conflictingBatch() }));
-    expectTrpcError(error, 409, 'CONFLICT');
+    const error = await expectTrpcFailure(client.workspaces.provision.mutate({ organization_id: org, workspaces: conflictingBatch() }), 409, 'CONFLICT');
     expectConflictFailures(error.data!.failed!);
     expect(await slugsIn(org)).toEqual(before);
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
-import { signup, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 
 /** GET and PUT /api/v1/workspaces/{workspace_id}/settings (and workspaces.updateSettings over tRPC). */
 
@@ -60,7 +60,7 @@ function expectError(res: ApiResponse, status: number, code: string) {
 
 beforeAll(async () => {
   app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
-  [owner, outsider] = await Promise.all([signup(app, 'Owner'), signup(app, 'Outsider')]);
+  [owner, outsider] = await signupMany(app, ['Owner', 'Outsider']);
 });
 
 afterAll(async () => {

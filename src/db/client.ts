@@ -38,6 +38,7 @@ export interface PostgresOptions {
   url: string;
   prepare: boolean;
   max?: number;
+  statementTimeoutMs?: number;
 }
 
 /** A drizzle logger that fans queries out to listeners (tests count round trips with it). */
@@ -52,7 +53,7 @@ function queryListeners() {
   };
 }
 
-export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): DatabaseHandle {
+export function openPostgres({ url, prepare, max = 10, statementTimeoutMs = STATEMENT_TIMEOUT_MS }: PostgresOptions): DatabaseHandle {
   const client = postgres(url, {
     max,
     prepare,
@@ -61,7 +62,7 @@ export function openPostgres({ url, prepare, max = 10 }: PostgresOptions): Datab
     onnotice: () => {},
     // A statement that runs (or waits for a lock) longer than this is cancelled by the server,
     // and the request answers 503 instead of hanging.
-    connection: { application_name: 'workspaces-api', statement_timeout: STATEMENT_TIMEOUT_MS },
+    connection: { application_name: 'workspaces-api', statement_timeout: statementTimeoutMs },
   });
   const { logger, onQuery } = queryListeners();
   const db = drizzlePostgres(client, { schema, logger }) as unknown as Db;

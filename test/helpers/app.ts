@@ -157,6 +157,17 @@ export async function signup(app: TestApp, name = 'Tester'): Promise<SignedUp> {
   return { token: res.body.access_token, user: res.body.user, organization: res.body.organization, workspace: res.body.workspace, password };
 }
 
+/**
+ * Signs up one account per name, concurrently (each signup hashes a password with scrypt, which
+ * is slow); the accounts come back in the order of `names`.
+ */
+export async function signupMany<const Names extends readonly string[]>(
+  app: TestApp,
+  names: Names,
+): Promise<{ -readonly [K in keyof Names]: SignedUp }> {
+  return (await Promise.all(names.map((name) => signup(app, name)))) as { -readonly [K in keyof Names]: SignedUp };
+}
+
 /** Adds `member` to `organizationId` with `role`, as `owner`. */
 export async function addMember(app: TestApp, ownerToken: string, organizationId: string, email: string, role: 'owner' | 'admin' | 'member') {
   const res = await app.request('POST', `/api/v1/organizations/${organizationId}/members`, { token: ownerToken, body: { email, role } });

@@ -1,8 +1,5 @@
-import { expect } from 'vitest';
 import jwt from 'jsonwebtoken';
-import { TRPCClientError } from '@trpc/client';
-import type { AppRouter } from '../../src/router';
-import { TEST_SECRET, type ApiResponse, type TestApp } from './app';
+import { TEST_SECRET, type TestApp } from './app';
 
 /** What this service's tokens carry (the config defaults the harness runs with). */
 export const ISSUER = 'workspaces-api';
@@ -45,49 +42,6 @@ export const unsignedToken = (claims: Record<string, unknown>) =>
   `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
 
 export const decodeClaims = (token: string) => jwt.decode(token) as jwt.JwtPayload;
-
-/** Fails when anything in `value` looks like a stack trace (a `stack` key or "    at " frames). */
-export function expectNoStack(value: unknown, where = 'value'): void {
-  if (typeof value === 'string') {
-    expect(value, `${where} carries a stack frame`).not.toMatch(/\n\s+at /);
-    return;
-  }
-  if (!value || typeof value !== 'object') return;
-  for (const [key, inner] of Object.entries(value)) {
-    expect(key, `${where} has a stack`).not.toBe('stack');
-    expectNoStack(inner, `${where}.${key}`);
-  }
-}
-
-/** A REST error in the contract's shape: `{ code, message, issues?, failed? }`, no stack. */
-export function expectError(res: ApiResponse, status: number, code: string): void {
-  expect(res.status, res.text).toBe(status);
-  expect(res.body).toMatchObject({ code, message: expect.any(String) });
-  expect(res.body.message.length).toBeGreaterThan(0);
-  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
-  expectNoStack(res.body, 'body');
-}
-
-/** The TRPCClientError a call fails with (fails the test if it succeeds). */
-export async function trpcFailure(call: Promise<unknown>): Promise<TRPCClientError<AppRouter>> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof TRPCClientError) return error as TRPCClientError<AppRouter>;
-    throw error;
-  }
-  throw new Error('expected the tRPC call to fail, but it succeeded');
-}
-
-/** A tRPC failure carrying `data.code` and `data.httpStatus`, and no stack anywhere. */
-export async function expectTrpcError(call: Promise<unknown>, status: number, code: string): Promise<TRPCClientError<AppRouter>> {
-  const error = await trpcFailure(call);
-  expect(error.data, error.message).toMatchObject({ code, httpStatus: status });
-  expect(error.message.length).toBeGreaterThan(0);
-  expectNoStack(error.data, 'data');
-  expectNoStack(error.shape, 'shape');
-  return error;
-}
 
 export interface TableCounts {
   users: number;

@@ -1,6 +1,4 @@
 import { expect } from 'vitest';
-import { TRPCClientError } from '@trpc/client';
-import type { AppRouter } from '../../src/router';
 import { addMember, type ApiResponse, type SignedUp, type TestApp } from './app';
 
 /** Shared by the organization, member and settings suites: small steps and assertions over REST and the database. */
@@ -21,42 +19,6 @@ export const RANDOM_UUID = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
 
 /** A timestamp column as the API renders it (ISO-8601 UTC, milliseconds), the same on both engines. */
 export const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** Asserts the contract's error answer: status, `{ code, message, issues? }`, and nothing else (no stack, no tRPC `data`). */
-export function expectError(res: ApiResponse, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code }, res.text).toEqual({ status, code });
-  expect(typeof res.body.message).toBe('string');
-  expect(res.body.message.length).toBeGreaterThan(0);
-  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
-  expect(res.text).not.toMatch(/"stack"|\bat [\w.<>]+ \(/);
-}
-
-/** A 400 whose `issues` name `path` (exactly, as `a.b.c`). */
-export function expectValidationError(res: ApiResponse, path: string): void {
-  expectError(res, 400, 'BAD_REQUEST');
-  expect(Array.isArray(res.body.issues), res.text).toBe(true);
-  expect(res.body.issues.map((i: { path: string }) => i.path), res.text).toContain(path);
-  for (const issue of res.body.issues) expect(typeof issue.message).toBe('string');
-}
-
-/** The error a tRPC call fails with (fails the test if it succeeds or throws something else). */
-export async function trpcError(call: Promise<unknown>): Promise<TRPCClientError<AppRouter>> {
-  let result: unknown;
-  try {
-    result = await call;
-  } catch (error) {
-    if (error instanceof TRPCClientError) return error as TRPCClientError<AppRouter>;
-    throw error;
-  }
-  throw new Error(`expected the tRPC call to fail, it answered ${JSON.stringify(result)}`);
-}
-
-/** Asserts a tRPC error's `data.code` and `data.httpStatus`, and that no stack reaches the client. */
-export function expectTrpcError(error: TRPCClientError<AppRouter>, httpStatus: number, code: string): void {
-  expect({ code: error.data?.code, httpStatus: error.data?.httpStatus }, error.message).toEqual({ code, httpStatus });
-  expect(error.data).not.toHaveProperty('stack');
-  expect(JSON.stringify(error.shape)).not.toMatch(/"stack"|\bat [\w.<>]+ \(/);
-}
 
 /** POST /organizations as `token`; fails the test unless 201. */
 export async function createOrganization(app: TestApp, token: string, body: { name: string; slug?: string }) {

@@ -1,7 +1,5 @@
 import { expect } from 'vitest';
-import { TRPCClientError } from '@trpc/client';
-import type { AppRouter } from '../../src/router';
-import { addMember, signup, type ApiResponse, type SignedUp, type TestApp } from './app';
+import { addMember, signupMany, type SignedUp, type TestApp } from './app';
 
 /** Small, generic steps and assertions for suites that touch workspaces (REST, tRPC and the database). */
 
@@ -75,12 +73,7 @@ export interface Team {
  * file), and adds the admin and the member to the owner's organization.
  */
 export async function teamOf(app: TestApp): Promise<Team> {
-  const [owner, admin, member, outsider] = await Promise.all([
-    signup(app, 'Owner'),
-    signup(app, 'Admin'),
-    signup(app, 'Member'),
-    signup(app, 'Outsider'),
-  ]);
+  const [owner, admin, member, outsider] = await signupMany(app, ['Owner', 'Admin', 'Member', 'Outsider']);
   await addMember(app, owner.token, owner.organization.id, admin.user.email, 'admin');
   await addMember(app, owner.token, owner.organization.id, member.user.email, 'member');
   return { organizationId: owner.organization.id, defaultWorkspaceId: owner.workspace.id, owner, admin, member, outsider };
@@ -115,55 +108,3 @@ export async function defaultWorkspaceIds(app: TestApp, organizationId: string):
 
 /** The body without the stored settings: what the API returns for the row. */
 export const asBody = ({ settings: _settings, ...body }: WorkspaceRow): WorkspaceBody => body;
-
-/** Fails when anything in `value` looks like a stack trace (a `stack` key, or "at f (file:1:2)" frames). */
-export function expectNoStackIn(value: unknown, where = 'value'): void {
-  if (typeof value === 'string') {
-    expect(value, `${where} carries a stack frame`).not.toMatch(/\n\s+at |\bat [\w.<>]+ \(.*:\d+:\d+\)/);
-    return;
-  }
-  if (!value || typeof value !== 'object') return;
-  for (const [key, inner] of Object.entries(value)) {
-    expect(key, `${where} has a stack`).not.toBe('stack');
-    expectNoStackIn(inner, `${where}.${key}`);
-  }
-}
-
-/** A REST error in the contract's shape: the status, `{ code, message, issues?, failed? }` and nothing else. */
-export function expectApiError(res: ApiResponse, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code }, res.text).toEqual({ status, code });
-  expect(typeof res.body.message).toBe('string');
-  expect(res.body.message.length).toBeGreaterThan(0);
-  for (const key of Object.keys(res.body)) expect(['code', 'message', 'issues', 'failed']).toContain(key);
-  expectNoStackIn(res.body, 'body');
-}
-
-/** A 400 whose `issues` hold a path equal to `path` (or, with `prefix`, starting with it). */
-export function expectIssueAt(res: ApiResponse, path: string, { prefix = false } = {}): void {
-  expectApiError(res, 400, 'BAD_REQUEST');
-  expect(Array.isArray(res.body.issues), res.text).toBe(true);
-  const paths = (res.body.issues as Array<{ path: string; message: string }>).map((i) => i.path);
-  if (prefix) expect(paths.some((p) => p === path || p.startsWith(`${path}.`)), res.text).toBe(true);
-  else expect(paths, res.text).toContain(path);
-}
-
-/**
- * The TRPCClientError `call` fails with, asserted to carry `data.code` and `data.httpStatus`
- * and no stack anywhere (fails the test if the call succeeds).
- */
-export async function expectTrpcFailure(call: Promise<unknown>, httpStatus: number, code: string): Promise<TRPCClientError<AppRouter>> {
-  let answer: unknown;
-  try {
-    answer = await call;
-  } catch (error) {
-    if (!(error instanceof TRPCClientError)) throw error;
-    const failure = error as TRPCClientError<AppRouter>;
-    expect({ code: failure.data?.code, httpStatus: failure.data?.httpStatus }, failure.message).toEqual({ code, httpStatus });
-    expect(failure.message.length).toBeGreaterThan(0);
-    expect(failure.data).not.toHaveProperty('stack');
-    expectNoStackIn(failure.data, 'data');
-    expectNoStackIn(failure.shape, 'shape');
-    return failure;
-  }
-  throw new Error(`expected the tRPC call to fail with ${httpStatus}, it answered ${JSON.stringify(answer)}`);
-}
