@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { addMember, signupMany, type SignedUp, type TestApp } from './app';
+import type { WorkspaceDto } from '../../src/modules/workspaces/dto';
 
 /** Small, generic steps and assertions for suites that touch workspaces (REST, tRPC and the database). */
 
@@ -9,20 +10,8 @@ export const ISO_MS_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** A well-formed UUID that names nothing. */
 export const UNKNOWN_UUID = '3b9c1f0e-7a4d-4e2b-9c8f-5d6e7f8a9b0c';
 
-/** A workspace as the API returns it. */
-export interface WorkspaceBody {
-  id: string;
-  organization_id: string;
-  name: string;
-  slug: string;
-  description: string | null;
-  metadata: Record<string, string>;
-  is_default: boolean;
-  cloned_from_id: string | null;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
+/** A workspace as the API returns it: the service's own DTO type, so the two cannot drift apart. */
+export type WorkspaceBody = WorkspaceDto;
 
 /** A workspace row as stored: the API's fields (timestamps rendered the API's way) plus the settings overrides. */
 export type WorkspaceRow = WorkspaceBody & { settings: Record<string, unknown> };
