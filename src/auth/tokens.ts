@@ -1,6 +1,7 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AppError } from '../lib/errors';
+import { uuidString } from '../lib/input';
 
 export interface TokenSettings {
   secret: Buffer;
@@ -27,9 +28,6 @@ export interface TokenService {
 }
 
 const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
-
-/** This service's tokens name a user by id; anything else would reach the uuid column and fail there (a 500). */
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Issues and checks this service's HS256 tokens (algorithm pinned, iss/aud/exp/iat
@@ -75,7 +73,8 @@ export function createTokenService(settings: TokenSettings): TokenService {
       }
       const payload = verifyWith(token, key, ['HS256'], settings.issuer);
       if (!Number.isInteger(payload.tv)) throw unauthorized('The access token is missing required claims (tv)');
-      if (!USER_ID.test(payload.sub!)) throw unauthorized('The access token is invalid');
+      // This service's tokens name a user by id; anything else would reach the uuid column and fail there (a 500).
+      if (!uuidString.safeParse(payload.sub).success) throw unauthorized('The access token is invalid');
       return { kind: 'local', userId: payload.sub!, tokenVersion: payload.tv as number };
     },
   };

@@ -23,7 +23,7 @@ export interface IdempotentRequest<T> {
   /** The change itself, inside the transaction that also stores the key. */
   work: (tx: Tx) => Promise<CreatedResource<T>>;
   /** Throws (404) when the caller may no longer see what a stored outcome created. */
-  recheckAccess: (stored: CreatedResource<T>) => Promise<void>;
+  recheckAccess: (stored: CreatedResource<T>) => Promise<unknown>;
 }
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;

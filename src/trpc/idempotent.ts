@@ -25,9 +25,7 @@ export async function idempotentCreate<T>(
     key: ctx.idempotencyKey,
     input,
     work,
-    recheckAccess: async (created) => {
-      await stillVisible(created);
-    },
+    recheckAccess: stillVisible,
   });
   if (result.location) ctx.setHeader('Location', result.location);
   if (result.replayed) ctx.setHeader('Idempotent-Replayed', 'true');
