@@ -32,10 +32,10 @@ export function createWorkspacesClient(baseUrl: string, getToken: () => string |
 async function main() {
   const [baseUrl = 'http://127.0.0.1:3000', email, password] = process.argv.slice(2);
   if (!email || !password) throw new Error('usage: examples/trpc-client.ts BASE_URL EMAIL PASSWORD');
-  let token: string | undefined;
-  const client = createWorkspacesClient(baseUrl, () => token);
+  const session: { token?: string } = {};
+  const client = createWorkspacesClient(baseUrl, () => session.token);
 
-  token = (await client.auth.login.mutate({ email, password })).access_token;
+  session.token = (await client.auth.login.mutate({ email, password })).access_token;
   const me = await client.auth.me.query();
   const organizationId = me.memberships[0]!.organization_id;
 

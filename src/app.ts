@@ -5,7 +5,8 @@ import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import { AppError } from './lib/errors';
 import { appRouter } from './router';
 import { buildOpenApiDocument } from './openapi';
-import { createContext, type AppDeps } from './trpc/context';
+import type { AppDeps } from './deps';
+import { createContext } from './trpc/context';
 import { describeError, errorForLog, isUnexpected } from './trpc/errors';
 import { createRestHandler, isJsonContentType, sendError } from './http/rest-adapter';
 
@@ -79,21 +80,25 @@ export function createApp(deps: AppDeps): express.Express {
     createRestHandler(appRouter, deps),
   );
 
-  app.use('/trpc', createExpressMiddleware({
-    router: appRouter,
-    maxBodySize: BODY_LIMIT_BYTES,
-    // tRPC counts the calls on the decoded path: a count of our own on the raw path missed
-    // percent-encoded commas (`a%2Cb`), which tRPC splits as well.
-    maxBatchSize: MAX_BATCH_SIZE,
-    createContext: ({ req, res }) => createContext(deps, 'trpc', res.locals.requestId as string, req.headers, () => {}),
-    onError: ({ error }) => {
-      if (isUnexpected(error)) deps.logger.error({ error: errorForLog(error) }, 'unexpected error');
-    },
-    responseMeta: ({ errors }) => {
-      const retryAfter = errors.map((e) => describeError(e).retryAfter).find((s) => s !== undefined);
-      return retryAfter === undefined ? {} : { headers: { 'Retry-After': String(retryAfter) } };
-    },
-  }));
+  app.use(
+    '/trpc',
+    createExpressMiddleware({
+      router: appRouter,
+      maxBodySize: BODY_LIMIT_BYTES,
+      // tRPC counts the calls on the decoded path: a count of our own on the raw path missed
+      // percent-encoded commas (`a%2Cb`), which tRPC splits as well.
+      maxBatchSize: MAX_BATCH_SIZE,
+      createContext: ({ req, res }) =>
+        createContext({ deps, face: 'trpc', requestId: res.locals.requestId as string, headers: req.headers, setHeader: () => {} }),
+      onError: ({ error }) => {
+        if (isUnexpected(error)) deps.logger.error({ error: errorForLog(error) }, 'unexpected error');
+      },
+      responseMeta: ({ errors }) => {
+        const retryAfter = errors.map((e) => describeError(e).retryAfter).find((s) => s !== undefined);
+        return retryAfter === undefined ? {} : { headers: { 'Retry-After': String(retryAfter) } };
+      },
+    }),
+  );
 
   app.use((req, res) => {
     sendError(res, new AppError('NOT_FOUND', `No endpoint at ${req.method} ${req.path}`), deps);

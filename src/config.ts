@@ -8,11 +8,7 @@ export class ConfigError extends Error {
 }
 
 const integer = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
 function isPublicKey(pem: string): boolean {
   try {
@@ -51,10 +47,7 @@ const envSchema = z.object({
     .optional(),
   JWT_ISSUER: z.string().min(1).default('workspaces-api'),
   JWT_AUDIENCE: z.string().min(1).default('workspaces-api'),
-  JWT_PUBLIC_KEY: z
-    .string()
-    .refine(isPublicKey, 'must be a PEM-encoded RSA or EC public key')
-    .optional(),
+  JWT_PUBLIC_KEY: z.string().refine(isPublicKey, 'must be a PEM-encoded RSA or EC public key').optional(),
   JWT_EXTERNAL_ISSUER: z.string().min(1).optional(),
   ACCESS_TOKEN_TTL: integer(60, 60 * 60 * 24 * 30).default(3600),
   CORS_ORIGINS: z

@@ -2,9 +2,20 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config';
 import type { DatabaseHandle } from './db/client';
 import { loadJwtSecret } from './auth/secret';
-import { createTokenService } from './auth/tokens';
-import { createCursorCodec } from './lib/cursor';
-import type { AppDeps } from './trpc/context';
+import { createTokenService, type TokenService } from './auth/tokens';
+import { createCursorCodec, type CursorCodec } from './lib/cursor';
+import { resolveActor } from './modules/auth/service';
+
+/** What the app is built from; tests build it with their own database. */
+export interface AppDeps {
+  config: Config;
+  database: DatabaseHandle;
+  tokens: TokenService;
+  cursors: CursorCodec;
+  logger: Logger;
+  /** The user a verified token speaks for (401 otherwise), for the auth middleware. */
+  resolveActor: typeof resolveActor;
+}
 
 export function createLogger(config: Config): Logger {
   return pino({
@@ -27,5 +38,5 @@ export function createDeps(config: Config, database: DatabaseHandle, logger: Log
         ? { issuer: config.JWT_EXTERNAL_ISSUER, publicKeyPem: config.JWT_PUBLIC_KEY }
         : undefined,
   });
-  return { config, database, tokens, cursors: createCursorCodec(secret), logger };
+  return { config, database, tokens, cursors: createCursorCodec(secret), logger, resolveActor };
 }

@@ -57,10 +57,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 10_000);
     forceExit.unref();
-    server.close(async () => {
-      await database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the database failed'));
-      logger.info('stopped');
-      process.exit(0);
+    server.close(() => {
+      void database
+        .close()
+        .catch((error: unknown) => logger.error({ err: error }, 'closing the database failed'))
+        .finally(() => {
+          logger.info('stopped');
+          process.exit(0);
+        });
     });
     server.closeIdleConnections();
     // A keep-alive connection whose in-flight request finishes after this point would

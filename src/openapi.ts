@@ -75,9 +75,12 @@ function fixResponses(operation: Operation, { successStatus, withoutLocation }: 
     if (code === '200') {
       if (status === 204) responses['204'] = { description: 'No content' };
       else if (status === 201) {
-        responses['201'] = { ...response, description: 'Created', headers: withoutLocation ? response.headers : { ...response.headers, Location: location } };
-      }
-      else responses['200'] = response;
+        responses['201'] = {
+          ...response,
+          description: 'Created',
+          headers: withoutLocation ? response.headers : { ...response.headers, Location: location },
+        };
+      } else responses['200'] = response;
       continue;
     }
     responses[code] = {

@@ -1,16 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addMember, signup, signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
-import {
-  AUDIENCE,
-  ISO_MS,
-  ISSUER,
-  UUID,
-  byOrganizationId,
-  decodeClaims,
-  membershipRows,
-  tableCounts,
-  userRow,
-} from './helpers/auth-helpers';
+import { AUDIENCE, ISSUER, byOrganizationId, decodeClaims, membershipRows, userRow } from './helpers/auth-helpers';
+import { tableCounts } from './helpers/sql';
+import { ISO_MS_PATTERN, UUID_PATTERN } from './helpers/values';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -46,17 +38,22 @@ describe('POST /auth/signup', () => {
     expect(res.body.token_type).toBe('Bearer');
     expect(res.body.expires_in).toBe(3600);
     const { user, organization, workspace } = res.body;
-    expect(user).toEqual({ id: expect.stringMatching(UUID), email, name: 'Ada Lovelace', created_at: expect.stringMatching(ISO_MS) });
+    expect(user).toEqual({
+      id: expect.stringMatching(UUID_PATTERN),
+      email,
+      name: 'Ada Lovelace',
+      created_at: expect.stringMatching(ISO_MS_PATTERN),
+    });
     expect(organization).toEqual({
-      id: expect.stringMatching(UUID),
+      id: expect.stringMatching(UUID_PATTERN),
       name: "Ada Lovelace's organization",
       slug: expect.stringMatching(/^ada-lovelace[a-z0-9-]*$/),
       role: 'owner',
-      created_at: expect.stringMatching(ISO_MS),
-      updated_at: expect.stringMatching(ISO_MS),
+      created_at: expect.stringMatching(ISO_MS_PATTERN),
+      updated_at: expect.stringMatching(ISO_MS_PATTERN),
     });
     expect(workspace).toEqual({
-      id: expect.stringMatching(UUID),
+      id: expect.stringMatching(UUID_PATTERN),
       organization_id: organization.id,
       name: 'Default',
       slug: 'default',
@@ -65,8 +62,8 @@ describe('POST /auth/signup', () => {
       is_default: true,
       cloned_from_id: null,
       version: 1,
-      created_at: expect.stringMatching(ISO_MS),
-      updated_at: expect.stringMatching(ISO_MS),
+      created_at: expect.stringMatching(ISO_MS_PATTERN),
+      updated_at: expect.stringMatching(ISO_MS_PATTERN),
     });
 
     const claims = decodeClaims(res.body.access_token);
@@ -79,9 +76,17 @@ describe('POST /auth/signup', () => {
       organizations: before.organizations + 1,
       memberships: before.memberships + 1,
       workspaces: before.workspaces + 1,
+      idempotency_keys: before.idempotency_keys,
     });
     const row = await userRow(app, user.id);
-    expect(row).toMatchObject({ email, name: 'Ada Lovelace', token_version: 0, external_issuer: null, external_subject: null, logged_out_at: null });
+    expect(row).toMatchObject({
+      email,
+      name: 'Ada Lovelace',
+      token_version: 0,
+      external_issuer: null,
+      external_subject: null,
+      logged_out_at: null,
+    });
     expect(await membershipRows(app, user.id)).toEqual([{ organization_id: organization.id, role: 'owner' }]);
     expect(await app.query('select name, slug from organizations where id = $1', [organization.id])).toEqual([
       { name: "Ada Lovelace's organization", slug: organization.slug },
@@ -183,10 +188,10 @@ describe('POST /auth/signup', () => {
     expect(first.body.organization.name).toBe("Twin Name's organization");
     expect(second.body.organization.name).toBe("Twin Name's organization");
     expect(second.body.organization.slug).toBe(`${first.body.organization.slug}-2`);
-    const rows = await app.query<{ id: string; slug: string }>(
-      'select id, slug from organizations where id in ($1, $2) order by slug',
-      [first.body.organization.id, second.body.organization.id],
-    );
+    const rows = await app.query<{ id: string; slug: string }>('select id, slug from organizations where id in ($1, $2) order by slug', [
+      first.body.organization.id,
+      second.body.organization.id,
+    ]);
     expect(rows).toEqual([
       { id: first.body.organization.id, slug: first.body.organization.slug },
       { id: second.body.organization.id, slug: second.body.organization.slug },
@@ -276,7 +281,7 @@ describe('POST /auth/logout', () => {
     const account = await signup(app, 'Logout');
     const second = await loginRequest({ email: account.user.email, password: account.password });
     expect(second.status).toBe(200);
-    expect((await userRow(app, account.user.id))).toMatchObject({ token_version: 0, logged_out_at: null });
+    expect(await userRow(app, account.user.id)).toMatchObject({ token_version: 0, logged_out_at: null });
 
     const res = await app.request('POST', '/api/v1/auth/logout', { token: account.token });
     expect(res.status, res.text).toBe(204);
@@ -371,6 +376,7 @@ describe('DELETE /auth/me', () => {
       organizations: before.organizations - 2,
       memberships: before.memberships - 3,
       workspaces: before.workspaces - 2,
+      idempotency_keys: before.idempotency_keys,
     });
     // The organization it shared stays, with its own owner and workspace.
     expect(await organizationsOf([other.organization.id])).toEqual([{ id: other.organization.id }]);
@@ -452,6 +458,7 @@ describe('the auth procedures over tRPC', () => {
       organizations: before.organizations + 1,
       memberships: before.memberships + 1,
       workspaces: before.workspaces + 1,
+      idempotency_keys: before.idempotency_keys,
     });
     expect(await membershipRows(app, created.user.id)).toEqual([{ organization_id: created.organization.id, role: 'owner' }]);
 
@@ -464,7 +471,7 @@ describe('the auth procedures over tRPC', () => {
   it('reports a validation failure with code, httpStatus and the same issues as REST, and no stack', async () => {
     const input = { email: 'not-an-email', password: 'short', name: 'X', role: 'owner' };
     const before = await tableCounts(app);
-    const error = await expectTrpcFailure(app.trpc().auth.signup.mutate(input as never), 400, 'BAD_REQUEST');
+    const error = await expectTrpcFailure(app.trpc().auth.signup.mutate(input), 400, 'BAD_REQUEST');
     const rest = await signupRequest(input);
     expectApiError(rest, 400, 'BAD_REQUEST');
 

@@ -20,7 +20,11 @@ async function freshWorkspace(): Promise<WorkspaceBody> {
 }
 
 const rename = (id: string, ifMatch: string, token = team.owner.token) =>
-  app.request('PUT', `/api/v1/workspaces/${id}`, { token, headers: { 'If-Match': ifMatch }, body: { description: `set under ${ifMatch}` } });
+  app.request('PUT', `/api/v1/workspaces/${id}`, {
+    token,
+    headers: { 'If-Match': ifMatch },
+    body: { description: `set under ${ifMatch}` },
+  });
 
 describe('PUT /api/v1/workspaces/{id} with If-Match', () => {
   it('applies when a list of tags holds the current version', async () => {
@@ -80,7 +84,10 @@ describe('PUT /api/v1/workspaces/{id} with If-Match', () => {
 describe('DELETE /api/v1/workspaces/{id} with If-Match', () => {
   it('deletes under a list holding the current version', async () => {
     const ws = await freshWorkspace();
-    const res = await app.request('DELETE', `/api/v1/workspaces/${ws.id}`, { token: team.admin.token, headers: { 'If-Match': '"3", "1"' } });
+    const res = await app.request('DELETE', `/api/v1/workspaces/${ws.id}`, {
+      token: team.admin.token,
+      headers: { 'If-Match': '"3", "1"' },
+    });
     expect(res.status, res.text).toBe(204);
     expect(await workspaceRow(app, ws.id)).toBeNull();
   });

@@ -123,7 +123,11 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['an unknown LOG_LEVEL', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     ['an unknown RATE_LIMIT_STORE', { RATE_LIMIT_STORE: 'redis' }, 'RATE_LIMIT_STORE'],
     ['a DATABASE_PREPARE that is not true/false', { DATABASE_PREPARE: 'yes' }, 'DATABASE_PREPARE'],
-    ['a JWT_PUBLIC_KEY that is no PEM key', { JWT_PUBLIC_KEY: 'garbage', JWT_EXTERNAL_ISSUER: 'https://idp.example.com/' }, 'JWT_PUBLIC_KEY'],
+    [
+      'a JWT_PUBLIC_KEY that is no PEM key',
+      { JWT_PUBLIC_KEY: 'garbage', JWT_EXTERNAL_ISSUER: 'https://idp.example.com/' },
+      'JWT_PUBLIC_KEY',
+    ],
     ['a JWT_PUBLIC_KEY without JWT_EXTERNAL_ISSUER', { JWT_PUBLIC_KEY: publicKeyPem('ec') }, 'JWT_EXTERNAL_ISSUER'],
     ['a JWT_EXTERNAL_ISSUER without JWT_PUBLIC_KEY', { JWT_EXTERNAL_ISSUER: 'https://idp.example.com/' }, 'JWT_PUBLIC_KEY'],
     ['NODE_ENV=production without JWT_SECRET', { NODE_ENV: 'production' }, 'JWT_SECRET'],

@@ -65,7 +65,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
   });
 
   it(
-    'renders the document\'s operations, opened at the organizations tag',
+    "renders the document's operations, opened at the organizations tag",
     async () => {
       const response = await page.goto(`${app.url}/docs#/organizations`, { waitUntil: 'load' });
       expect(response?.status()).toBe(200);
@@ -167,7 +167,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
     BROWSER_TEST_TIMEOUT,
   );
 
-  it('loads no asset from outside the app\'s origin and throws no page error', () => {
+  it("loads no asset from outside the app's origin and throws no page error", () => {
     expect(requested.length).toBeGreaterThan(3);
     expect(requested.some((url) => /swagger-ui.*\.js$/.test(url))).toBe(true);
     expect(requested.some((url) => /swagger-ui.*\.css$/.test(url))).toBe(true);

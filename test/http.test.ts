@@ -18,8 +18,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-const countOrganizations = async () =>
-  (await app.query<{ count: number }>('select count(*)::int as count from organizations'))[0]!.count;
+const countOrganizations = async () => (await app.query<{ count: number }>('select count(*)::int as count from organizations'))[0]!.count;
 const organizationsNamed = async (name: string) =>
   (await app.query<{ count: number }>('select count(*)::int as count from organizations where name = $1', [name]))[0]!.count;
 const organizationSettings = async (id: string) =>
@@ -87,7 +86,12 @@ describe('request bodies', () => {
   it('reads a charset=utf-8 body on a PUT (not an empty input)', async () => {
     const created = await app.request('POST', '/api/v1/organizations', { token: owner.token, body: { name: 'Before rename' } });
     expect(created.status).toBe(201);
-    const res = await sendRaw('PUT', `/api/v1/organizations/${created.body.id}`, JSON.stringify({ name: 'After rename' }), 'application/json; charset=utf-8');
+    const res = await sendRaw(
+      'PUT',
+      `/api/v1/organizations/${created.body.id}`,
+      JSON.stringify({ name: 'After rename' }),
+      'application/json; charset=utf-8',
+    );
     expect(res.status, res.text).toBe(200);
     expect(res.body.name).toBe('After rename');
     const rows = await app.query<{ name: string }>('select name from organizations where id = $1', [created.body.id]);
@@ -126,7 +130,7 @@ describe('request bodies', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${owner.token}` },
       body: stream,
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: expect.any(String) });
     expect(await countOrganizations()).toBe(before);
@@ -189,7 +193,10 @@ describe('routing', () => {
     expectErrorBody(collection, 405, 'METHOD_NOT_SUPPORTED');
     expect(collection.headers.get('allow')!.split(/,\s*/).sort()).toEqual(['GET', 'POST']);
 
-    const item = await app.request('PATCH', `/api/v1/organizations/${owner.organization.id}`, { token: owner.token, body: { name: 'Patched' } });
+    const item = await app.request('PATCH', `/api/v1/organizations/${owner.organization.id}`, {
+      token: owner.token,
+      body: { name: 'Patched' },
+    });
     expectErrorBody(item, 405, 'METHOD_NOT_SUPPORTED');
     expect(item.headers.get('allow')!.split(/,\s*/).sort()).toEqual(['DELETE', 'GET', 'PUT']);
     const rows = await app.query<{ name: string }>('select name from organizations where id = $1', [owner.organization.id]);
@@ -263,7 +270,9 @@ describe('error bodies', () => {
 
   it('carries no stack, file path or SQL, on either face', async () => {
     const taken = `taken-${randomUUID().slice(0, 8)}`;
-    expect((await app.request('POST', '/api/v1/organizations', { token: owner.token, body: { name: 'Taken', slug: taken } })).status).toBe(201);
+    expect((await app.request('POST', '/api/v1/organizations', { token: owner.token, body: { name: 'Taken', slug: taken } })).status).toBe(
+      201,
+    );
     const countBefore = await countOrganizations();
 
     const cases: Array<[string, Promise<ApiResponse>, number]> = [
@@ -278,14 +287,34 @@ describe('error bodies', () => {
       ['an unknown path', app.request('GET', '/api/v1/organizations/x/y/z/w', { token: owner.token }), 404],
       ['a wrong method', app.request('PATCH', '/api/v1/organizations', { token: owner.token, body: {} }), 405],
       ['a taken slug', app.request('POST', '/api/v1/organizations', { token: owner.token, body: { name: 'Again', slug: taken } }), 409],
-      ['a taken slug on update', app.request('PUT', `/api/v1/organizations/${owner.organization.id}`, { token: owner.token, body: { slug: taken } }), 409],
-      ['a taken email', app.request('POST', '/api/v1/auth/signup', { body: { email: owner.user.email.toUpperCase(), password: 'long enough password', name: 'Dup' } }), 409],
+      [
+        'a taken slug on update',
+        app.request('PUT', `/api/v1/organizations/${owner.organization.id}`, { token: owner.token, body: { slug: taken } }),
+        409,
+      ],
+      [
+        'a taken email',
+        app.request('POST', '/api/v1/auth/signup', {
+          body: { email: owner.user.email.toUpperCase(), password: 'long enough password', name: 'Dup' },
+        }),
+        409,
+      ],
       ['a large body', sendRaw('POST', '/api/v1/organizations', JSON.stringify({ name: 'x'.repeat(MIB + 1) }), 'application/json'), 413],
       ['a text body', sendRaw('POST', '/api/v1/organizations', 'hello', 'text/plain'), 415],
       ['tRPC: failed validation', app.request('POST', '/trpc/organizations.create', { token: owner.token, body: { name: 42 } }), 400],
       ['tRPC: malformed JSON', sendRaw('POST', '/trpc/organizations.create', '{"name":', 'application/json'), 400],
-      ['tRPC: a taken slug', app.request('POST', '/trpc/organizations.create', { token: owner.token, body: { name: 'Again', slug: taken } }), 409],
-      ['tRPC: an unknown organization', app.request('GET', `/trpc/organizations.get?input=${encodeURIComponent(JSON.stringify({ org_id: randomUUID() }))}`, { token: owner.token }), 404],
+      [
+        'tRPC: a taken slug',
+        app.request('POST', '/trpc/organizations.create', { token: owner.token, body: { name: 'Again', slug: taken } }),
+        409,
+      ],
+      [
+        'tRPC: an unknown organization',
+        app.request('GET', `/trpc/organizations.get?input=${encodeURIComponent(JSON.stringify({ org_id: randomUUID() }))}`, {
+          token: owner.token,
+        }),
+        404,
+      ],
       ['tRPC: an unknown procedure', app.request('GET', '/trpc/nope.nothing', { token: owner.token }), 404],
       ['tRPC: no token', app.request('GET', '/trpc/auth.me'), 401],
     ];
@@ -308,7 +337,9 @@ describe('tRPC error messages', () => {
     expect(body.body.error).toMatchObject({ message: expect.any(String), data: { code: 'BAD_REQUEST', httpStatus: 400 } });
     expect(body.text).not.toContain('secret-value-1');
 
-    const query = await app.request('GET', `/trpc/organizations.get?input=${encodeURIComponent('{"org_id": secret-value-2')}`, { token: owner.token });
+    const query = await app.request('GET', `/trpc/organizations.get?input=${encodeURIComponent('{"org_id": secret-value-2')}`, {
+      token: owner.token,
+    });
     expect(query.status).toBe(400);
     expect(query.body.error.data).toMatchObject({ code: 'BAD_REQUEST', httpStatus: 400 });
     expect(query.text).not.toContain('secret-value-2');
@@ -339,8 +370,7 @@ describe('health', () => {
 
     it('answers /readyz with 503 and Retry-After, while /healthz stays 200', async () => {
       expect((await lonely.request('GET', '/readyz')).status).toBe(200);
-      const close = lonely.database.close;
-      await close();
+      await lonely.database.close();
       // The app is closed below with the rest; its database is closed already.
       lonely.database.close = async () => {};
 
@@ -407,7 +437,7 @@ describe('tRPC batches', () => {
           headers: { authorization: `Bearer ${owner.token}` },
           fetch: (url, init) => {
             requested.push(String(url));
-            return fetch(url, init as RequestInit);
+            return fetch(url, init);
           },
         }),
       ],
@@ -417,7 +447,9 @@ describe('tRPC batches', () => {
     expect(new URL(requested[0]!).pathname).toBe('/trpc/auth.me,organizations.list');
     expect(me.user.id).toBe(owner.user.id);
     expect(organizations.items.map((o) => o.id)).toContain(owner.organization.id);
-    const rows = await app.query<{ organization_id: string }>('select organization_id from memberships where user_id = $1', [owner.user.id]);
+    const rows = await app.query<{ organization_id: string }>('select organization_id from memberships where user_id = $1', [
+      owner.user.id,
+    ]);
     expect(organizations.items.map((o) => o.id).sort()).toEqual(rows.map((r) => r.organization_id).sort());
   });
 });
@@ -441,7 +473,10 @@ describe('body booleans are JSON booleans only', () => {
   it('answers 400 over REST to "true" in a feature flag and an integration, and stores nothing', async () => {
     const flag = await app.request('PUT', settingsPath(), { token: account.token, body: { features: { beta: 'true' } } });
     expectErrorBody(flag, 400, 'BAD_REQUEST');
-    const integration = await app.request('PUT', settingsPath(), { token: account.token, body: { integrations: { slack: { enabled: 'true' } } } });
+    const integration = await app.request('PUT', settingsPath(), {
+      token: account.token,
+      body: { integrations: { slack: { enabled: 'true' } } },
+    });
     expectErrorBody(integration, 400, 'BAD_REQUEST');
     const numeric = await app.request('PUT', settingsPath(), { token: account.token, body: { permissions: { allow_guests: 0 } } });
     expectErrorBody(numeric, 400, 'BAD_REQUEST');
@@ -476,7 +511,9 @@ describe('body booleans are JSON booleans only', () => {
     expectErrorBody(res, 400, 'BAD_REQUEST');
     expect(await organizationSettings(account.organization.id)).toEqual({ permissions: { allow_guests: false } });
 
-    const viaTrpc = await app.trpc(account.token).organizations.updateSettings.mutate({ org_id: account.organization.id, permissions: { allow_guests: true } });
+    const viaTrpc = await app
+      .trpc(account.token)
+      .organizations.updateSettings.mutate({ org_id: account.organization.id, permissions: { allow_guests: true } });
     expect(viaTrpc.effective.permissions.allow_guests).toBe(true);
     expect(await organizationSettings(account.organization.id)).toEqual({ permissions: { allow_guests: true } });
   });
@@ -485,7 +522,9 @@ describe('body booleans are JSON booleans only', () => {
 describe('signup over REST', () => {
   it('keeps the account an unknown-field signup would have made out of the database', async () => {
     const email = uniqueEmail('sneaky');
-    const res = await app.request('POST', '/api/v1/auth/signup', { body: { email, password: 'long enough password', name: 'S', role: 'owner' } });
+    const res = await app.request('POST', '/api/v1/auth/signup', {
+      body: { email, password: 'long enough password', name: 'S', role: 'owner' },
+    });
     expectErrorBody(res, 400, 'BAD_REQUEST');
     const rows = await app.query('select id from users where lower(email) = lower($1)', [email]);
     expect(rows).toEqual([]);

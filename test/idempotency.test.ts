@@ -50,10 +50,10 @@ const count = async (sql: string, params: unknown[]) => (await app.query<{ n: nu
 const workspacesNamed = (pattern: string) => count('select count(*)::int as n from workspaces where name like $1', [pattern]);
 const organizationsNamed = (name: string) => count('select count(*)::int as n from organizations where name = $1', [name]);
 const storedKeys = (userId: string, key: string) =>
-  app.query<{ operation: string; status_code: number | null }>('select operation, status_code from idempotency_keys where user_id = $1 and key = $2', [
-    userId,
-    key,
-  ]);
+  app.query<{ operation: string; status_code: number | null }>(
+    'select operation, status_code from idempotency_keys where user_id = $1 and key = $2',
+    [userId, key],
+  );
 
 interface CreateRoute {
   name: string;
@@ -249,7 +249,12 @@ describe('Idempotency-Key over tRPC', () => {
     expect(viaRest.body.id).toBe(first.id);
     expect(await workspacesNamed(input.name)).toBe(1);
 
-    const mismatch = await expectTrpcFailure(client.workspaces.create.mutate({ ...input, name: `${input.name} other` }, options), 422, 'UNPROCESSABLE_CONTENT');
+    const mismatch = await expectTrpcFailure(
+      client.workspaces.create.mutate({ ...input, name: `${input.name} other` }, options),
+      422,
+      'UNPROCESSABLE_CONTENT',
+    );
+    expect(mismatch.message).toBe('This Idempotency-Key was used with a different request');
     expect(await workspacesNamed(`${input.name} other`)).toBe(0);
   });
 });

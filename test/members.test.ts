@@ -1,14 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
-import {
-  RANDOM_UUID,
-  createTeam,
-  isoSql,
-  rolesIn,
-  tamperCursor,
-  walkPages,
-  type Role,
-} from './helpers/org-helpers';
+import { createTeam, rolesIn, tamperCursor, walkPages, type Role } from './helpers/org-helpers';
+import { isoSql } from './helpers/sql';
+import { UNKNOWN_UUID } from './helpers/values';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -102,8 +96,16 @@ describe('GET /organizations/{org_id}/members', () => {
     const first = await app.request('GET', `${membersPath(org)}?limit=1`, { token: member.token });
     const cursor = first.body.next_cursor as string;
     expect(typeof cursor).toBe('string');
-    expectApiError(await app.request('GET', `${membersPath(org)}?limit=1&cursor=${encodeURIComponent(tamperCursor(cursor))}`, { token: member.token }), 400, 'BAD_REQUEST');
-    expectApiError(await app.request('GET', `${membersPath(other)}?limit=1&cursor=${encodeURIComponent(cursor)}`, { token: member.token }), 400, 'BAD_REQUEST');
+    expectApiError(
+      await app.request('GET', `${membersPath(org)}?limit=1&cursor=${encodeURIComponent(tamperCursor(cursor))}`, { token: member.token }),
+      400,
+      'BAD_REQUEST',
+    );
+    expectApiError(
+      await app.request('GET', `${membersPath(other)}?limit=1&cursor=${encodeURIComponent(cursor)}`, { token: member.token }),
+      400,
+      'BAD_REQUEST',
+    );
     for (const limit of ['0', '101', 'abc']) {
       expectIssueAt(await app.request('GET', `${membersPath(org)}?limit=${limit}`, { token: member.token }), 'limit');
     }
@@ -119,13 +121,19 @@ describe('GET /organizations/{org_id}/members/{user_id}', () => {
       `select ${isoSql('created_at')} as created_at from memberships where organization_id = $1 and user_id = $2`,
       [org, owner.user.id],
     );
-    expect(res.body).toEqual({ user_id: owner.user.id, email: owner.user.email, name: 'Owner', role: 'owner', created_at: stored!.created_at });
+    expect(res.body).toEqual({
+      user_id: owner.user.id,
+      email: owner.user.email,
+      name: 'Owner',
+      role: 'owner',
+      created_at: stored!.created_at,
+    });
   });
 
   it('answers 404 for a user who is not a member, and 400 for an id that is not a UUID', async () => {
     const org = await team();
     expectApiError(await app.request('GET', membersPath(org, outsider.user.id), { token: member.token }), 404, 'NOT_FOUND');
-    expectApiError(await app.request('GET', membersPath(org, RANDOM_UUID), { token: member.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('GET', membersPath(org, UNKNOWN_UUID), { token: member.token }), 404, 'NOT_FOUND');
     expectIssueAt(await app.request('GET', membersPath(org, 'nobody'), { token: member.token }), 'user_id');
   });
 });
@@ -140,7 +148,13 @@ describe('POST /organizations/{org_id}/members', () => {
       `select role, ${isoSql('created_at')} as created_at from memberships where organization_id = $1 and user_id = $2`,
       [org, newcomer.user.id],
     );
-    expect(res.body).toEqual({ user_id: newcomer.user.id, email: newcomer.user.email, name: 'Newcomer', role: 'member', created_at: stored!.created_at });
+    expect(res.body).toEqual({
+      user_id: newcomer.user.id,
+      email: newcomer.user.email,
+      name: 'Newcomer',
+      role: 'member',
+      created_at: stored!.created_at,
+    });
     expect(stored!.role).toBe('member');
 
     const fetched = await app.request('GET', res.headers.get('location')!, { token: newcomer.token });
@@ -152,7 +166,10 @@ describe('POST /organizations/{org_id}/members', () => {
 
   it('finds the account whatever the case of the email', async () => {
     const org = await team();
-    const res = await app.request('POST', membersPath(org), { token: owner.token, body: { email: ` ${newcomer.user.email.toUpperCase()} `, role: 'admin' } });
+    const res = await app.request('POST', membersPath(org), {
+      token: owner.token,
+      body: { email: ` ${newcomer.user.email.toUpperCase()} `, role: 'admin' },
+    });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ user_id: newcomer.user.id, email: newcomer.user.email, role: 'admin' });
     expect((await rolesIn(app, org))[newcomer.user.id]).toBe('admin');
@@ -169,7 +186,11 @@ describe('POST /organizations/{org_id}/members', () => {
   it('answers 403 to an admin adding an owner, and adds nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectApiError(await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'owner' } }), 403, 'FORBIDDEN');
+    expectApiError(
+      await app.request('POST', membersPath(org), { token: admin.token, body: { email: newcomer.user.email, role: 'owner' } }),
+      403,
+      'FORBIDDEN',
+    );
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -192,15 +213,27 @@ describe('POST /organizations/{org_id}/members', () => {
   it('answers 409 to adding someone who is already a member, and leaves the role as it was', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectApiError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: member.user.email, role: 'admin' } }), 409, 'CONFLICT');
-    expectApiError(await app.request('POST', membersPath(org), { token: owner.token, body: { email: owner.user.email, role: 'owner' } }), 409, 'CONFLICT');
+    expectApiError(
+      await app.request('POST', membersPath(org), { token: owner.token, body: { email: member.user.email, role: 'admin' } }),
+      409,
+      'CONFLICT',
+    );
+    expectApiError(
+      await app.request('POST', membersPath(org), { token: owner.token, body: { email: owner.user.email, role: 'owner' } }),
+      409,
+      'CONFLICT',
+    );
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
   it('answers 403 to a member adding anyone, and adds nothing', async () => {
     const org = await team();
     const before = await rolesIn(app, org);
-    expectApiError(await app.request('POST', membersPath(org), { token: member.token, body: { email: newcomer.user.email, role: 'member' } }), 403, 'FORBIDDEN');
+    expectApiError(
+      await app.request('POST', membersPath(org), { token: member.token, body: { email: newcomer.user.email, role: 'member' } }),
+      403,
+      'FORBIDDEN',
+    );
     expect(await rolesIn(app, org)).toEqual(before);
   });
 
@@ -209,7 +242,7 @@ describe('POST /organizations/{org_id}/members', () => {
     [{ email: 'x@example.com', role: 'boss' }, 'role'],
     [{ email: 'x@example.com' }, 'role'],
     [{ role: 'member' }, 'email'],
-    [{ email: 'x@example.com', role: 'member', user_id: RANDOM_UUID }, 'user_id'],
+    [{ email: 'x@example.com', role: 'member', user_id: UNKNOWN_UUID }, 'user_id'],
     [{ email: `${'a'.repeat(250)}@example.com`, role: 'member' }, 'email'],
   ])('answers 400 to %j and adds nothing', async (body, path) => {
     const org = await team();
@@ -296,7 +329,10 @@ describe('PUT /organizations/{org_id}/members/{user_id}', () => {
     expectIssueAt(await setRole(owner.token, org, member.user.id, 'boss'), 'role');
     expectIssueAt(await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: {} }), 'role');
     expectIssueAt(
-      await app.request('PUT', membersPath(org, member.user.id), { token: owner.token, body: { role: 'admin', created_at: '2020-01-01T00:00:00.000Z' } }),
+      await app.request('PUT', membersPath(org, member.user.id), {
+        token: owner.token,
+        body: { role: 'admin', created_at: '2020-01-01T00:00:00.000Z' },
+      }),
       'created_at',
     );
     expect(await rolesIn(app, org)).toEqual(before);
@@ -404,7 +440,7 @@ describe('a non-member gets 404 for every member operation', () => {
     const hidden = await app.request(method, path, { token: outsider.token, body: sendBody });
     expectApiError(hidden, 404, 'NOT_FOUND');
     // Exactly as for an organization that does not exist.
-    const missing = await app.request(method, path.replace(org, RANDOM_UUID), { token: outsider.token, body: sendBody });
+    const missing = await app.request(method, path.replace(org, UNKNOWN_UUID), { token: outsider.token, body: sendBody });
     expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
     expect(await rolesIn(app, org)).toEqual(before);
@@ -424,11 +460,31 @@ describe('members over tRPC', () => {
     expect((await rolesIn(app, org))[newcomer2.user.id]).toBe('member');
 
     const before = await rolesIn(app, org);
-    await expectTrpcFailure(client.organizations.updateMember.mutate({ org_id: org, user_id: owner.user.id, role: 'member' }), 403, 'FORBIDDEN');
-    await expectTrpcFailure(app.trpc(owner.token).organizations.removeMember.mutate({ org_id: org, user_id: owner.user.id }), 409, 'CONFLICT');
-    await expectTrpcFailure(client.organizations.addMember.mutate({ org_id: org, email: member.user.email, role: 'member' }), 409, 'CONFLICT');
-    await expectTrpcFailure(app.trpc(outsider.token).organizations.getMember.query({ org_id: org, user_id: owner.user.id }), 404, 'NOT_FOUND');
-    const invalid = await expectTrpcFailure(client.organizations.addMember.mutate({ org_id: org, email: newcomer.user.email, role: 'boss' as never }), 400, 'BAD_REQUEST');
+    await expectTrpcFailure(
+      client.organizations.updateMember.mutate({ org_id: org, user_id: owner.user.id, role: 'member' }),
+      403,
+      'FORBIDDEN',
+    );
+    await expectTrpcFailure(
+      app.trpc(owner.token).organizations.removeMember.mutate({ org_id: org, user_id: owner.user.id }),
+      409,
+      'CONFLICT',
+    );
+    await expectTrpcFailure(
+      client.organizations.addMember.mutate({ org_id: org, email: member.user.email, role: 'member' }),
+      409,
+      'CONFLICT',
+    );
+    await expectTrpcFailure(
+      app.trpc(outsider.token).organizations.getMember.query({ org_id: org, user_id: owner.user.id }),
+      404,
+      'NOT_FOUND',
+    );
+    const invalid = await expectTrpcFailure(
+      client.organizations.addMember.mutate({ org_id: org, email: newcomer.user.email, role: 'boss' as never }),
+      400,
+      'BAD_REQUEST',
+    );
     expect(invalid.data?.issues?.map((i) => i.path)).toEqual(['role']);
     expect(await rolesIn(app, org)).toEqual(before);
   });
@@ -437,24 +493,27 @@ describe('members over tRPC', () => {
 describe('the last owner under concurrency (PostgreSQL)', () => {
   const owners = async (org: string) => Object.values(await rolesIn(app, org)).filter((r) => r === 'owner').length;
 
-  it.runIf(process.env.DATABASE_URL)('two owners demoting each other at once: the first wins, the second is no longer an owner (403)', async () => {
-    expect(app.engine).toBe('postgres');
-    for (let round = 0; round < 5; round++) {
-      const org = await createTeam(app, owner, [[newcomer, 'owner']]);
-      const [a, b] = await Promise.all([
-        app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'admin' } }),
-        app.request('PUT', membersPath(org, owner.user.id), { token: newcomer.token, body: { role: 'admin' } }),
-      ]);
-      // Member changes of one organization run one after another: the second sees itself demoted.
-      expect([a.status, b.status].sort(), `${a.text} ${b.text}`).toEqual([200, 403]);
-      expectApiError(a.status === 403 ? a : b, 403, 'FORBIDDEN');
-      expect(await owners(org)).toBe(1);
-      const roles = await rolesIn(app, org);
-      const winner = a.status === 200 ? owner : newcomer;
-      const loser = a.status === 200 ? newcomer : owner;
-      expect(roles).toEqual({ [winner.user.id]: 'owner', [loser.user.id]: 'admin' });
-    }
-  });
+  it.runIf(process.env.DATABASE_URL)(
+    'two owners demoting each other at once: the first wins, the second is no longer an owner (403)',
+    async () => {
+      expect(app.engine).toBe('postgres');
+      for (let round = 0; round < 5; round++) {
+        const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+        const [a, b] = await Promise.all([
+          app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'admin' } }),
+          app.request('PUT', membersPath(org, owner.user.id), { token: newcomer.token, body: { role: 'admin' } }),
+        ]);
+        // Member changes of one organization run one after another: the second sees itself demoted.
+        expect([a.status, b.status].sort(), `${a.text} ${b.text}`).toEqual([200, 403]);
+        expectApiError(a.status === 403 ? a : b, 403, 'FORBIDDEN');
+        expect(await owners(org)).toBe(1);
+        const roles = await rolesIn(app, org);
+        const winner = a.status === 200 ? owner : newcomer;
+        const loser = a.status === 200 ? newcomer : owner;
+        expect(roles).toEqual({ [winner.user.id]: 'owner', [loser.user.id]: 'admin' });
+      }
+    },
+  );
 
   it.runIf(process.env.DATABASE_URL)('two owners leaving at once: exactly one succeeds, one owner remains', async () => {
     expect(app.engine).toBe('postgres');
@@ -470,18 +529,24 @@ describe('the last owner under concurrency (PostgreSQL)', () => {
     }
   });
 
-  it.runIf(process.env.DATABASE_URL)('an owner leaving while demoting the other owner: exactly one succeeds, one owner remains', async () => {
-    expect(app.engine).toBe('postgres');
-    for (let round = 0; round < 5; round++) {
-      const org = await createTeam(app, owner, [[newcomer, 'owner']]);
-      const [left, demoted] = await Promise.all([
-        app.request('DELETE', membersPath(org, owner.user.id), { token: owner.token }),
-        app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'member' } }),
-      ]);
-      // The loser sees either the last-owner conflict or (having already left) no organization.
-      expect([left.status, demoted.status].filter((s) => s < 300), `${left.text} ${demoted.text}`).toHaveLength(1);
-      expect([left.status, demoted.status].every((s) => [200, 204, 404, 409].includes(s))).toBe(true);
-      expect(await owners(org)).toBe(1);
-    }
-  });
+  it.runIf(process.env.DATABASE_URL)(
+    'an owner leaving while demoting the other owner: exactly one succeeds, one owner remains',
+    async () => {
+      expect(app.engine).toBe('postgres');
+      for (let round = 0; round < 5; round++) {
+        const org = await createTeam(app, owner, [[newcomer, 'owner']]);
+        const [left, demoted] = await Promise.all([
+          app.request('DELETE', membersPath(org, owner.user.id), { token: owner.token }),
+          app.request('PUT', membersPath(org, newcomer.user.id), { token: owner.token, body: { role: 'member' } }),
+        ]);
+        // The loser sees either the last-owner conflict or (having already left) no organization.
+        expect(
+          [left.status, demoted.status].filter((s) => s < 300),
+          `${left.text} ${demoted.text}`,
+        ).toHaveLength(1);
+        expect([left.status, demoted.status].every((s) => [200, 204, 404, 409].includes(s))).toBe(true);
+        expect(await owners(org)).toBe(1);
+      }
+    },
+  );
 });

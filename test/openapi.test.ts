@@ -93,7 +93,9 @@ describe('GET /openapi.json', () => {
 
   it('finds REST procedures in the router (the walk is not empty)', () => {
     expect(restProcedures.length).toBeGreaterThanOrEqual(17);
-    expect(restProcedures.map((r) => r.key)).toEqual(expect.arrayContaining(['POST /auth/signup', 'GET /organizations', 'DELETE /organizations/{org_id}']));
+    expect(restProcedures.map((r) => r.key)).toEqual(
+      expect.arrayContaining(['POST /auth/signup', 'GET /organizations', 'DELETE /organizations/{org_id}']),
+    );
   });
 });
 
@@ -121,13 +123,15 @@ describe('operations', () => {
   });
 
   it('lists nothing that is not a REST procedure, and each operationId once', () => {
-    const documented = allOperations().map(([key]) => key).sort();
+    const documented = allOperations()
+      .map(([key]) => key)
+      .sort();
     expect(documented).toEqual(restProcedures.map((r) => r.key).sort());
     const ids = allOperations().map(([, operation]) => operation.operationId);
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('tags every operation of the contract\'s sections', () => {
+  it("tags every operation of the contract's sections", () => {
     const tagOf = (key: string) => allOperations().find(([k]) => k === key)?.[1].tags?.[0];
     expect(tagOf('POST /auth/signup')).toBe('auth');
     expect(tagOf('GET /organizations')).toBe('organizations');
@@ -224,14 +228,30 @@ describe('errors', () => {
     expect(error.required).toEqual(expect.arrayContaining(['code', 'message']));
     expect(Object.keys(error.properties!)).toEqual(expect.arrayContaining(['code', 'message', 'issues', 'failed']));
     expect(error.properties!.code!.enum).toEqual(
-      expect.arrayContaining(['BAD_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'UNPROCESSABLE_CONTENT', 'TOO_MANY_REQUESTS', 'INTERNAL_SERVER_ERROR', 'SERVICE_UNAVAILABLE']),
+      expect.arrayContaining([
+        'BAD_REQUEST',
+        'UNAUTHORIZED',
+        'FORBIDDEN',
+        'NOT_FOUND',
+        'CONFLICT',
+        'PRECONDITION_FAILED',
+        'PAYLOAD_TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'UNPROCESSABLE_CONTENT',
+        'TOO_MANY_REQUESTS',
+        'INTERNAL_SERVER_ERROR',
+        'SERVICE_UNAVAILABLE',
+      ]),
     );
   });
 
   it('has every error response reference the Error schema', () => {
     for (const [key, operation] of allOperations()) {
       const errors = Object.entries(operation.responses).filter(([status]) => /^[45]/.test(status));
-      expect(errors.map(([s]) => s), key).toEqual(expect.arrayContaining(['400', '500']));
+      expect(
+        errors.map(([s]) => s),
+        key,
+      ).toEqual(expect.arrayContaining(['400', '500']));
       for (const [status, response] of errors) {
         expect(response.content?.['application/json']?.schema?.$ref, `${key} ${status}`).toBe('#/components/schemas/Error');
         expect(response.description?.length, `${key} ${status}: description`).toBeGreaterThan(0);

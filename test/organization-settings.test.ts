@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import {
-  DEFAULT_EFFECTIVE,
-  RANDOM_UUID,
-  SYSTEM_DEFAULT_PERMISSIONS,
-  createTeam,
-  organizationRow,
-} from './helpers/org-helpers';
+import { DEFAULT_EFFECTIVE, SYSTEM_DEFAULT_PERMISSIONS, createTeam, organizationRow } from './helpers/org-helpers';
+import { UNKNOWN_UUID } from './helpers/values';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -52,14 +47,19 @@ describe('GET /organizations/{org_id}/settings', () => {
     const res = await getSettings(org);
     expect(res.status, res.text).toBe(200);
     expect(res.body).toEqual({ organization_id: org, settings: {}, effective: DEFAULT_EFFECTIVE });
-    expect(res.body.effective.permissions).toEqual({ default_role: 'member', allow_guests: false, allow_member_invites: true, visibility: 'organization' });
+    expect(res.body.effective.permissions).toEqual({
+      default_role: 'member',
+      allow_guests: false,
+      allow_member_invites: true,
+      visibility: 'organization',
+    });
     expect((await organizationRow(app, org))!.settings).toEqual({});
   });
 
   it('answers 404 to a non-member as to an unknown organization, and 400 to a non-UUID', async () => {
     const org = await team();
     const hidden = await getSettings(org, outsider.token);
-    const missing = await getSettings(RANDOM_UUID, outsider.token);
+    const missing = await getSettings(UNKNOWN_UUID, outsider.token);
     expectApiError(hidden, 404, 'NOT_FOUND');
     expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
@@ -81,10 +81,15 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
     await write(org, { permissions: { allow_guests: true } });
     const body = await write(org, { permissions: { visibility: 'private', default_role: 'viewer' } });
     expect(body.settings).toEqual({ permissions: { allow_guests: true, visibility: 'private', default_role: 'viewer' } });
-    expect(body.effective.permissions).toEqual({ default_role: 'viewer', allow_guests: true, allow_member_invites: true, visibility: 'private' });
+    expect(body.effective.permissions).toEqual({
+      default_role: 'viewer',
+      allow_guests: true,
+      allow_member_invites: true,
+      visibility: 'private',
+    });
   });
 
-  it('merges an integration\'s config key by key, keeping its other fields', async () => {
+  it("merges an integration's config key by key, keeping its other fields", async () => {
     const org = await team();
     await write(org, { integrations: { slack: { enabled: true, config: { channel: '#general', retries: 3 } } } });
     let body = await write(org, { integrations: { slack: { config: { retries: 5, verbose: true } }, github: { enabled: true } } });
@@ -104,7 +109,10 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
     const org = await team();
     const body = await write(org, { integrations: { jira: {}, linear: { config: { team: 'core' } } } });
     expect(body.settings).toEqual({ integrations: { jira: {}, linear: { config: { team: 'core' } } } });
-    expect(body.effective.integrations).toEqual({ jira: { enabled: false, config: {} }, linear: { enabled: false, config: { team: 'core' } } });
+    expect(body.effective.integrations).toEqual({
+      jira: { enabled: false, config: {} },
+      linear: { enabled: false, config: { team: 'core' } },
+    });
   });
 
   it('removes a key on null, so the system default is in effect again', async () => {
@@ -115,13 +123,22 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
       integrations: { slack: { enabled: true, config: { channel: '#ops' } }, github: { enabled: true } },
     });
 
-    let body = await write(org, { permissions: { default_role: null, allow_member_invites: null }, features: { beta: null }, integrations: { slack: { enabled: null } } });
+    let body = await write(org, {
+      permissions: { default_role: null, allow_member_invites: null },
+      features: { beta: null },
+      integrations: { slack: { enabled: null } },
+    });
     expect(body.settings).toEqual({
       permissions: { allow_guests: true, visibility: 'private' },
       features: { gamma: false },
       integrations: { slack: { config: { channel: '#ops' } }, github: { enabled: true } },
     });
-    expect(body.effective.permissions).toEqual({ default_role: 'member', allow_guests: true, allow_member_invites: true, visibility: 'private' });
+    expect(body.effective.permissions).toEqual({
+      default_role: 'member',
+      allow_guests: true,
+      allow_member_invites: true,
+      visibility: 'private',
+    });
     expect(body.effective.features).toEqual({ gamma: false });
     expect(body.effective.integrations.slack).toEqual({ enabled: false, config: { channel: '#ops' } });
 
@@ -138,8 +155,16 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
 
   it('stores config values with their JSON types (strings that look like booleans or numbers stay strings)', async () => {
     const org = await team();
-    const body = await write(org, { integrations: { hook: { config: { verbose: 'true', retries: '3', on: false, count: 2147483647, text: 'x'.repeat(500) } } } });
-    expect(body.effective.integrations.hook.config).toEqual({ verbose: 'true', retries: '3', on: false, count: 2147483647, text: 'x'.repeat(500) });
+    const body = await write(org, {
+      integrations: { hook: { config: { verbose: 'true', retries: '3', on: false, count: 2147483647, text: 'x'.repeat(500) } } },
+    });
+    expect(body.effective.integrations.hook.config).toEqual({
+      verbose: 'true',
+      retries: '3',
+      on: false,
+      count: 2147483647,
+      text: 'x'.repeat(500),
+    });
     const types = await app.query<{ key: string; type: string }>(
       `select key, jsonb_typeof(value) as type from organizations, jsonb_each(settings->'integrations'->'hook'->'config') where id = $1 order by key`,
       [org],
@@ -168,7 +193,11 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
     const org = await team();
     const res = await putSettings(org, { features: { owner_flag: true } }, owner.token);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ organization_id: org, settings: { features: { owner_flag: true } }, effective: { ...DEFAULT_EFFECTIVE, features: { owner_flag: true } } });
+    expect(res.body).toEqual({
+      organization_id: org,
+      settings: { features: { owner_flag: true } },
+      effective: { ...DEFAULT_EFFECTIVE, features: { owner_flag: true } },
+    });
   });
 });
 
@@ -177,7 +206,14 @@ describe('PUT /organizations/{org_id}/settings: a write that changes nothing', (
     const org = await team();
     await write(org, { features: { beta: true }, integrations: { slack: { enabled: true } } });
     const before = (await organizationRow(app, org))!;
-    for (const noop of [{}, { features: { beta: true } }, { features: { absent: null } }, { permissions: {} }, { permissions: null }, { integrations: { slack: { enabled: true } } }]) {
+    for (const noop of [
+      {},
+      { features: { beta: true } },
+      { features: { absent: null } },
+      { permissions: {} },
+      { permissions: null },
+      { integrations: { slack: { enabled: true } } },
+    ]) {
       const res = await putSettings(org, noop);
       expect(res.status, JSON.stringify(noop)).toBe(200);
       expect(res.body.settings).toEqual(before.settings);
@@ -208,7 +244,11 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     ['101 feature flags', { features: many(101, () => true) }, 'features'],
     ['51 integrations', { integrations: many(51, () => ({ enabled: true })) }, 'integrations'],
     ['51 config keys', { integrations: { slack: { config: many(51, (i) => i) } } }, 'integrations.slack.config'],
-    ['a config string of 501 characters', { integrations: { slack: { config: { channel: 'x'.repeat(501) } } } }, 'integrations.slack.config.channel'],
+    [
+      'a config string of 501 characters',
+      { integrations: { slack: { config: { channel: 'x'.repeat(501) } } } },
+      'integrations.slack.config.channel',
+    ],
     ['a config number over 2^31 - 1', { integrations: { slack: { config: { n: 2 ** 31 } } } }, 'integrations.slack.config.n'],
     ['a config object', { integrations: { slack: { config: { nested: { a: 1 } } } } }, 'integrations.slack.config.nested'],
     ['a "constructor" feature', { features: { constructor: true } }, 'features.constructor'],
@@ -221,7 +261,7 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     ['visibility "public"', { permissions: { visibility: 'public' } }, 'permissions.visibility'],
     ['features as an array', { features: ['beta'] }, 'features'],
     ['a NUL in a config string', { integrations: { slack: { config: { channel: 'a\u0000b' } } } }, 'integrations.slack.config.channel'],
-    ['an organization_id in the body', { organization_id: RANDOM_UUID }, 'organization_id'],
+    ['an organization_id in the body', { organization_id: UNKNOWN_UUID }, 'organization_id'],
     ['a settings wrapper', { settings: { features: { beta: true } } }, 'settings'],
   ];
 
@@ -254,7 +294,9 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     expect(res.body.message).toMatch(/100/);
     expect(await organizationRow(app, org)).toEqual(before);
     // Replacing some keys while adding others within the limit is fine.
-    const ok = await putSettings(org, { features: { ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`first${i}`, null])), extra: true } });
+    const ok = await putSettings(org, {
+      features: { ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`first${i}`, null])), extra: true },
+    });
     expect(ok.status, ok.text).toBe(200);
     expect(Object.keys(ok.body.settings.features)).toHaveLength(21);
   });
@@ -264,7 +306,11 @@ describe('PUT /organizations/{org_id}/settings: validation', () => {
     expectApiError(await putRaw(org, '[]'), 400, 'BAD_REQUEST');
     expectApiError(await putRaw(org, '{"features":'), 400, 'BAD_REQUEST');
     expectApiError(
-      await app.request('PUT', settingsPath(org), { token: admin.token, rawBody: 'features=beta', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      await app.request('PUT', settingsPath(org), {
+        token: admin.token,
+        rawBody: 'features=beta',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
       415,
       'UNSUPPORTED_MEDIA_TYPE',
     );
@@ -284,7 +330,7 @@ describe('PUT /organizations/{org_id}/settings: who may write', () => {
     const org = await team();
     const before = await organizationRow(app, org);
     const hidden = await putSettings(org, { features: { beta: true } }, outsider.token);
-    const missing = await putSettings(RANDOM_UUID, { features: { beta: true } }, outsider.token);
+    const missing = await putSettings(UNKNOWN_UUID, { features: { beta: true } }, outsider.token);
     expectApiError(hidden, 404, 'NOT_FOUND');
     expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
@@ -322,7 +368,11 @@ describe('strict types over both faces: booleans are JSON true/false only', () =
 
   it.each(cases)('tRPC answers BAD_REQUEST (400) to %s and changes nothing', async (_what, body, path) => {
     const before = await organizationRow(app, org);
-    const error = await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, ...body } as never), 400, 'BAD_REQUEST');
+    const error = await expectTrpcFailure(
+      app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, ...body }),
+      400,
+      'BAD_REQUEST',
+    );
     expect(error.data?.issues?.map((i) => i.path)).toContain(path);
     expect(await organizationRow(app, org)).toEqual(before);
   });
@@ -333,7 +383,11 @@ describe('strict types over both faces: booleans are JSON true/false only', () =
     expect((await app.request('GET', '/openapi.json')).status).toBe(200);
     const before = await organizationRow(app, org);
     expectIssueAt(await putSettings(org, { features: { beta: 'false' } }), 'features.beta');
-    await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: 'false' } } as never), 400, 'BAD_REQUEST');
+    await expectTrpcFailure(
+      app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: 'false' } } as never),
+      400,
+      'BAD_REQUEST',
+    );
     expect(await organizationRow(app, org)).toEqual(before);
     expect((before!.settings as { features: Record<string, unknown> }).features.beta).toBe(true);
   });
@@ -342,7 +396,9 @@ describe('strict types over both faces: booleans are JSON true/false only', () =
     const org = await team(); // a layer of its own, since this one changes it
     const rest = await putSettings(org, { integrations: { slack: { config: { verbose: 'true' } } } });
     expect(rest.status, rest.text).toBe(200);
-    const viaTrpc = await app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, integrations: { slack: { config: { retries: '3' } } } });
+    const viaTrpc = await app
+      .trpc(admin.token)
+      .organizations.updateSettings.mutate({ org_id: org, integrations: { slack: { config: { retries: '3' } } } });
     expect(viaTrpc.settings).toEqual({ integrations: { slack: { config: { verbose: 'true', retries: '3' } } } });
     expect((await organizationRow(app, org))!.settings).toEqual({ integrations: { slack: { config: { verbose: 'true', retries: '3' } } } });
   });
@@ -352,7 +408,11 @@ describe('settings over tRPC', () => {
   it('updates and reads settings with the same result as REST', async () => {
     const org = await team();
     const client = app.trpc(admin.token);
-    const updated = await client.organizations.updateSettings.mutate({ org_id: org, features: { beta: true }, permissions: { allow_guests: true } });
+    const updated = await client.organizations.updateSettings.mutate({
+      org_id: org,
+      features: { beta: true },
+      permissions: { allow_guests: true },
+    });
     expect(updated).toEqual({
       organization_id: org,
       settings: { features: { beta: true }, permissions: { allow_guests: true } },
@@ -369,10 +429,22 @@ describe('settings over tRPC', () => {
   it('reports FORBIDDEN, NOT_FOUND and validation errors with data.code and data.httpStatus, without a stack', async () => {
     const org = await team();
     const before = await organizationRow(app, org);
-    await expectTrpcFailure(app.trpc(member.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }), 403, 'FORBIDDEN');
-    await expectTrpcFailure(app.trpc(outsider.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }), 404, 'NOT_FOUND');
+    await expectTrpcFailure(
+      app.trpc(member.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }),
+      403,
+      'FORBIDDEN',
+    );
+    await expectTrpcFailure(
+      app.trpc(outsider.token).organizations.updateSettings.mutate({ org_id: org, features: { beta: true } }),
+      404,
+      'NOT_FOUND',
+    );
     await expectTrpcFailure(app.trpc(outsider.token).organizations.getSettings.query({ org_id: org }), 404, 'NOT_FOUND');
-    const invalid = await expectTrpcFailure(app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, permissions: { default_role: 'boss' as never } }), 400, 'BAD_REQUEST');
+    const invalid = await expectTrpcFailure(
+      app.trpc(admin.token).organizations.updateSettings.mutate({ org_id: org, permissions: { default_role: 'boss' as never } }),
+      400,
+      'BAD_REQUEST',
+    );
     expect(invalid.data?.issues).toEqual([{ path: 'permissions.default_role', message: expect.any(String) }]);
     expect(await organizationRow(app, org)).toEqual(before);
   });

@@ -1,16 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addMember, signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import {
-  RANDOM_UUID,
-  createOrganization,
-  createTeam,
-  isoSql,
-  organizationRow,
-  rolesIn,
-  tableCounts,
-  tamperCursor,
-  walkPages,
-} from './helpers/org-helpers';
+import { createOrganization, createTeam, organizationRow, rolesIn, tamperCursor, walkPages } from './helpers/org-helpers';
+import { isoSql, tableCounts } from './helpers/sql';
+import { UNKNOWN_UUID } from './helpers/values';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -36,8 +28,8 @@ afterAll(async () => {
 const orgPath = (id: string) => `/api/v1/organizations/${id}`;
 type OrgItem = { id: string; name: string; slug: string; created_at: string; updated_at: string; role: string };
 
-describe('GET /organizations (the caller\'s organizations)', () => {
-  it('lists every organization the caller belongs to, each with the caller\'s role, as stored', async () => {
+describe("GET /organizations (the caller's organizations)", () => {
+  it("lists every organization the caller belongs to, each with the caller's role, as stored", async () => {
     for (const [account, role] of [
       [owner, 'owner'],
       [admin, 'admin'],
@@ -47,8 +39,13 @@ describe('GET /organizations (the caller\'s organizations)', () => {
       expect(res.status, res.text).toBe(200);
       expect(res.body.next_cursor).toBeNull();
       const items = res.body.items as OrgItem[];
-      const stored = await app.query<{ organization_id: string; role: string }>('select organization_id, role from memberships where user_id = $1', [account.user.id]);
-      expect(Object.fromEntries(items.map((o) => [o.id, o.role]))).toEqual(Object.fromEntries(stored.map((r) => [r.organization_id, r.role])));
+      const stored = await app.query<{ organization_id: string; role: string }>(
+        'select organization_id, role from memberships where user_id = $1',
+        [account.user.id],
+      );
+      expect(Object.fromEntries(items.map((o) => [o.id, o.role]))).toEqual(
+        Object.fromEntries(stored.map((r) => [r.organization_id, r.role])),
+      );
       expect(items.find((o) => o.id === shared)?.role).toBe(role);
       expect(items.find((o) => o.id === account.organization.id)?.role).toBe('owner');
       for (const item of items) {
@@ -92,7 +89,7 @@ describe('GET /organizations (the caller\'s organizations)', () => {
     expect(res.body.next_cursor).toBeNull();
   });
 
-  it('answers 400 to a tampered cursor, a garbage cursor and another caller\'s cursor', async () => {
+  it("answers 400 to a tampered cursor, a garbage cursor and another caller's cursor", async () => {
     const first = await app.request('GET', '/api/v1/organizations?limit=2', { token: admin.token });
     const cursor = first.body.next_cursor as string;
     expect(typeof cursor).toBe('string');
@@ -150,10 +147,23 @@ describe('POST /organizations', () => {
       [org.id],
     );
     expect(workspaces).toEqual([
-      { name: 'Default', slug: 'default', is_default: true, version: 1, description: null, metadata: {}, settings: {}, cloned_from_id: null, created_at: org.created_at },
+      {
+        name: 'Default',
+        slug: 'default',
+        is_default: true,
+        version: 1,
+        description: null,
+        metadata: {},
+        settings: {},
+        cloned_from_id: null,
+        created_at: org.created_at,
+      },
     ]);
     // now() is the transaction's start: one timestamp on all three rows means one transaction.
-    const [membership] = await app.query<{ created_at: string }>(`select ${isoSql('created_at')} as created_at from memberships where organization_id = $1`, [org.id]);
+    const [membership] = await app.query<{ created_at: string }>(
+      `select ${isoSql('created_at')} as created_at from memberships where organization_id = $1`,
+      [org.id],
+    );
     expect(membership!.created_at).toBe(org.created_at);
 
     const fetched = await app.request('GET', res.headers.get('location')!, { token: member.token });
@@ -169,7 +179,10 @@ describe('POST /organizations', () => {
 
   it('answers 409 to a taken slug and writes nothing', async () => {
     const before = await tableCounts(app);
-    const res = await app.request('POST', '/api/v1/organizations', { token: outsider.token, body: { name: 'Copycat', slug: 'my-explicit-slug' } });
+    const res = await app.request('POST', '/api/v1/organizations', {
+      token: outsider.token,
+      body: { name: 'Copycat', slug: 'my-explicit-slug' },
+    });
     expectApiError(res, 409, 'CONFLICT');
     expect(res.body.message).toContain('my-explicit-slug');
     expect(res.headers.get('location')).toBeNull();
@@ -187,8 +200,8 @@ describe('POST /organizations', () => {
   });
 
   it.each([
-    [{ name: 'Sneaky', owner_id: RANDOM_UUID }, 'owner_id'],
-    [{ name: 'Sneaky', id: RANDOM_UUID }, 'id'],
+    [{ name: 'Sneaky', owner_id: UNKNOWN_UUID }, 'owner_id'],
+    [{ name: 'Sneaky', id: UNKNOWN_UUID }, 'id'],
     [{ name: 'Sneaky', role: 'member' }, 'role'],
     [{ name: 'Sneaky', created_at: '2020-01-01T00:00:00.000Z' }, 'created_at'],
     [{ name: '   ' }, 'name'],
@@ -209,7 +222,11 @@ describe('POST /organizations', () => {
   it('answers 401 without a valid token and writes nothing', async () => {
     const before = await tableCounts(app);
     expectApiError(await app.request('POST', '/api/v1/organizations', { body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
-    expectApiError(await app.request('POST', '/api/v1/organizations', { token: 'a.b.c', body: { name: 'Anonymous' } }), 401, 'UNAUTHORIZED');
+    expectApiError(
+      await app.request('POST', '/api/v1/organizations', { token: 'a.b.c', body: { name: 'Anonymous' } }),
+      401,
+      'UNAUTHORIZED',
+    );
     expect(await tableCounts(app)).toEqual(before);
   });
 });
@@ -263,7 +280,7 @@ describe('Idempotency-Key on POST /organizations', () => {
     expect(await app.query('select id from organizations where name = $1', ['Second Body'])).toEqual([]);
   });
 
-  it('scopes keys to the caller: another user\'s identical request is its own', async () => {
+  it("scopes keys to the caller: another user's identical request is its own", async () => {
     const key = `scoped-${Date.now()}`;
     const mine = await post(member.token, key, { name: 'Scoped' });
     const theirs = await post(outsider.token, key, { name: 'Scoped' });
@@ -336,7 +353,13 @@ describe('Idempotency-Key on POST /organizations', () => {
     const second = await client.organizations.create.mutate({ name: 'Via tRPC Key' }, options);
     expect(second).toEqual(first);
     expect(await app.query('select id from organizations where name = $1', ['Via tRPC Key'])).toEqual([{ id: first.id }]);
-    const mismatch = await expectTrpcFailure(client.organizations.create.mutate({ name: 'Other tRPC Body' }, options), 422, 'UNPROCESSABLE_CONTENT');
+    const mismatch = await expectTrpcFailure(
+      client.organizations.create.mutate({ name: 'Other tRPC Body' }, options),
+      422,
+      'UNPROCESSABLE_CONTENT',
+    );
+    expect(mismatch.message).toBe('This Idempotency-Key was used with a different request');
+    expect(await app.query('select id from organizations where name = $1', ['Other tRPC Body'])).toEqual([]);
   });
 
   it.runIf(process.env.DATABASE_URL)('runs concurrent duplicates once: both get the same answer', async () => {
@@ -356,7 +379,7 @@ describe('Idempotency-Key on POST /organizations', () => {
 });
 
 describe('GET /organizations/{org_id}', () => {
-  it('answers a member with the organization and the caller\'s role', async () => {
+  it("answers a member with the organization and the caller's role", async () => {
     const row = (await organizationRow(app, shared))!;
     for (const [account, role] of [
       [owner, 'owner'],
@@ -365,13 +388,20 @@ describe('GET /organizations/{org_id}', () => {
     ] as const) {
       const res = await app.request('GET', orgPath(shared), { token: account.token });
       expect(res.status, res.text).toBe(200);
-      expect(res.body).toEqual({ id: shared, name: row.name, slug: row.slug, created_at: row.created_at, updated_at: row.updated_at, role });
+      expect(res.body).toEqual({
+        id: shared,
+        name: row.name,
+        slug: row.slug,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        role,
+      });
     }
   });
 
   it('answers 404 to a non-member exactly as to an organization that does not exist', async () => {
     const hidden = await app.request('GET', orgPath(shared), { token: outsider.token });
-    const missing = await app.request('GET', orgPath(RANDOM_UUID), { token: outsider.token });
+    const missing = await app.request('GET', orgPath(UNKNOWN_UUID), { token: outsider.token });
     expectApiError(hidden, 404, 'NOT_FOUND');
     expectApiError(missing, 404, 'NOT_FOUND');
     expect(hidden.body).toEqual(missing.body);
@@ -387,7 +417,13 @@ describe('PUT /organizations/{org_id}', () => {
     const before = (await organizationRow(app, shared))!;
     const res = await app.request('PUT', orgPath(shared), { token: admin.token, body: { name: 'Renamed By Admin' } });
     expect(res.status, res.text).toBe(200);
-    expect(res.body).toMatchObject({ id: shared, name: 'Renamed By Admin', slug: before.slug, created_at: before.created_at, role: 'admin' });
+    expect(res.body).toMatchObject({
+      id: shared,
+      name: 'Renamed By Admin',
+      slug: before.slug,
+      created_at: before.created_at,
+      role: 'admin',
+    });
     expect(Date.parse(res.body.updated_at)).toBeGreaterThan(Date.parse(before.updated_at));
     const after = (await organizationRow(app, shared))!;
     expect(after).toEqual({ ...before, name: 'Renamed By Admin', updated_at: res.body.updated_at });
@@ -417,20 +453,23 @@ describe('PUT /organizations/{org_id}', () => {
   it('answers 404 to a non-member and changes nothing', async () => {
     const before = await organizationRow(app, shared);
     expectApiError(await app.request('PUT', orgPath(shared), { token: outsider.token, body: { name: 'By Outsider' } }), 404, 'NOT_FOUND');
-    expectApiError(await app.request('PUT', orgPath(RANDOM_UUID), { token: outsider.token, body: { name: 'Nothing' } }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('PUT', orgPath(UNKNOWN_UUID), { token: outsider.token, body: { name: 'Nothing' } }), 404, 'NOT_FOUND');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
   it('answers 409 to a slug another organization has, and changes nothing', async () => {
     const before = await organizationRow(app, shared);
-    const res = await app.request('PUT', orgPath(shared), { token: owner.token, body: { name: 'Would Rename', slug: outsider.organization.slug } });
+    const res = await app.request('PUT', orgPath(shared), {
+      token: owner.token,
+      body: { name: 'Would Rename', slug: outsider.organization.slug },
+    });
     expectApiError(res, 409, 'CONFLICT');
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 
   it.each([
     [{}, ''],
-    [{ name: 'Ok', id: RANDOM_UUID }, 'id'],
+    [{ name: 'Ok', id: UNKNOWN_UUID }, 'id'],
     [{ name: 'Ok', updated_at: '2020-01-01T00:00:00.000Z' }, 'updated_at'],
     [{ slug: 'UPPER' }, 'slug'],
     [{ name: '' }, 'name'],
@@ -442,7 +481,11 @@ describe('PUT /organizations/{org_id}', () => {
 
   it('answers 400 when the path id is repeated in the body', async () => {
     const before = await organizationRow(app, shared);
-    expectApiError(await app.request('PUT', orgPath(shared), { token: owner.token, body: { org_id: RANDOM_UUID, name: 'X' } }), 400, 'BAD_REQUEST');
+    expectApiError(
+      await app.request('PUT', orgPath(shared), { token: owner.token, body: { org_id: UNKNOWN_UUID, name: 'X' } }),
+      400,
+      'BAD_REQUEST',
+    );
     expect(await organizationRow(app, shared)).toEqual(before);
   });
 });
@@ -466,7 +509,11 @@ describe('DELETE /organizations/{org_id}', () => {
     expect(await app.query('select 1 from workspaces where organization_id = $1', [doomed])).toEqual([]);
     expect(await app.query('select 1 from memberships where organization_id = $1', [doomed])).toEqual([]);
     const after = await tableCounts(app);
-    expect(after).toMatchObject({ organizations: before.organizations - 1, workspaces: before.workspaces - 1, memberships: before.memberships - 3 });
+    expect(after).toMatchObject({
+      organizations: before.organizations - 1,
+      workspaces: before.workspaces - 1,
+      memberships: before.memberships - 3,
+    });
     // The users themselves stay, with their other organizations.
     expect(await rolesIn(app, shared)).toMatchObject({ [owner.user.id]: 'owner', [admin.user.id]: 'admin', [member.user.id]: 'member' });
     expectApiError(await app.request('GET', orgPath(doomed), { token: owner.token }), 404, 'NOT_FOUND');
@@ -485,7 +532,7 @@ describe('DELETE /organizations/{org_id}', () => {
   it('answers 404 to a non-member and to an unknown id, and deletes nothing', async () => {
     const before = await tableCounts(app);
     expectApiError(await app.request('DELETE', orgPath(shared), { token: outsider.token }), 404, 'NOT_FOUND');
-    expectApiError(await app.request('DELETE', orgPath(RANDOM_UUID), { token: owner.token }), 404, 'NOT_FOUND');
+    expectApiError(await app.request('DELETE', orgPath(UNKNOWN_UUID), { token: owner.token }), 404, 'NOT_FOUND');
     expect(await tableCounts(app)).toEqual(before);
   });
 
@@ -498,14 +545,19 @@ describe('DELETE /organizations/{org_id}', () => {
 });
 
 describe('organizations over tRPC', () => {
-  it('lists the caller\'s organizations with roles and cursors', async () => {
+  it("lists the caller's organizations with roles and cursors", async () => {
     const client = app.trpc(admin.token);
     const first = await client.organizations.list.query({ limit: 3 });
     expect(first.items).toHaveLength(3);
     expect(typeof first.next_cursor).toBe('string');
     const all = await client.organizations.list.query({ limit: 100 });
-    const stored = await app.query<{ organization_id: string; role: string }>('select organization_id, role from memberships where user_id = $1', [admin.user.id]);
-    expect(Object.fromEntries(all.items.map((o) => [o.id, o.role]))).toEqual(Object.fromEntries(stored.map((r) => [r.organization_id, r.role])));
+    const stored = await app.query<{ organization_id: string; role: string }>(
+      'select organization_id, role from memberships where user_id = $1',
+      [admin.user.id],
+    );
+    expect(Object.fromEntries(all.items.map((o) => [o.id, o.role]))).toEqual(
+      Object.fromEntries(stored.map((r) => [r.organization_id, r.role])),
+    );
     const second = await client.organizations.list.query({ limit: 3, cursor: first.next_cursor! });
     expect(second.items.map((o) => o.id)).toEqual(all.items.slice(3, 6).map((o) => o.id));
   });
@@ -514,7 +566,9 @@ describe('organizations over tRPC', () => {
     const created = await app.trpc(outsider.token).organizations.create.mutate({ name: 'Created Over tRPC' });
     expect(created).toMatchObject({ name: 'Created Over tRPC', slug: 'created-over-trpc', role: 'owner' });
     expect(await rolesIn(app, created.id)).toEqual({ [outsider.user.id]: 'owner' });
-    expect(await app.query('select slug, is_default from workspaces where organization_id = $1', [created.id])).toEqual([{ slug: 'default', is_default: true }]);
+    expect(await app.query('select slug, is_default from workspaces where organization_id = $1', [created.id])).toEqual([
+      { slug: 'default', is_default: true },
+    ]);
   });
 
   it('reports errors with data.code and data.httpStatus, without a stack', async () => {
@@ -525,7 +579,11 @@ describe('organizations over tRPC', () => {
     await expectTrpcFailure(app.trpc(member.token).organizations.update.mutate({ org_id: shared, name: 'Nope' }), 403, 'FORBIDDEN');
     await expectTrpcFailure(app.trpc().organizations.list.query({ limit: 5 }), 401, 'UNAUTHORIZED');
 
-    const invalid = await expectTrpcFailure(client.organizations.create.mutate({ name: 'Sneaky', owner_id: RANDOM_UUID } as never), 400, 'BAD_REQUEST');
+    const invalid = await expectTrpcFailure(
+      client.organizations.create.mutate({ name: 'Sneaky', owner_id: UNKNOWN_UUID } as never),
+      400,
+      'BAD_REQUEST',
+    );
     expect(invalid.data?.issues?.map((i) => i.path)).toContain('owner_id');
     await expectTrpcFailure(client.organizations.list.query({ limit: 0 }), 400, 'BAD_REQUEST');
     expect(await tableCounts(app)).toEqual(before);

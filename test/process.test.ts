@@ -6,15 +6,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrlFor } from './helpers/database-url';
-import {
-  exitWithin,
-  holdPort,
-  REPO_ROOT,
-  sleep,
-  startServerProcess,
-  stderrLines,
-  type ServerProcess,
-} from './helpers/process-helpers';
+import { exitWithin, holdPort, REPO_ROOT, sleep, startServerProcess, stderrLines, type ServerProcess } from './helpers/process-helpers';
 
 /**
  * The real entry (`node --import tsx src/main.ts`) as an operator starts it. These runs use the
@@ -257,7 +249,9 @@ describe.skipIf(onPostgres)('the embedded database across processes', () => {
       expect(lockOwner(), 'the stale lock is taken over').toBe(next.pid);
       const list = await get(nextUrl, '/api/v1/organizations?limit=100', annToken);
       expect(list.status).toBe(200);
-      expect(list.body.items.map((o: { name: string }) => o.name)).toEqual(expect.arrayContaining(["Ann's organization", 'Before the crash']));
+      expect(list.body.items.map((o: { name: string }) => o.name)).toEqual(
+        expect.arrayContaining(["Ann's organization", 'Before the crash']),
+      );
       expect((await post(nextUrl, '/api/v1/auth/login', { email: bob.email, password: bob.password })).status).toBe(200);
       expect((await get(nextUrl, '/readyz')).status).toBe(200);
 
@@ -311,7 +305,11 @@ describe.runIf(onPostgres)('two processes starting together on one fresh Postgre
         expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(['users', 'organizations', 'memberships', 'workspaces']));
 
         // One database, one secret: a token from one process works on the other.
-        const signedUp = await post(urls[0]!, '/api/v1/auth/signup', { email: `pg-${randomUUID()}@example.com`, password: 'correct horse battery', name: 'Pat' });
+        const signedUp = await post(urls[0]!, '/api/v1/auth/signup', {
+          email: `pg-${randomUUID()}@example.com`,
+          password: 'correct horse battery',
+          name: 'Pat',
+        });
         expect(signedUp.status).toBe(201);
         const me = await get(urls[1]!, '/api/v1/auth/me', signedUp.body.access_token);
         expect(me.status).toBe(200);

@@ -10,10 +10,10 @@ import {
   nowSeconds,
   signLocalToken,
   signToken,
-  tableCounts,
   unsignedToken,
   userRow,
 } from './helpers/auth-helpers';
+import { tableCounts } from './helpers/sql';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 const EXTERNAL_ISSUER = 'https://idp.example.test/';
@@ -39,9 +39,8 @@ async function expectRefused(target: TestApp, authorization: string | undefined)
   expectApiError(res, 401, 'UNAUTHORIZED');
   expect(Object.keys(res.body).sort()).toEqual(['code', 'message']);
 
-  const call = authorization === undefined
-    ? target.trpc().auth.me.query()
-    : target.trpc().auth.me.query(undefined, { context: { headers } });
+  const call =
+    authorization === undefined ? target.trpc().auth.me.query() : target.trpc().auth.me.query(undefined, { context: { headers } });
   const error = await expectTrpcFailure(call, 401, 'UNAUTHORIZED');
   expect(error.message).toBe(res.body.message);
   return res.body as { code: string; message: string };
@@ -77,14 +76,23 @@ describe("the service's own tokens", () => {
     ['the Basic scheme', () => `Basic ${Buffer.from(`${account.user.email}:${account.password}`).toString('base64')}`],
     ['a valid token under another scheme', () => `Token ${account.token}`],
     ['an expired token', () => `Bearer ${signLocalToken({ ...claims(), iat: now - 7200, exp: now - 3600 })}`],
-    ['a token signed with another secret', () => `Bearer ${signLocalToken(claims(), { secret: 'another-secret-that-is-32-bytes-or-more' })}`],
-    ['a valid token with a changed payload', () => {
-      const [header, , signature] = account.token.split('.');
-      return `Bearer ${header}.${base64url({ ...decodeClaims(account.token), exp: now + 86_400 })}.${signature}`;
-    }],
+    [
+      'a token signed with another secret',
+      () => `Bearer ${signLocalToken(claims(), { secret: 'another-secret-that-is-32-bytes-or-more' })}`,
+    ],
+    [
+      'a valid token with a changed payload',
+      () => {
+        const [header, , signature] = account.token.split('.');
+        return `Bearer ${header}.${base64url({ ...decodeClaims(account.token), exp: now + 86_400 })}.${signature}`;
+      },
+    ],
     ['a token of another issuer', () => `Bearer ${signLocalToken({ ...claims(), iss: 'someone-else' })}`],
     ['a token for another audience', () => `Bearer ${signLocalToken({ ...claims(), aud: 'another-api' })}`],
-    ['an unsigned token (alg "none")', () => `Bearer ${unsignedToken({ ...claims(), iss: 'workspaces-api', aud: AUDIENCE, iat: now, exp: now + 3600 })}`],
+    [
+      'an unsigned token (alg "none")',
+      () => `Bearer ${unsignedToken({ ...claims(), iss: 'workspaces-api', aud: AUDIENCE, iat: now, exp: now + 3600 })}`,
+    ],
     ['an HS512 token with the right secret', () => `Bearer ${signLocalToken(claims(), { algorithm: 'HS512' })}`],
     ['a token without exp', () => `Bearer ${signLocalToken({ ...claims(), exp: undefined })}`],
     ['a token without iat', () => `Bearer ${signLocalToken({ ...claims(), iat: undefined })}`],
@@ -132,7 +140,7 @@ describe("the service's own tokens", () => {
 /** An external identity provider's token: sub, email, name, iat, exp, aud, iss; `undefined` drops a claim. */
 function externalToken(
   claims: Record<string, unknown>,
-  { key = rsa.privateKey as jwt.Secret, algorithm = 'RS256' as jwt.Algorithm } = {},
+  { key = rsa.privateKey, algorithm = 'RS256' }: { key?: jwt.Secret; algorithm?: jwt.Algorithm } = {},
 ): string {
   const now = nowSeconds();
   return signToken({ iss: EXTERNAL_ISSUER, aud: AUDIENCE, iat: now, exp: now + 600, ...claims }, key, algorithm);
@@ -159,11 +167,14 @@ async function expectFirstSightThenReuse(target: TestApp, sign: (claims: Record<
     organizations: before.organizations + 1,
     memberships: before.memberships + 1,
     workspaces: before.workspaces + 1,
+    idempotency_keys: before.idempotency_keys,
   });
   expect(first.memberships).toEqual([{ organization_id: expect.any(String), role: 'owner' }]);
   const organizationId = first.memberships[0]!.organization_id;
   expect(await membershipRows(target, first.user.id)).toEqual([{ organization_id: organizationId, role: 'owner' }]);
-  expect(await target.query('select name from organizations where id = $1', [organizationId])).toEqual([{ name: "Ext Ernal's organization" }]);
+  expect(await target.query('select name from organizations where id = $1', [organizationId])).toEqual([
+    { name: "Ext Ernal's organization" },
+  ]);
   expect(await target.query('select name, slug, is_default from workspaces where organization_id = $1', [organizationId])).toEqual([
     { name: 'Default', slug: 'default', is_default: true },
   ]);
@@ -178,6 +189,7 @@ async function expectFirstSightThenReuse(target: TestApp, sign: (claims: Record<
     organizations: before.organizations + 1,
     memberships: before.memberships + 1,
     workspaces: before.workspaces + 1,
+    idempotency_keys: before.idempotency_keys,
   });
   return { subject, email, user: first.user };
 }
@@ -202,6 +214,7 @@ describe('tokens of an external identity provider (RS256)', () => {
       organizations: before.organizations + 1,
       memberships: before.memberships + 1,
       workspaces: before.workspaces + 1,
+      idempotency_keys: before.idempotency_keys,
     });
   });
 
@@ -224,14 +237,20 @@ describe('tokens of an external identity provider (RS256)', () => {
     ['signed by another RSA key', (claims) => externalToken(claims, { key: otherRsa.privateKey })],
     ['signed by an EC key', (claims) => externalToken(claims, { key: ec.privateKey, algorithm: 'ES256' })],
     ['signed HS256 with the service secret', (claims) => externalToken(claims, { key: TEST_SECRET, algorithm: 'HS256' })],
-    ['signed HS256 with the public key as the secret', (claims) => {
-      const header = base64url({ alg: 'HS256', typ: 'JWT' });
-      const now = nowSeconds();
-      const payload = base64url({ iss: EXTERNAL_ISSUER, aud: AUDIENCE, iat: now, exp: now + 600, ...claims });
-      const signature = createHmac('sha256', pem(rsa.publicKey)).update(`${header}.${payload}`).digest('base64url');
-      return `${header}.${payload}.${signature}`;
-    }],
-    ['unsigned (alg "none")', (claims) => unsignedToken({ iss: EXTERNAL_ISSUER, aud: AUDIENCE, iat: nowSeconds(), exp: nowSeconds() + 600, ...claims })],
+    [
+      'signed HS256 with the public key as the secret',
+      (claims) => {
+        const header = base64url({ alg: 'HS256', typ: 'JWT' });
+        const now = nowSeconds();
+        const payload = base64url({ iss: EXTERNAL_ISSUER, aud: AUDIENCE, iat: now, exp: now + 600, ...claims });
+        const signature = createHmac('sha256', pem(rsa.publicKey)).update(`${header}.${payload}`).digest('base64url');
+        return `${header}.${payload}.${signature}`;
+      },
+    ],
+    [
+      'unsigned (alg "none")',
+      (claims) => unsignedToken({ iss: EXTERNAL_ISSUER, aud: AUDIENCE, iat: nowSeconds(), exp: nowSeconds() + 600, ...claims }),
+    ],
     ['for another audience', (claims) => externalToken({ ...claims, aud: 'another-api' })],
     ['expired', (claims) => externalToken({ ...claims, iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 })],
     ['without exp', (claims) => externalToken({ ...claims, exp: undefined })],
@@ -279,7 +298,9 @@ describe('tokens of an external identity provider (RS256)', () => {
     await expectAccepted(app, externalToken({ sub: subject, email, name: 'No Password' }));
 
     const external = await app.request('POST', '/api/v1/auth/login', { body: { email, password: 'any password at all' } });
-    const unknown = await app.request('POST', '/api/v1/auth/login', { body: { email: uniqueEmail('unknown'), password: 'any password at all' } });
+    const unknown = await app.request('POST', '/api/v1/auth/login', {
+      body: { email: uniqueEmail('unknown'), password: 'any password at all' },
+    });
     expectApiError(external, 401, 'UNAUTHORIZED');
     expect(external.body).toEqual(unknown.body);
     expect((await externalUsers(app, subject))[0]!.password_hash).toBeNull();

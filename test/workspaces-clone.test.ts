@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import { createTeam, RANDOM_UUID } from './helpers/org-helpers';
+import { createTeam } from './helpers/org-helpers';
+import { UNKNOWN_UUID } from './helpers/values';
+import { workspaceCount } from './helpers/workspace-helpers';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 /** POST /workspaces/{id}/clone: a deep, unlinked copy of description, metadata and settings overrides. */
@@ -53,12 +55,13 @@ async function row(id: string) {
     cloned_from_id: string | null;
     version: number;
     slug: string;
-  }>('select organization_id, slug, description, metadata, settings, is_default, cloned_from_id, version from workspaces where id = $1', [id]);
+  }>('select organization_id, slug, description, metadata, settings, is_default, cloned_from_id, version from workspaces where id = $1', [
+    id,
+  ]);
   return r ?? null;
 }
 
-const countIn = async (organizationId: string) =>
-  (await app.query<{ n: number }>('select count(*)::int as n from workspaces where organization_id = $1', [organizationId]))[0]!.n;
+const countIn = (organizationId: string) => workspaceCount(app, organizationId);
 
 /** The stored metadata and settings overrides, compared exactly (toMatchObject would accept extra keys). */
 async function expectStored(id: string, expected: { metadata: unknown; settings: unknown }) {
@@ -148,7 +151,11 @@ describe('POST /workspaces/{id}/clone', () => {
     expect(putSource.status, putSource.text).toBe(200);
     const putSourceSettings = await app.request('PUT', `/api/v1/workspaces/${source.id}/settings`, {
       token: owner.token,
-      body: { permissions: { allow_guests: false }, features: { beta: null, fresh: true }, integrations: { slack: { config: { channel: '#other', retries: null } } } },
+      body: {
+        permissions: { allow_guests: false },
+        features: { beta: null, fresh: true },
+        integrations: { slack: { config: { channel: '#other', retries: null } } },
+      },
     });
     expect(putSourceSettings.status, putSourceSettings.text).toBe(200);
 
@@ -168,11 +175,17 @@ describe('POST /workspaces/{id}/clone', () => {
     await expectStored(source.id, { metadata: sourceMetadata, settings: sourceSettings });
 
     // And the other way round.
-    const putCopy = await app.request('PUT', `/api/v1/workspaces/${copy.id}`, { token: owner.token, body: { metadata: { team: null, mine: 'clone' } } });
+    const putCopy = await app.request('PUT', `/api/v1/workspaces/${copy.id}`, {
+      token: owner.token,
+      body: { metadata: { team: null, mine: 'clone' } },
+    });
     expect(putCopy.status, putCopy.text).toBe(200);
     const putCopySettings = await app.request('PUT', `/api/v1/workspaces/${copy.id}/settings`, {
       token: owner.token,
-      body: { features: { legacy: true }, integrations: { slack: { enabled: false, config: { channel: '#clone' } }, github: { enabled: true } } },
+      body: {
+        features: { legacy: true },
+        integrations: { slack: { enabled: false, config: { channel: '#clone' } }, github: { enabled: true } },
+      },
     });
     expect(putCopySettings.status, putCopySettings.text).toBe(200);
 
@@ -211,7 +224,13 @@ describe('POST /workspaces/{id}/clone', () => {
     const res = await clone(source.id, { name: 'Travelling', organization_id: target });
     expect(res.status, res.text).toBe(201);
     // The slug is free in the target, whatever the source's organization holds.
-    expect(res.body).toMatchObject({ organization_id: target, slug: 'travelling', cloned_from_id: source.id, metadata: SOURCE_METADATA, is_default: false });
+    expect(res.body).toMatchObject({
+      organization_id: target,
+      slug: 'travelling',
+      cloned_from_id: source.id,
+      metadata: SOURCE_METADATA,
+      is_default: false,
+    });
     expect(res.headers.get('location')).toBe(`/api/v1/workspaces/${res.body.id}`);
     expect(await row(res.body.id)).toMatchObject({ organization_id: target, settings: SOURCE_SETTINGS });
     expect(await countIn(target)).toBe(2);
@@ -231,10 +250,14 @@ describe('POST /workspaces/{id}/clone', () => {
     expect(intoOwn.body).toMatchObject({ organization_id: ownOrg, cloned_from_id: source.id });
 
     // A non-member of the source's organization: 404, even into its own organization.
-    expectApiError(await clone(source.id, { name: unique('Stranger'), organization_id: stranger.organization.id }, stranger.token), 404, 'NOT_FOUND');
+    expectApiError(
+      await clone(source.id, { name: unique('Stranger'), organization_id: stranger.organization.id }, stranger.token),
+      404,
+      'NOT_FOUND',
+    );
     // A target organization the caller is not in: 404; an unknown source: 404.
     expectApiError(await clone(source.id, { name: unique('Nowhere'), organization_id: stranger.organization.id }), 404, 'NOT_FOUND');
-    expectApiError(await clone(RANDOM_UUID, { name: unique('Ghost') }), 404, 'NOT_FOUND');
+    expectApiError(await clone(UNKNOWN_UUID, { name: unique('Ghost') }), 404, 'NOT_FOUND');
 
     expect(await countIn(orgId)).toBe(before);
     expect(await countIn(ownOrg)).toBe(ownBefore + 1);
@@ -275,7 +298,12 @@ describe('workspaces.clone over tRPC', () => {
 
     const before = await countIn(orgId);
     await expectTrpcFailure(client.workspaces.clone.mutate({ workspace_id: source.id, name: 'Dup', slug: copy.slug }), 409, 'CONFLICT');
-    const strangerError = await expectTrpcFailure(app.trpc(stranger.token).workspaces.clone.mutate({ workspace_id: source.id, name: 'Nope' }), 404, 'NOT_FOUND');
+    const strangerError = await expectTrpcFailure(
+      app.trpc(stranger.token).workspaces.clone.mutate({ workspace_id: source.id, name: 'Nope' }),
+      404,
+      'NOT_FOUND',
+    );
+    expect(strangerError.message).toBe('Workspace not found');
     expect(await countIn(orgId)).toBe(before);
   });
 });
@@ -285,7 +313,10 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('POST /workspaces/{id}/clone â
     const source = await createSource();
     const name = unique('Racing Copy');
     const answers = await Promise.all(Array.from({ length: 10 }, () => clone(source.id, { name })));
-    expect(answers.map((a) => a.status), answers.map((a) => a.text.slice(0, 200)).join('\n')).toEqual(Array(10).fill(201));
+    expect(
+      answers.map((a) => a.status),
+      answers.map((a) => a.text.slice(0, 200)).join('\n'),
+    ).toEqual(Array(10).fill(201));
     const rows = await app.query<{ slug: string }>('select slug from workspaces where organization_id = $1 and name = $2', [orgId, name]);
     expect(new Set(rows.map((r) => r.slug)).size).toBe(10);
   });

@@ -5,16 +5,14 @@ import {
   createOrganizationFor,
   createWorkspace,
   defaultWorkspaceIds,
-  ISO_MS_PATTERN,
   teamOf,
   uniqueWorkspaceName,
-  UNKNOWN_UUID,
-  UUID_PATTERN,
   workspaceCount,
   workspaceRow,
   type Team,
   type WorkspaceBody,
 } from './helpers/workspace-helpers';
+import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -54,9 +52,19 @@ describe('POST /api/v1/workspaces', () => {
     expect(res.status, res.text).toBe(201);
     const ws = res.body as WorkspaceBody;
     expect(res.headers.get('location')).toBe(`/api/v1/workspaces/${ws.id}`);
-    expect(Object.keys(ws).sort()).toEqual(
-      ['cloned_from_id', 'created_at', 'description', 'id', 'is_default', 'metadata', 'name', 'organization_id', 'slug', 'updated_at', 'version'],
-    );
+    expect(Object.keys(ws).sort()).toEqual([
+      'cloned_from_id',
+      'created_at',
+      'description',
+      'id',
+      'is_default',
+      'metadata',
+      'name',
+      'organization_id',
+      'slug',
+      'updated_at',
+      'version',
+    ]);
     expect(ws).toMatchObject({
       organization_id: orgId,
       name,
@@ -79,10 +87,21 @@ describe('POST /api/v1/workspaces', () => {
   it('stores the given description, metadata and slug', async () => {
     const res = await app.request('POST', '/api/v1/workspaces', {
       token,
-      body: { organization_id: orgId, name: 'Described', slug: 'described-explicitly', description: 'What it is for', metadata: { team: 'core', 'cost.center': '42' } },
+      body: {
+        organization_id: orgId,
+        name: 'Described',
+        slug: 'described-explicitly',
+        description: 'What it is for',
+        metadata: { team: 'core', 'cost.center': '42' },
+      },
     });
     expect(res.status, res.text).toBe(201);
-    expect(res.body).toMatchObject({ name: 'Described', slug: 'described-explicitly', description: 'What it is for', metadata: { team: 'core', 'cost.center': '42' } });
+    expect(res.body).toMatchObject({
+      name: 'Described',
+      slug: 'described-explicitly',
+      description: 'What it is for',
+      metadata: { team: 'core', 'cost.center': '42' },
+    });
     await expectStored(res.body);
   });
 
@@ -94,7 +113,10 @@ describe('POST /api/v1/workspaces', () => {
 
     expect([first.slug, second.slug, third.slug]).toEqual(['team-alpha', 'team-alpha-2', 'team-alpha-3']);
     expect([first.name, second.name, third.name]).toEqual(['Team Alpha!', 'Team Alpha!', 'team   ALPHA']);
-    const rows = await app.query<{ slug: string }>("select slug from workspaces where organization_id = $1 and slug like 'team-alpha%' order by slug", [org]);
+    const rows = await app.query<{ slug: string }>(
+      "select slug from workspaces where organization_id = $1 and slug like 'team-alpha%' order by slug",
+      [org],
+    );
     expect(rows.map((r) => r.slug)).toEqual(['team-alpha', 'team-alpha-2', 'team-alpha-3']);
   });
 
@@ -117,7 +139,10 @@ describe('POST /api/v1/workspaces', () => {
     const taken = await createWorkspace(app, token, orgId, { slug: 'taken-explicit' });
     const before = await workspaceCount(app);
 
-    const res = await app.request('POST', '/api/v1/workspaces', { token, body: { organization_id: orgId, name: 'Again', slug: 'taken-explicit' } });
+    const res = await app.request('POST', '/api/v1/workspaces', {
+      token,
+      body: { organization_id: orgId, name: 'Again', slug: 'taken-explicit' },
+    });
 
     expectApiError(res, 409, 'CONFLICT');
     expect(await workspaceCount(app)).toBe(before);
@@ -152,7 +177,11 @@ describe('POST /api/v1/workspaces', () => {
     ['a metadata value that is null', { metadata: { gone: null } }, 'metadata'],
     ['organization_id that is not a UUID', { organization_id: 'not-a-uuid' }, 'organization_id'],
     ['a feature flag given as the string "true"', { settings: { features: { a: 'true' } } }, 'settings.features'],
-    ['a permission boolean given as the string "false"', { settings: { permissions: { allow_guests: 'false' } } }, 'settings.permissions.allow_guests'],
+    [
+      'a permission boolean given as the string "false"',
+      { settings: { permissions: { allow_guests: 'false' } } },
+      'settings.permissions.allow_guests',
+    ],
     ['an unknown settings section', { settings: { colours: {} } }, 'settings.colours'],
   ])('answers 400 to %s and writes nothing', async (_what, fields, issuePath) => {
     const before = await workspaceCount(app);
@@ -163,7 +192,11 @@ describe('POST /api/v1/workspaces', () => {
   });
 
   it('accepts a 100-character name and a 64-character slug (the bounds)', async () => {
-    const ws = await createWorkspace(app, token, orgId, { name: ` ${'N'.repeat(100)} `, slug: `b${'0'.repeat(63)}`, description: 'd'.repeat(1000) });
+    const ws = await createWorkspace(app, token, orgId, {
+      name: ` ${'N'.repeat(100)} `,
+      slug: `b${'0'.repeat(63)}`,
+      description: 'd'.repeat(1000),
+    });
     expect(ws.name).toBe('N'.repeat(100));
     await expectStored(ws);
   });
@@ -198,9 +231,12 @@ describe('POST /api/v1/workspaces', () => {
     expect(await workspaceCount(app)).toBe(before);
   });
 
-  it("answers 404 when organization_id names an organization the caller is not in, and writes nothing", async () => {
+  it('answers 404 when organization_id names an organization the caller is not in, and writes nothing', async () => {
     const before = await workspaceCount(app);
-    const res = await app.request('POST', '/api/v1/workspaces', { token, body: { organization_id: team.outsider.organization.id, name: 'Intruder' } });
+    const res = await app.request('POST', '/api/v1/workspaces', {
+      token,
+      body: { organization_id: team.outsider.organization.id, name: 'Intruder' },
+    });
 
     expectApiError(res, 404, 'NOT_FOUND');
     expect(await workspaceCount(app)).toBe(before);
@@ -230,7 +266,12 @@ describe('POST /api/v1/workspaces', () => {
       features: { beta: true, legacy: false },
       integrations: { slack: { enabled: true, config: { channel: '#ops', retries: 3, verbose: false } } },
     });
-    expect(res.body.sources.permissions).toEqual({ default_role: 'default', allow_guests: 'workspace', allow_member_invites: 'default', visibility: 'default' });
+    expect(res.body.sources.permissions).toEqual({
+      default_role: 'default',
+      allow_guests: 'workspace',
+      allow_member_invites: 'default',
+      visibility: 'default',
+    });
   });
 
   it('rejects booleans sent as strings over tRPC too (400), writing nothing', async () => {
@@ -244,7 +285,11 @@ describe('POST /api/v1/workspaces', () => {
     );
     expect(failure.data?.issues?.map((i) => i.path)).toContain('settings.features.a');
     await expectTrpcFailure(
-      trpc.workspaces.create.mutate({ organization_id: orgId, name: 'Stringly', settings: { permissions: { allow_guests: 'false' } } } as never),
+      trpc.workspaces.create.mutate({
+        organization_id: orgId,
+        name: 'Stringly',
+        settings: { permissions: { allow_guests: 'false' } },
+      } as never),
       400,
       'BAD_REQUEST',
     );
@@ -261,7 +306,14 @@ describe('POST /api/v1/organizations/{org_id}/workspaces', () => {
 
     expect(res.status, res.text).toBe(201);
     expect(res.headers.get('location')).toBe(`/api/v1/workspaces/${res.body.id}`);
-    expect(res.body).toMatchObject({ organization_id: orgId, name: 'Scoped Create', slug: 'scoped-create', metadata: { via: 'org' }, version: 1, is_default: false });
+    expect(res.body).toMatchObject({
+      organization_id: orgId,
+      name: 'Scoped Create',
+      slug: 'scoped-create',
+      metadata: { via: 'org' },
+      version: 1,
+      is_default: false,
+    });
     expect(await workspaceRow(app, res.body.id)).toEqual({ ...res.body, settings: {} });
   });
 
@@ -278,7 +330,11 @@ describe('POST /api/v1/organizations/{org_id}/workspaces', () => {
   it('answers 409 to a taken slug and 404 to an organization the caller is not in', async () => {
     await createWorkspace(app, token, orgId, { slug: 'scoped-taken' });
     const before = await workspaceCount(app);
-    expectApiError(await app.request('POST', `/api/v1/organizations/${orgId}/workspaces`, { token, body: { name: 'X', slug: 'scoped-taken' } }), 409, 'CONFLICT');
+    expectApiError(
+      await app.request('POST', `/api/v1/organizations/${orgId}/workspaces`, { token, body: { name: 'X', slug: 'scoped-taken' } }),
+      409,
+      'CONFLICT',
+    );
     expectApiError(
       await app.request('POST', `/api/v1/organizations/${team.outsider.organization.id}/workspaces`, { token, body: { name: 'X' } }),
       404,
@@ -361,7 +417,12 @@ describe('PUT /api/v1/workspaces/{workspace_id}', () => {
     const ws = await createWorkspace(app, token, orgId, { description: 'same', metadata: { a: '1' } });
     await new Promise((resolve) => setTimeout(resolve, 5));
 
-    for (const body of [{ name: ws.name }, { name: `  ${ws.name} ` }, { slug: ws.slug, description: 'same' }, { metadata: { a: '1', absent: null } }]) {
+    for (const body of [
+      { name: ws.name },
+      { name: `  ${ws.name} ` },
+      { slug: ws.slug, description: 'same' },
+      { metadata: { a: '1', absent: null } },
+    ]) {
       const res = await put(ws.id, body);
       expect(res.status, res.text).toBe(200);
       expect(res.body).toEqual(ws);
@@ -633,7 +694,15 @@ describe('over tRPC', () => {
     const trpc = app.trpc(token);
 
     const created = await trpc.workspaces.create.mutate({ organization_id: orgId, name: '  Over tRPC  ', metadata: { face: 'trpc' } });
-    expect(created).toMatchObject({ organization_id: orgId, name: 'Over tRPC', slug: 'over-trpc', version: 1, is_default: false, cloned_from_id: null, description: null });
+    expect(created).toMatchObject({
+      organization_id: orgId,
+      name: 'Over tRPC',
+      slug: 'over-trpc',
+      version: 1,
+      is_default: false,
+      cloned_from_id: null,
+      description: null,
+    });
     expect(await workspaceRow(app, created.id)).toEqual({ ...created, settings: {} });
 
     expect(await trpc.workspaces.get.query({ workspace_id: created.id })).toEqual(created);
@@ -642,7 +711,11 @@ describe('over tRPC', () => {
     expect(updated).toMatchObject({ description: 'via trpc', version: 2 });
     await expectStored(updated);
 
-    await expectTrpcFailure(trpc.workspaces.update.mutate({ workspace_id: created.id, description: 'stale', expected_version: 1 }), 412, 'PRECONDITION_FAILED');
+    await expectTrpcFailure(
+      trpc.workspaces.update.mutate({ workspace_id: created.id, description: 'stale', expected_version: 1 }),
+      412,
+      'PRECONDITION_FAILED',
+    );
     await expectStored(updated);
 
     await expectTrpcFailure(trpc.workspaces.delete.mutate({ workspace_id: created.id, expected_version: 1 }), 412, 'PRECONDITION_FAILED');
@@ -663,18 +736,30 @@ describe('over tRPC', () => {
     const before = await workspaceCount(app);
 
     await expectTrpcFailure(trpc.workspaces.get.query({ workspace_id: UNKNOWN_UUID }), 404, 'NOT_FOUND');
-    await expectTrpcFailure(trpc.workspaces.create.mutate({ organization_id: team.outsider.organization.id, name: 'Intruder' }), 404, 'NOT_FOUND');
+    await expectTrpcFailure(
+      trpc.workspaces.create.mutate({ organization_id: team.outsider.organization.id, name: 'Intruder' }),
+      404,
+      'NOT_FOUND',
+    );
 
-    const invalid = await expectTrpcFailure(trpc.workspaces.create.mutate({ organization_id: orgId, name: '  ', slug: 'UPPER' }), 400, 'BAD_REQUEST');
+    const invalid = await expectTrpcFailure(
+      trpc.workspaces.create.mutate({ organization_id: orgId, name: '  ', slug: 'UPPER' }),
+      400,
+      'BAD_REQUEST',
+    );
     expect(invalid.data?.issues?.map((i) => i.path).sort()).toEqual(['name', 'slug']);
 
-    const unknown = await expectTrpcFailure(trpc.workspaces.create.mutate({ organization_id: orgId, name: 'X', colour: 'red' } as never), 400, 'BAD_REQUEST');
+    const unknown = await expectTrpcFailure(
+      trpc.workspaces.create.mutate({ organization_id: orgId, name: 'X', colour: 'red' } as never),
+      400,
+      'BAD_REQUEST',
+    );
     expect(unknown.data?.issues).toEqual([{ path: 'colour', message: expect.any(String) }]);
 
     await createWorkspace(app, token, orgId, { slug: 'trpc-taken' });
     await expectTrpcFailure(trpc.workspaces.create.mutate({ organization_id: orgId, name: 'X', slug: 'trpc-taken' }), 409, 'CONFLICT');
     await expectTrpcFailure(trpc.workspaces.delete.mutate({ workspace_id: team.defaultWorkspaceId }), 409, 'CONFLICT');
-    await expectTrpcFailure(trpc.workspaces.update.mutate({ workspace_id: team.defaultWorkspaceId } as never), 400, 'BAD_REQUEST');
+    await expectTrpcFailure(trpc.workspaces.update.mutate({ workspace_id: team.defaultWorkspaceId }), 400, 'BAD_REQUEST');
     await expectTrpcFailure(
       trpc.workspaces.update.mutate({ workspace_id: team.defaultWorkspaceId, description: 'x', expected_version: '1' } as never),
       400,

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { addMember, signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { expectApiError } from './helpers/errors';
+import { createOrganizationFor } from './helpers/workspace-helpers';
+import { UNKNOWN_UUID } from './helpers/values';
 
 /** GET /api/v1/workspaces (and /organizations/{org_id}/workspaces, and workspaces.list over tRPC). */
 
@@ -38,10 +41,7 @@ const idCompare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function expectedOrder(rows: Ws[], sort: Sort, order: Order): string[] {
   const sorted = [...rows].sort((a, b) => {
-    const key =
-      sort === 'name'
-        ? byteCompare(nameKey(a.name), nameKey(b.name))
-        : Date.parse(a.created_at) - Date.parse(b.created_at);
+    const key = sort === 'name' ? byteCompare(nameKey(a.name), nameKey(b.name)) : Date.parse(a.created_at) - Date.parse(b.created_at);
     return key !== 0 ? key : idCompare(a.id, b.id);
   });
   if (order === 'desc') sorted.reverse();
@@ -55,8 +55,11 @@ const listPath = (query: ListQuery, base = '/api/v1/workspaces') => {
   return text ? `${base}?${text}` : base;
 };
 
-const list = (token: string, query: ListQuery, base?: string): Promise<ApiResponse<{ items: Ws[]; next_cursor: string | null; code?: string }>> =>
-  app.request('GET', listPath(query, base), { token });
+const list = (
+  token: string,
+  query: ListQuery,
+  base?: string,
+): Promise<ApiResponse<{ items: Ws[]; next_cursor: string | null; code?: string }>> => app.request('GET', listPath(query, base), { token });
 
 /** Follows next_cursor to the end over REST; returns every page. */
 async function walk(token: string, query: ListQuery, between?: (pageIndex: number, items: Ws[]) => Promise<void>) {
@@ -76,11 +79,7 @@ async function walk(token: string, query: ListQuery, between?: (pageIndex: numbe
 
 const ids = (pages: Ws[][]) => pages.flat().map((w) => w.id);
 
-function expect400(res: ApiResponse) {
-  expect(res.status, res.text).toBe(400);
-  expect(res.body.code).toBe('BAD_REQUEST');
-  expect(res.body).not.toHaveProperty('stack');
-}
+const expect400 = (res: ApiResponse) => expectApiError(res, 400, 'BAD_REQUEST');
 
 async function dbWorkspaces(organizationId: string): Promise<Ws[]> {
   const rows = await app.query<Omit<Ws, 'created_at'> & { created_at: Date | string }>(
@@ -88,12 +87,6 @@ async function dbWorkspaces(organizationId: string): Promise<Ws[]> {
     [organizationId],
   );
   return rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
-}
-
-async function createOrganization(token: string, name: string): Promise<string> {
-  const res = await app.request('POST', '/api/v1/organizations', { token, body: { name } });
-  expect(res.status, res.text).toBe(201);
-  return res.body.id;
 }
 
 async function provision(token: string, organizationId: string, names: string[]): Promise<Ws[]> {
@@ -112,7 +105,7 @@ beforeAll(async () => {
   await addMember(app, bob.token, bob.organization.id, ann.user.email, 'member');
   await provision(bob.token, bob.organization.id, ['Bob one', 'Bob two']);
   await provision(cat.token, cat.organization.id, ['Cat one', 'alpha']);
-  pagingOrg = await createOrganization(ann.token, 'Paging');
+  pagingOrg = await createOrganizationFor(app, ann.token, 'Paging');
   const names = Array.from({ length: 250 }, (_, i) => (i % 2 === 0 ? NAMES[(i / 2) % NAMES.length]! : `${i % 3 ? 'w' : 'W'} ${i}`));
   await provision(ann.token, pagingOrg, names);
 });
@@ -146,7 +139,7 @@ describe('GET /workspaces: tenancy', () => {
   });
 
   it('answers 404 to an organization_id the caller is not a member of (or that does not exist)', async () => {
-    for (const orgId of [cat.organization.id, '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f']) {
+    for (const orgId of [cat.organization.id, UNKNOWN_UUID]) {
       const res = await list(ann.token, { organization_id: orgId });
       expect(res.status, res.text).toBe(404);
       expect(res.body.code).toBe('NOT_FOUND');
@@ -201,7 +194,10 @@ describe('GET /workspaces: keyset paging', () => {
     const items = ids(await walk(ann.token, { organization_id: pagingOrg, sort: 'name', limit: 100 }));
     const rows = new Map((await dbWorkspaces(pagingOrg)).map((w) => [w.id, w]));
     const names = items.map((id) => rows.get(id)!.name);
-    const alphas = names.map((n, i) => [n, i] as const).filter(([n]) => nameKey(n) === 'alpha').map(([, i]) => i);
+    const alphas = names
+      .map((n, i) => [n, i] as const)
+      .filter(([n]) => nameKey(n) === 'alpha')
+      .map(([, i]) => i);
     expect(alphas.length).toBeGreaterThan(3);
     expect(alphas.at(-1)! - alphas[0]!).toBe(alphas.length - 1); // contiguous
     const alphaIds = alphas.map((i) => items[i]!);
@@ -213,7 +209,10 @@ describe('GET /workspaces: keyset paging', () => {
 
   it('the same list over tRPC pages the same way', async () => {
     const client = app.trpc(ann.token);
-    for (const { sort, order } of [{ sort: 'name', order: 'desc' }, { sort: 'created_at', order: 'asc' }] as const) {
+    for (const { sort, order } of [
+      { sort: 'name', order: 'desc' },
+      { sort: 'created_at', order: 'asc' },
+    ] as const) {
       const seen: string[] = [];
       let cursor: string | undefined;
       do {
@@ -228,42 +227,52 @@ describe('GET /workspaces: keyset paging', () => {
   it.each([
     { sort: 'name', order: 'asc' },
     { sort: 'created_at', order: 'desc' },
-  ] as const)('returns every row present and unchanged for the whole walk exactly once, while rows come and go ($sort $order)', async ({ sort, order }) => {
-    const org = await createOrganization(ann.token, `Churn ${sort} ${order}`);
-    await provision(ann.token, org, Array.from({ length: 30 }, (_, i) => `${NAMES[i % NAMES.length]} ${i % 4}`));
-    const before = await dbWorkspaces(org);
-    const touched = new Set<string>();
-    const seenBefore = new Set<string>();
-    const pages = await walk(ann.token, { organization_id: org, sort, order, limit: 5 }, async (pageIndex, items) => {
-      items.forEach((w) => seenBefore.add(w.id));
-      if (pageIndex > 2) return;
-      // Delete the row the cursor points at, and one not seen yet; insert rows before and after.
-      const anchor = items.at(-1)!.is_default ? items.at(-2)! : items.at(-1)!;
-      const unseen = before.find((w) => !seenBefore.has(w.id) && !touched.has(w.id) && !w.is_default)!;
-      for (const victim of [anchor, unseen]) {
-        touched.add(victim.id);
-        const del = await app.request('DELETE', `/api/v1/workspaces/${victim.id}`, { token: ann.token });
-        expect(del.status, del.text).toBe(204);
-      }
-      for (const name of [`aaa new ${pageIndex}`, `zzz new ${pageIndex}`]) {
-        const res = await app.request('POST', '/api/v1/workspaces', { token: ann.token, body: { organization_id: org, name } });
-        expect(res.status, res.text).toBe(201);
-      }
-    });
-    const seen = ids(pages);
-    expect(new Set(seen).size).toBe(seen.length);
-    const untouched = before.filter((w) => !touched.has(w.id));
-    expect(untouched.length).toBe(before.length - 6);
-    for (const w of untouched) expect(seen.filter((id) => id === w.id)).toHaveLength(1);
-  });
+  ] as const)(
+    'returns every row present and unchanged for the whole walk exactly once, while rows come and go ($sort $order)',
+    async ({ sort, order }) => {
+      const org = await createOrganizationFor(app, ann.token, `Churn ${sort} ${order}`);
+      await provision(
+        ann.token,
+        org,
+        Array.from({ length: 30 }, (_, i) => `${NAMES[i % NAMES.length]} ${i % 4}`),
+      );
+      const before = await dbWorkspaces(org);
+      const touched = new Set<string>();
+      const seenBefore = new Set<string>();
+      const pages = await walk(ann.token, { organization_id: org, sort, order, limit: 5 }, async (pageIndex, items) => {
+        items.forEach((w) => seenBefore.add(w.id));
+        if (pageIndex > 2) return;
+        // Delete the row the cursor points at, and one not seen yet; insert rows before and after.
+        const anchor = items.at(-1)!.is_default ? items.at(-2)! : items.at(-1)!;
+        const unseen = before.find((w) => !seenBefore.has(w.id) && !touched.has(w.id) && !w.is_default)!;
+        for (const victim of [anchor, unseen]) {
+          touched.add(victim.id);
+          const del = await app.request('DELETE', `/api/v1/workspaces/${victim.id}`, { token: ann.token });
+          expect(del.status, del.text).toBe(204);
+        }
+        for (const name of [`aaa new ${pageIndex}`, `zzz new ${pageIndex}`]) {
+          const res = await app.request('POST', '/api/v1/workspaces', { token: ann.token, body: { organization_id: org, name } });
+          expect(res.status, res.text).toBe(201);
+        }
+      });
+      const seen = ids(pages);
+      expect(new Set(seen).size).toBe(seen.length);
+      const untouched = before.filter((w) => !touched.has(w.id));
+      expect(untouched.length).toBe(before.length - 6);
+      for (const w of untouched) expect(seen.filter((id) => id === w.id)).toHaveLength(1);
+    },
+  );
 });
 
 describe('GET /workspaces: q', () => {
   let org: string;
   beforeAll(async () => {
-    org = await createOrganization(ann.token, 'Search');
+    org = await createOrganizationFor(app, ann.token, 'Search');
     await provision(ann.token, org, ['100% done', 'a_b', 'axb', 'Mixed CASE Name']);
-    const res = await app.request('POST', '/api/v1/workspaces', { token: ann.token, body: { organization_id: org, name: 'Plain', slug: 'hidden-slug-xyz' } });
+    const res = await app.request('POST', '/api/v1/workspaces', {
+      token: ann.token,
+      body: { organization_id: org, name: 'Plain', slug: 'hidden-slug-xyz' },
+    });
     expect(res.status).toBe(201);
   });
   const names = async (q: string) => {
@@ -363,7 +372,7 @@ describe('GET /workspaces: cursors', () => {
     expect(bigger.body.items).toHaveLength(9);
   });
 
-  it("answers 400 to a cursor issued to another user, even for the same filters", async () => {
+  it('answers 400 to a cursor issued to another user, even for the same filters', async () => {
     const mine = await list(ann.token, { limit: 1 });
     expect(mine.body.next_cursor).not.toBeNull();
     expect400(await list(bob.token, { limit: 1, cursor: mine.body.next_cursor! }));
@@ -399,7 +408,9 @@ describe('GET /workspaces: query plans', () => {
       await connection.unsafe(`prepare list_page as ${text}`);
       await connection.unsafe('set plan_cache_mode = force_generic_plan');
       const literal = (value: string | number) => (typeof value === 'number' ? String(value) : `'${value.replace(/'/g, "''")}'`);
-      const generic = await connection.unsafe<Array<{ 'QUERY PLAN': string }>>(`explain execute list_page(${params.map(literal).join(', ')})`);
+      const generic = await connection.unsafe<Array<{ 'QUERY PLAN': string }>>(
+        `explain execute list_page(${params.map(literal).join(', ')})`,
+      );
       return [custom, generic].map((rows) => rows.map((r) => r['QUERY PLAN']).join('\n'));
     } finally {
       await connection.unsafe('deallocate list_page; reset plan_cache_mode').catch(() => {});
@@ -409,7 +420,7 @@ describe('GET /workspaces: query plans', () => {
 
   it.runIf(process.env.DATABASE_URL)('uses the organization indexes, forwards or backwards, with no Sort (PostgreSQL)', async () => {
     expect(app.engine).toBe('postgres');
-    const org = await createOrganization(ann.token, 'Explain');
+    const org = await createOrganizationFor(app, ann.token, 'Explain');
     await app.query(
       `insert into workspaces (organization_id, name, name_key, slug, created_at, updated_at)
        select $1::uuid, 'Bulk ' || g, lower('Bulk ' || g), 'bulk-' || g,

@@ -5,12 +5,12 @@ import {
   createWorkspace,
   teamOf,
   uniqueWorkspaceName,
-  UNKNOWN_UUID,
   workspaceCount,
   workspaceRow,
   type Team,
   type WorkspaceBody,
 } from './helpers/workspace-helpers';
+import { UNKNOWN_UUID } from './helpers/values';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -53,7 +53,7 @@ interface Operation {
   /** The call, made on `ws`: a fresh workspace of the team's organization, at version 1. */
   call(token: string | undefined, ws: WorkspaceBody): Promise<ApiResponse>;
   /** What a successful call answers and leaves in the database. */
-  succeeded(res: ApiResponse, ws: WorkspaceBody): Promise<void>;
+  succeeded(res: ApiResponse, ws: WorkspaceBody): Promise<void> | void;
 }
 
 /** Asserts a 201 create of a workspace in the team's organization, and that its row exists. */
@@ -81,7 +81,11 @@ const nameFor = (key: string) => {
 const OPERATIONS: Record<string, Operation> = {
   create: {
     kind: 'write',
-    call: (token, ws) => app.request('POST', '/api/v1/workspaces', { token, body: { organization_id: team.organizationId, name: nameFor(`create ${ws.id}`) } }),
+    call: (token, ws) =>
+      app.request('POST', '/api/v1/workspaces', {
+        token,
+        body: { organization_id: team.organizationId, name: nameFor(`create ${ws.id}`) },
+      }),
     succeeded: (res, ws) => createdInTeam(res, nameFor(`create ${ws.id}`)),
   },
   'org-scoped create': {
@@ -93,17 +97,17 @@ const OPERATIONS: Record<string, Operation> = {
   'list with organization_id': {
     kind: 'read',
     call: (token) => app.request('GET', `/api/v1/workspaces?organization_id=${team.organizationId}&order=desc&limit=5`, { token }),
-    succeeded: async (res, ws) => listedNewestFirst(res, ws),
+    succeeded: (res, ws) => listedNewestFirst(res, ws),
   },
   'org-scoped list': {
     kind: 'read',
     call: (token) => app.request('GET', `/api/v1/organizations/${team.organizationId}/workspaces?order=desc&limit=5`, { token }),
-    succeeded: async (res, ws) => listedNewestFirst(res, ws),
+    succeeded: (res, ws) => listedNewestFirst(res, ws),
   },
   get: {
     kind: 'read',
     call: (token, ws) => app.request('GET', wsPath(ws.id), { token }),
-    succeeded: async (res, ws) => {
+    succeeded: (res, ws) => {
       expect(res.status, res.text).toBe(200);
       expect(res.body).toEqual(ws);
       expect(res.headers.get('etag')).toBe('"1"');
@@ -138,7 +142,7 @@ const OPERATIONS: Record<string, Operation> = {
   'get settings': {
     kind: 'read',
     call: (token, ws) => app.request('GET', `${wsPath(ws.id)}/settings`, { token }),
-    succeeded: async (res, ws) => {
+    succeeded: (res, ws) => {
       expect(res.status, res.text).toBe(200);
       expect(res.body).toMatchObject({ workspace_id: ws.id, version: 1, overrides: { features: { seeded: true } } });
       expect(res.body.effective.features).toEqual({ seeded: true });
@@ -255,7 +259,11 @@ describe('lists', () => {
   });
 
   it('answers 404 to a list of an organization that does not exist', async () => {
-    expectApiError(await app.request('GET', `/api/v1/workspaces?organization_id=${UNKNOWN_UUID}`, { token: team.owner.token }), 404, 'NOT_FOUND');
+    expectApiError(
+      await app.request('GET', `/api/v1/workspaces?organization_id=${UNKNOWN_UUID}`, { token: team.owner.token }),
+      404,
+      'NOT_FOUND',
+    );
   });
 });
 
@@ -284,7 +292,10 @@ describe('clone across organizations', () => {
       is_default: false,
       version: 1,
     });
-    expect(await workspaceRow(app, res.body.id)).toMatchObject({ organization_id: memberAdminsOrgId, settings: { features: { copied: true } } });
+    expect(await workspaceRow(app, res.body.id)).toMatchObject({
+      organization_id: memberAdminsOrgId,
+      settings: { features: { copied: true } },
+    });
     expect(await workspaceRow(app, source.id)).toMatchObject({ version: 1, organization_id: team.organizationId });
   });
 
@@ -352,7 +363,9 @@ describe('permissions over tRPC', () => {
     await expectTrpcFailure(app.trpc().workspaces.delete.mutate({ workspace_id: ws.id }), 401, 'UNAUTHORIZED');
     expect(await allWorkspaces()).toEqual(before);
 
-    const updated = await app.trpc(team.admin.token).workspaces.update.mutate({ workspace_id: ws.id, name: 'Admin Renamed', expected_version: 1 });
+    const updated = await app
+      .trpc(team.admin.token)
+      .workspaces.update.mutate({ workspace_id: ws.id, name: 'Admin Renamed', expected_version: 1 });
     expect(updated).toMatchObject({ name: 'Admin Renamed', version: 2 });
     expect(await workspaceRow(app, ws.id)).toMatchObject({ name: 'Admin Renamed', version: 2 });
   });

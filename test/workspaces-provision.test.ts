@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 import { createTeam } from './helpers/org-helpers';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
+import { workspaceCount } from './helpers/workspace-helpers';
 
 /** POST /workspaces/provision: up to 1000 workspaces in one call, atomic or partial. */
 
@@ -34,16 +35,19 @@ async function createWorkspace(organizationId: string, body: Item) {
 
 /** The organization's slugs, sorted. */
 const slugsIn = async (organizationId: string) =>
-  (await app.query<{ slug: string }>('select slug from workspaces where organization_id = $1 order by slug', [organizationId])).map((r) => r.slug);
+  (await app.query<{ slug: string }>('select slug from workspaces where organization_id = $1 order by slug', [organizationId])).map(
+    (r) => r.slug,
+  );
 
-const countIn = async (organizationId: string) =>
-  (await app.query<{ n: number }>('select count(*)::int as n from workspaces where organization_id = $1', [organizationId]))[0]!.n;
+const countIn = (organizationId: string) => workspaceCount(app, organizationId);
 
 const storedOf = async (id: string) =>
-  (await app.query<{ description: string | null; metadata: unknown; settings: unknown }>(
-    'select description, metadata, settings from workspaces where id = $1',
-    [id],
-  ))[0];
+  (
+    await app.query<{ description: string | null; metadata: unknown; settings: unknown }>(
+      'select description, metadata, settings from workspaces where id = $1',
+      [id],
+    )
+  )[0];
 
 /** Item 1 uses a slug taken in the organization; items 3 and 4 repeat one. */
 const conflictingBatch = (): Array<{ name: string; slug?: string }> => [
@@ -125,13 +129,16 @@ describe('POST /workspaces/provision — partial', () => {
 });
 
 describe('POST /workspaces/provision — derived slugs', () => {
-  it('de-duplicates derived slugs within the batch, against the organization and against the batch\'s explicit slugs', async () => {
+  it("de-duplicates derived slugs within the batch, against the organization and against the batch's explicit slugs", async () => {
     const org = await freshOrg();
     const first = await provision({ organization_id: org, workspaces: [{ name: 'Team' }, { name: 'team' }, { name: 'TEAM' }] });
     expect(first.status, first.text).toBe(201);
     expect(first.body.created.map((w: { slug: string }) => w.slug)).toEqual(['team', 'team-2', 'team-3']);
 
-    const second = await provision({ organization_id: org, workspaces: [{ name: 'Team' }, { name: 'Explicit', slug: 'team-4' }, { name: 'tEaM' }] });
+    const second = await provision({
+      organization_id: org,
+      workspaces: [{ name: 'Team' }, { name: 'Explicit', slug: 'team-4' }, { name: 'tEaM' }],
+    });
     expect(second.status, second.text).toBe(201);
     expect(second.body.created.map((w: { slug: string }) => w.slug)).toEqual(['team-5', 'team-4', 'team-6']);
     expect(await slugsIn(org)).toEqual(['default', 'team', 'team-2', 'team-3', 'team-4', 'team-5', 'team-6']);
@@ -149,7 +156,7 @@ describe('POST /workspaces/provision — template_workspace_id', () => {
     },
   };
 
-  it('uses the template\'s description, metadata and settings as each item\'s base, the item\'s own fields merged on top', async () => {
+  it("uses the template's description, metadata and settings as each item's base, the item's own fields merged on top", async () => {
     const org = await freshOrg();
     const template = await createWorkspace(org, { name: 'Template', ...TEMPLATE });
     const res = await provision({
@@ -171,7 +178,12 @@ describe('POST /workspaces/provision — template_workspace_id', () => {
       ],
     });
     expect(res.status, res.text).toBe(201);
-    const [plain, own, cleared] = res.body.created as Array<{ id: string; description: string | null; metadata: unknown; cloned_from_id: string | null }>;
+    const [plain, own, cleared] = res.body.created as Array<{
+      id: string;
+      description: string | null;
+      metadata: unknown;
+      cloned_from_id: string | null;
+    }>;
     expect(plain).toMatchObject({ description: 'From the template', cloned_from_id: null });
     expect(plain!.metadata).toEqual(TEMPLATE.metadata);
     expect(own!.metadata).toEqual({ a: '1', b: '20', c: '3' });
@@ -197,11 +209,15 @@ describe('POST /workspaces/provision — template_workspace_id', () => {
     expect(await storedOf(template.id)).toEqual(TEMPLATE);
   });
 
-  it('answers 400 when an item\'s metadata merged onto the template\'s would exceed 50 keys, and creates nothing', async () => {
+  it("answers 400 when an item's metadata merged onto the template's would exceed 50 keys, and creates nothing", async () => {
     const org = await freshOrg();
     const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v']));
     const template = await createWorkspace(org, { name: 'Full template', metadata: fifty });
-    const res = await provision({ organization_id: org, template_workspace_id: template.id, workspaces: [{ name: 'Overfull', metadata: { extra: 'x' } }] });
+    const res = await provision({
+      organization_id: org,
+      template_workspace_id: template.id,
+      workspaces: [{ name: 'Overfull', metadata: { extra: 'x' } }],
+    });
     expectApiError(res, 400, 'BAD_REQUEST');
     expect(await countIn(org)).toBe(2);
   });
@@ -300,12 +316,19 @@ describe('workspaces.provision over tRPC', () => {
   it('provisions, and sends an atomic conflict as CONFLICT with data.failed', async () => {
     const org = await freshOrg();
     const client = app.trpc(owner.token);
-    const result = await client.workspaces.provision.mutate({ organization_id: org, workspaces: [{ name: 'Rpc One' }, { name: 'Rpc Two', slug: 'taken' }] });
+    const result = await client.workspaces.provision.mutate({
+      organization_id: org,
+      workspaces: [{ name: 'Rpc One' }, { name: 'Rpc Two', slug: 'taken' }],
+    });
     expect(result.failed).toEqual([]);
     expect(result.created.map((w) => w.slug)).toEqual(['rpc-one', 'taken']);
 
     const before = await slugsIn(org);
-    const error = await expectTrpcFailure(client.workspaces.provision.mutate({ organization_id: org, workspaces: conflictingBatch() }), 409, 'CONFLICT');
+    const error = await expectTrpcFailure(
+      client.workspaces.provision.mutate({ organization_id: org, workspaces: conflictingBatch() }),
+      409,
+      'CONFLICT',
+    );
     expectConflictFailures(error.data!.failed!);
     expect(await slugsIn(org)).toEqual(before);
   });
@@ -317,7 +340,10 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('POST /workspaces/provision �
     const answers = await Promise.all(
       Array.from({ length: 5 }, () => provision({ organization_id: org, workspaces: [{ name: 'Same' }, { name: 'Same' }] })),
     );
-    expect(answers.map((a) => a.status), answers.map((a) => a.text.slice(0, 300)).join('\n')).toEqual(Array(5).fill(201));
+    expect(
+      answers.map((a) => a.status),
+      answers.map((a) => a.text.slice(0, 300)).join('\n'),
+    ).toEqual(Array(5).fill(201));
     expect(answers.flatMap((a) => a.body.failed ?? [])).toEqual([]);
     const slugs = await slugsIn(org);
     expect(slugs).toHaveLength(11);

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { expectApiError } from './helpers/errors';
+import { createOrganizationFor } from './helpers/workspace-helpers';
 
 /** GET and PUT /api/v1/workspaces/{workspace_id}/settings (and workspaces.updateSettings over tRPC). */
 
@@ -24,12 +26,6 @@ async function putOrgSettings(orgId: string, body: unknown) {
   return res.body;
 }
 
-async function createOrganization(name: string): Promise<string> {
-  const res = await app.request('POST', '/api/v1/organizations', { token: owner.token, body: { name } });
-  expect(res.status, res.text).toBe(201);
-  return res.body.id;
-}
-
 let workspaceCounter = 0;
 async function createWorkspace(organizationId = owner.organization.id): Promise<string> {
   const res = await app.request('POST', '/api/v1/workspaces', {
@@ -41,7 +37,9 @@ async function createWorkspace(organizationId = owner.organization.id): Promise<
 }
 
 async function stored(workspaceId: string): Promise<{ settings: unknown; version: number }> {
-  const [row] = await app.query<{ settings: unknown; version: number }>('select settings, version from workspaces where id = $1', [workspaceId]);
+  const [row] = await app.query<{ settings: unknown; version: number }>('select settings, version from workspaces where id = $1', [
+    workspaceId,
+  ]);
   return row!;
 }
 
@@ -50,12 +48,6 @@ function expectOk(res: ApiResponse, version: number) {
   expect(res.body.version).toBe(version);
   expect(res.headers.get('etag')).toBe(`"${version}"`);
   expect(res.headers.get('cache-control')).toBe('no-store');
-}
-
-function expectError(res: ApiResponse, status: number, code: string) {
-  expect(res.status, res.text).toBe(status);
-  expect(res.body.code).toBe(code);
-  expect(Object.keys(res.body).every((k) => ['code', 'message', 'issues', 'failed'].includes(k))).toBe(true);
 }
 
 beforeAll(async () => {
@@ -83,9 +75,9 @@ describe('GET /workspaces/{id}/settings', () => {
 
   it('answers 404 to a non-member, whatever If-Match says, and changes nothing', async () => {
     const id = await createWorkspace();
-    expectError(await getSettings(id, outsider.token), 404, 'NOT_FOUND');
+    expectApiError(await getSettings(id, outsider.token), 404, 'NOT_FOUND');
     for (const ifMatch of ['"1"', '"7"']) {
-      expectError(await putSettings(id, { features: { x: true } }, { 'if-match': ifMatch }, outsider.token), 404, 'NOT_FOUND');
+      expectApiError(await putSettings(id, { features: { x: true } }, { 'if-match': ifMatch }, outsider.token), 404, 'NOT_FOUND');
     }
     expect(await stored(id)).toEqual({ settings: {}, version: 1 });
   });
@@ -96,7 +88,7 @@ describe('settings inheritance', () => {
   let first: string;
   let second: string;
   beforeAll(async () => {
-    org = await createOrganization('Inheritance');
+    org = await createOrganizationFor(app, owner.token, 'Inheritance');
     [first, second] = [await createWorkspace(org), await createWorkspace(org)];
   });
 
@@ -178,6 +170,7 @@ describe('PUT /workspaces/{id}/settings', () => {
     let res = await putSettings(id, { features: { b: false }, permissions: { visibility: 'private' } });
     expectOk(res, 3);
     res = await putSettings(id, { integrations: { slack: { config: { channel: '#x' } } } });
+    expectOk(res, 4);
     res = await putSettings(id, { integrations: { slack: { enabled: true } } });
     expectOk(res, 5);
     const overrides = {
@@ -189,7 +182,12 @@ describe('PUT /workspaces/{id}/settings', () => {
     expect(await stored(id)).toEqual({ settings: overrides, version: 5 });
 
     // no-op writes: the same values, an empty document, removing what is not there
-    for (const body of [{ features: { a: true } }, {}, { features: { zzz: null } }, { integrations: { slack: { config: { channel: '#x' } } } }]) {
+    for (const body of [
+      { features: { a: true } },
+      {},
+      { features: { zzz: null } },
+      { integrations: { slack: { config: { channel: '#x' } } } },
+    ]) {
       res = await putSettings(id, body);
       expectOk(res, 5);
       expect(res.body.overrides).toEqual(overrides);
@@ -209,7 +207,7 @@ describe('PUT /workspaces/{id}/settings', () => {
     const id = await createWorkspace();
     await putSettings(id, { features: { a: true } });
     const before = await stored(id);
-    expectError(await putSettings(id, { features: { b: true } }, { 'if-match': '"1"' }), 412, 'PRECONDITION_FAILED');
+    expectApiError(await putSettings(id, { features: { b: true } }, { 'if-match': '"1"' }), 412, 'PRECONDITION_FAILED');
     expect(await stored(id)).toEqual(before);
     expectOk(await putSettings(id, { features: { b: true } }, { 'if-match': '"2"' }), 3);
     expectOk(await putSettings(id, { features: { c: true } }, { 'if-match': '*' }), 4);
@@ -218,7 +216,7 @@ describe('PUT /workspaces/{id}/settings', () => {
 
   it('answers 400 when If-Match and expected_version disagree', async () => {
     const id = await createWorkspace();
-    expectError(await putSettings(id, { features: { a: true }, expected_version: 2 }, { 'if-match': '"1"' }), 400, 'BAD_REQUEST');
+    expectApiError(await putSettings(id, { features: { a: true }, expected_version: 2 }, { 'if-match': '"1"' }), 400, 'BAD_REQUEST');
     expect(await stored(id)).toEqual({ settings: {}, version: 1 });
   });
 
@@ -269,7 +267,7 @@ describe('PUT /workspaces/{id}/settings', () => {
       ['a config object value', { integrations: { slack: { config: { nested: { a: 1 } } } } }],
       ['a section that is not an object', { features: ['a'] }],
     ])('answers 400 to %s and changes nothing', async (_, body) => {
-      expectError(await putSettings(id, body), 400, 'BAD_REQUEST');
+      expectApiError(await putSettings(id, body), 400, 'BAD_REQUEST');
       expect(await stored(id)).toEqual(before);
     });
 
@@ -280,7 +278,7 @@ describe('PUT /workspaces/{id}/settings', () => {
       ['config', '{"integrations":{"x":{"config":{"__proto__":"y"}}}}'],
       ['the document', '{"__proto__":{"features":{"a":true}}}'],
     ])('answers 400 to a __proto__ key in %s and changes nothing', async (_, raw) => {
-      expectError(await putRaw(id, raw), 400, 'BAD_REQUEST');
+      expectApiError(await putRaw(id, raw), 400, 'BAD_REQUEST');
       expect(await stored(id)).toEqual(before);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
@@ -298,27 +296,33 @@ describe('PUT /workspaces/{id}/settings', () => {
 });
 
 describe('PUT /workspaces/{id}/settings under concurrency', () => {
-  it.runIf(process.env.DATABASE_URL)('lets exactly one of 5 writes with the same If-Match win, without a lost update (PostgreSQL)', async () => {
-    expect(app.engine).toBe('postgres');
-    const id = await createWorkspace();
-    const { version } = await stored(id);
-    const answers = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => putSettings(id, { features: { [`race_${i}`]: true } }, { 'if-match': `"${version}"` })),
-    );
-    const winners = answers.flatMap((res, i) => (res.status === 200 ? [i] : []));
-    expect(answers.map((r) => r.status).sort()).toEqual([200, 412, 412, 412, 412]);
-    for (const res of answers) if (res.status === 412) expect(res.body.code).toBe('PRECONDITION_FAILED');
-    expect(await stored(id)).toEqual({ settings: { features: { [`race_${winners[0]}`]: true } }, version: version + 1 });
-  });
+  it.runIf(process.env.DATABASE_URL)(
+    'lets exactly one of 5 writes with the same If-Match win, without a lost update (PostgreSQL)',
+    async () => {
+      expect(app.engine).toBe('postgres');
+      const id = await createWorkspace();
+      const { version } = await stored(id);
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => putSettings(id, { features: { [`race_${i}`]: true } }, { 'if-match': `"${version}"` })),
+      );
+      const winners = answers.flatMap((res, i) => (res.status === 200 ? [i] : []));
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 412, 412, 412, 412]);
+      for (const res of answers) if (res.status === 412) expect(res.body.code).toBe('PRECONDITION_FAILED');
+      expect(await stored(id)).toEqual({ settings: { features: { [`race_${winners[0]}`]: true } }, version: version + 1 });
+    },
+  );
 
-  it.runIf(process.env.DATABASE_URL)('applies all of 5 unconditional concurrent writes: every flag kept, version +5 (PostgreSQL)', async () => {
-    const id = await createWorkspace();
-    const { version } = await stored(id);
-    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => putSettings(id, { features: { [`flag_${i}`]: true } })));
-    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
-    expect(answers.map((r) => r.body.version as number).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5].map((n) => version + n));
-    const after = await stored(id);
-    expect(after.version).toBe(version + 5);
-    expect(after.settings).toEqual({ features: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`flag_${i}`, true])) });
-  });
+  it.runIf(process.env.DATABASE_URL)(
+    'applies all of 5 unconditional concurrent writes: every flag kept, version +5 (PostgreSQL)',
+    async () => {
+      const id = await createWorkspace();
+      const { version } = await stored(id);
+      const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => putSettings(id, { features: { [`flag_${i}`]: true } })));
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(answers.map((r) => r.body.version as number).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5].map((n) => version + n));
+      const after = await stored(id);
+      expect(after.version).toBe(version + 5);
+      expect(after.settings).toEqual({ features: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`flag_${i}`, true])) });
+    },
+  );
 });

@@ -46,7 +46,13 @@ export function createTokenService(settings: TokenSettings): TokenService {
       if (error instanceof jwt.TokenExpiredError) throw unauthorized('The access token has expired');
       throw unauthorized('The access token is invalid');
     }
-    if (typeof payload === 'string' || typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || typeof payload.sub !== 'string' || payload.sub === '') {
+    if (
+      typeof payload === 'string' ||
+      typeof payload.exp !== 'number' ||
+      typeof payload.iat !== 'number' ||
+      typeof payload.sub !== 'string' ||
+      payload.sub === ''
+    ) {
       throw unauthorized('The access token is missing required claims (sub, iat, exp)');
     }
     return payload;
@@ -69,7 +75,14 @@ export function createTokenService(settings: TokenSettings): TokenService {
       if (!decoded || typeof decoded.payload === 'string') throw unauthorized('The access token is malformed');
       if (settings.external && externalKey && decoded.payload.iss === settings.external.issuer) {
         const payload = verifyWith(token, externalKey, ['RS256', 'ES256'], settings.external.issuer);
-        return { kind: 'external', issuer: settings.external.issuer, subject: payload.sub!, email: payload.email, name: payload.name, issuedAt: payload.iat! };
+        return {
+          kind: 'external',
+          issuer: settings.external.issuer,
+          subject: payload.sub!,
+          email: payload.email,
+          name: payload.name,
+          issuedAt: payload.iat!,
+        };
       }
       const payload = verifyWith(token, key, ['HS256'], settings.issuer);
       if (!Number.isInteger(payload.tv)) throw unauthorized('The access token is missing required claims (tv)');

@@ -10,8 +10,10 @@ export type Schema = typeof schema;
 /** The one database type services see, whichever engine is behind it. */
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
-/** A service takes either: the whole database, or the transaction it runs inside. */
+/** A service that only reads takes either: the whole database, or the transaction it runs inside. */
 export type DbOrTx = Db | Tx;
+/** Runs `work` in one transaction: the request's own (see `trpc/transaction.ts`). */
+export type Transact = <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
 
 export type Engine = 'postgres' | 'pglite';
 
@@ -46,7 +48,7 @@ function queryListeners() {
   const listeners = new Set<(query: string) => void>();
   return {
     logger: { logQuery: (query: string) => listeners.forEach((listener) => listener(query)) },
-    onQuery(listener: (query: string) => void) {
+    onQuery: (listener: (query: string) => void) => {
       listeners.add(listener);
       return () => void listeners.delete(listener);
     },
@@ -71,8 +73,16 @@ export function openPostgres({ url, prepare, max = 10, statementTimeoutMs = STAT
     onQuery,
     engine: 'postgres',
     postgresClient: client,
-    rows: async <T>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[],
-    ping: (timeoutMs) => withTimeout(client`select 1`.then(() => true), timeoutMs),
+    // postgres.js answers a raw query with the rows themselves.
+    rows: async <T>(query: ReturnType<typeof sql>) => {
+      const rows: unknown = await db.execute(query);
+      return rows as T[];
+    },
+    ping: (timeoutMs) =>
+      withTimeout(
+        client`select 1`.then(() => true),
+        timeoutMs,
+      ),
     close: () => client.end({ timeout: 5 }),
   };
 }
@@ -86,8 +96,16 @@ export function wrapPglite(pglite: PGlite): DatabaseHandle {
     onQuery,
     engine: 'pglite',
     pglite,
-    rows: async <T>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows,
-    ping: (timeoutMs) => withTimeout(pglite.query('select 1').then(() => true), timeoutMs),
+    // PGlite answers a raw query with `{ rows }`.
+    rows: async <T>(query: ReturnType<typeof sql>) => {
+      const result: unknown = await db.execute(query);
+      return (result as { rows: T[] }).rows;
+    },
+    ping: (timeoutMs) =>
+      withTimeout(
+        pglite.query('select 1').then(() => true),
+        timeoutMs,
+      ),
     close: () => pglite.close(),
   };
 }

@@ -22,15 +22,17 @@ export async function openDatabase(config: Config): Promise<DatabaseHandle> {
   const release = acquireDataDirLock(join(config.DATA_DIR, 'pglite.lock'));
   try {
     const handle = wrapPglite(await PGlite.create(join(config.DATA_DIR, 'pglite')));
-    const close = handle.close;
-    handle.close = async () => {
-      try {
-        await close();
-      } finally {
-        release();
-      }
+    return {
+      ...handle,
+      // Closing releases the data directory's lock too.
+      close: async () => {
+        try {
+          await handle.close();
+        } finally {
+          release();
+        }
+      },
     };
-    return handle;
   } catch (error) {
     release();
     throw error;

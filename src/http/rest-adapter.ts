@@ -1,11 +1,3 @@
-import type { Request, Response } from 'express';
-import { forEachOpenApiProcedure, getInputOutputParsers, instanceofZodTypeLikeVoid, type OpenApiMeta, type OpenApiMethod } from 'trpc-to-openapi';
-import { AppError } from '../lib/errors';
-import { createContext, type AppDeps } from '../trpc/context';
-import { describeError, errorForLog } from '../trpc/errors';
-import type { AppMeta } from '../trpc/init';
-import type { AppRouter } from '../router';
-
 /**
  * Serves the router's REST operations (those with `meta.openapi`) under /api/v1.
  *
@@ -15,8 +7,24 @@ import type { AppRouter } from '../router';
  * use `z.coerce` on purpose), answers the meta's success status, and formats errors with
  * the same `describeError` as the tRPC face. trpc-to-openapi still generates the document
  * from the same meta, so routes and document cannot drift apart.
+ * @module
  */
+import type { Request, Response } from 'express';
+import {
+  forEachOpenApiProcedure,
+  getInputOutputParsers,
+  instanceofZodTypeLikeVoid,
+  type OpenApiMeta,
+  type OpenApiMethod,
+} from 'trpc-to-openapi';
+import { AppError } from '../lib/errors';
+import type { AppDeps } from '../deps';
+import { createContext } from '../trpc/context';
+import { describeError, errorForLog } from '../trpc/errors';
+import type { AppMeta } from '../trpc/init';
+import type { AppRouter } from '../router';
 
+/** One REST operation: its method and path template, and the procedure it calls. */
 interface Route {
   method: OpenApiMethod;
   template: string;
@@ -83,8 +91,7 @@ function decodePathSegment(segment: string): string {
 const hasContent = (body: unknown) =>
   body !== undefined && !(typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0);
 
-export const isJsonContentType = (value: string | undefined) =>
-  !!value && /^application\/json\s*(;|$)/i.test(value.trim());
+export const isJsonContentType = (value: string | undefined) => !!value && /^application\/json\s*(;|$)/i.test(value.trim());
 
 function bodyInput(req: Request): Record<string, unknown> {
   if (!isJsonContentType(req.headers['content-type'])) {
@@ -129,7 +136,13 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
         });
       }
 
-      const ctx = createContext(deps, 'rest', res.locals.requestId as string, req.headers, (name, value) => headers.set(name, value));
+      const ctx = createContext({
+        deps,
+        face: 'rest',
+        requestId: res.locals.requestId as string,
+        headers: req.headers,
+        setHeader: (name, value) => headers.set(name, value),
+      });
       const caller = createCaller(ctx) as unknown as Record<string, unknown>;
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (
         input: unknown,

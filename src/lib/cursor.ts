@@ -29,7 +29,7 @@ export function createCursorCodec(secret: Buffer): CursorCodec {
       if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw badCursor();
       let parsed: { p?: unknown; f?: unknown };
       try {
-        parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+        parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { p?: unknown; f?: unknown };
       } catch {
         throw badCursor();
       }
@@ -37,9 +37,4 @@ export function createCursorCodec(secret: Buffer): CursorCodec {
       return parsed.p as Array<string | number>;
     },
   };
-}
-
-/** Splits a fetched `limit + 1` rows into the page and whether more follow. */
-export function takePage<T>(rows: T[], limit: number): { page: T[]; hasMore: boolean } {
-  return { page: rows.slice(0, limit), hasMore: rows.length > limit };
 }

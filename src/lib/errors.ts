@@ -56,4 +56,7 @@ export class AppError extends Error {
 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 
+/** 401: the caller could not be identified (missing, bad, expired or revoked token; unknown user). */
+export const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
+
 export const GENERIC_500_MESSAGE = 'Internal server error';

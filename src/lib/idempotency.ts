@@ -1,7 +1,12 @@
+/**
+ * Idempotency keys: stored in the same transaction as the create they guard, so a crash
+ * leaves neither. The transaction itself is opened by `trpc/transaction.ts`; this module
+ * holds the key's rules and its row.
+ * @module
+ */
 import { createHash } from 'node:crypto';
 import { and, eq, lt, sql } from 'drizzle-orm';
-import type { DatabaseHandle, Tx } from '../db/client';
-import { isLockTimeout } from '../db/errors';
+import type { Engine, Tx } from '../db/client';
 import { idempotencyKeys } from '../db/schema';
 import { canonicalJson } from './canonical-json';
 import { AppError } from './errors';
@@ -14,82 +19,77 @@ export interface CreatedResource<T> {
   organizationId: string;
 }
 
-export interface IdempotentRequest<T> {
-  database: DatabaseHandle;
+/** One use of a key: who, for which operation, and the fingerprint of the input. */
+export interface IdempotencyClaim {
   userId: string;
   operation: string;
-  key: string | undefined;
-  input: unknown;
-  /** The change itself, inside the transaction that also stores the key. */
-  work: (tx: Tx) => Promise<CreatedResource<T>>;
-  /** Throws (404) when the caller may no longer see what a stored outcome created. */
-  recheckAccess: (stored: CreatedResource<T>) => Promise<unknown>;
+  key: string;
+  fingerprint: string;
 }
+
+type StoredKey = typeof idempotencyKeys.$inferSelect;
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** How long a duplicate waits for the first attempt before giving up with 409. */
 const WAIT_FOR_FIRST_ATTEMPT = '2s';
 
-/**
- * Runs a create at most once per (caller, operation, key). The key row is inserted first,
- * in the same transaction as the change: a concurrent duplicate blocks on its unique index
- * until the first attempt commits (then replays) or rolls back (then runs afresh). Only
- * successes are stored, since a failure rolls the key back with everything else.
- */
-export async function runIdempotent<T>(request: IdempotentRequest<T>): Promise<CreatedResource<T> & { replayed: boolean }> {
-  const { database, userId, operation, key, work } = request;
-  if (key === undefined) {
-    return { ...(await database.db.transaction(work)), replayed: false };
-  }
+/** 409 with Retry-After: the first attempt with this key has not finished. */
+export const stillInProgress = () =>
+  new AppError('CONFLICT', 'A request with this Idempotency-Key is still in progress; retry shortly', { retryAfter: 1 });
+
+/** The claim of a key (400 when the key is malformed); fingerprint = operation + canonical JSON of the input. */
+export function idempotencyClaim(userId: string, operation: string, key: string, input: unknown): IdempotencyClaim {
   if (!KEY_PATTERN.test(key)) {
     throw new AppError('BAD_REQUEST', 'Idempotency-Key must be 1-255 visible ASCII characters');
   }
-  const fingerprint = createHash('sha256').update(operation).update('\n').update(canonicalJson(request.input)).digest('hex');
-  const keyMatch = and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.operation, operation), eq(idempotencyKeys.key, key));
+  const fingerprint = createHash('sha256').update(operation).update('\n').update(canonicalJson(input)).digest('hex');
+  return { userId, operation, key, fingerprint };
+}
 
-  let outcome: { stored: typeof idempotencyKeys.$inferSelect } | { created: CreatedResource<T> };
-  try {
-    outcome = await database.db.transaction(async (tx) => {
-      // Keys are kept 24 hours; an older one is forgotten before this use.
-      await tx.delete(idempotencyKeys).where(and(eq(idempotencyKeys.userId, userId), lt(idempotencyKeys.createdAt, sql`now() - interval '24 hours'`)));
-      if (database.engine === 'postgres') await tx.execute(sql.raw(`set local lock_timeout = '${WAIT_FOR_FIRST_ATTEMPT}'`));
-      const [claimed] = await tx
-        .insert(idempotencyKeys)
-        .values({ userId, operation, key, fingerprint })
-        .onConflictDoNothing()
-        .returning({ key: idempotencyKeys.key });
-      if (!claimed) {
-        const [stored] = await tx.select().from(idempotencyKeys).where(keyMatch);
-        return { stored: stored! };
-      }
-      if (database.engine === 'postgres') await tx.execute(sql`set local lock_timeout to default`);
-      const created = await work(tx);
-      await tx
-        .update(idempotencyKeys)
-        .set({ statusCode: 201, body: created.body as object, location: created.location ?? null, resourceOrganizationId: created.organizationId })
-        .where(keyMatch);
-      return { created };
-    });
-  } catch (error) {
-    if (isLockTimeout(error)) {
-      throw new AppError('CONFLICT', 'A request with this Idempotency-Key is still in progress; retry shortly', { retryAfter: 1 });
-    }
-    throw error;
+const keyMatch = (claim: IdempotencyClaim) =>
+  and(eq(idempotencyKeys.userId, claim.userId), eq(idempotencyKeys.operation, claim.operation), eq(idempotencyKeys.key, claim.key));
+
+/**
+ * Inserts the key row first thing in the create's transaction. Returns undefined when this
+ * attempt claimed the key, or the stored row of an earlier attempt. A concurrent duplicate
+ * blocks on the row's unique index until the first attempt commits (then it reads the
+ * stored outcome) or rolls back (then it claims the key itself); on PostgreSQL it waits at
+ * most WAIT_FOR_FIRST_ATTEMPT (a lock timeout, which the caller turns into 409).
+ */
+export async function claimIdempotencyKey(tx: Tx, engine: Engine, claim: IdempotencyClaim): Promise<StoredKey | undefined> {
+  // Keys are kept 24 hours; an older one is forgotten before this use.
+  await tx
+    .delete(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.userId, claim.userId), lt(idempotencyKeys.createdAt, sql`now() - interval '24 hours'`)));
+  if (engine === 'postgres') await tx.execute(sql.raw(`set local lock_timeout = '${WAIT_FOR_FIRST_ATTEMPT}'`));
+  const [claimed] = await tx.insert(idempotencyKeys).values(claim).onConflictDoNothing().returning({ key: idempotencyKeys.key });
+  if (!claimed) {
+    const [stored] = await tx.select().from(idempotencyKeys).where(keyMatch(claim));
+    // Gone between the conflict and the read: the first attempt rolled back just now.
+    if (!stored) throw stillInProgress();
+    return stored;
   }
+  if (engine === 'postgres') await tx.execute(sql`set local lock_timeout to default`);
+  return undefined;
+}
 
-  if ('created' in outcome) return { ...outcome.created, replayed: false };
-  const { stored } = outcome;
-  if (stored.fingerprint !== fingerprint) {
+/** Stores the outcome of a create with its key, in the create's own transaction. */
+export async function storeIdempotentOutcome(tx: Tx, claim: IdempotencyClaim, created: CreatedResource<unknown>): Promise<void> {
+  await tx
+    .update(idempotencyKeys)
+    .set({ statusCode: 201, body: created.body, location: created.location ?? null, resourceOrganizationId: created.organizationId })
+    .where(keyMatch(claim));
+}
+
+/**
+ * The stored outcome to replay: 422 when the key was used with another input, 409 when the
+ * first attempt has not finished. (Only successes are stored: a failure rolls the key back
+ * with everything else.)
+ */
+export function storedOutcome<T>(claim: IdempotencyClaim, stored: StoredKey): CreatedResource<T> {
+  if (stored.fingerprint !== claim.fingerprint) {
     throw new AppError('UNPROCESSABLE_CONTENT', 'This Idempotency-Key was used with a different request');
   }
-  if (stored.statusCode === null || !stored.resourceOrganizationId) {
-    throw new AppError('CONFLICT', 'A request with this Idempotency-Key is still in progress; retry shortly', { retryAfter: 1 });
-  }
-  const replay: CreatedResource<T> = {
-    body: stored.body as T,
-    location: stored.location ?? undefined,
-    organizationId: stored.resourceOrganizationId,
-  };
-  await request.recheckAccess(replay);
-  return { ...replay, replayed: true };
+  if (stored.statusCode === null || !stored.resourceOrganizationId) throw stillInProgress();
+  return { body: stored.body as T, location: stored.location ?? undefined, organizationId: stored.resourceOrganizationId };
 }

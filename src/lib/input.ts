@@ -22,10 +22,7 @@ export const nameString = (max: number) =>
     .pipe(z.string().min(1, 'must not be blank').max(max));
 
 export const SLUG_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
-export const slugString = z
-  .string()
-  .max(64)
-  .regex(SLUG_PATTERN, 'must be lowercase letters, digits and inner hyphens, 1-64 characters');
+export const slugString = z.string().max(64).regex(SLUG_PATTERN, 'must be lowercase letters, digits and inner hyphens, 1-64 characters');
 
 export const uuidString = z.uuid({ message: 'must be a UUID' });
 
@@ -39,7 +36,13 @@ export const emailString = safeString(254)
  */
 export const queryInt = (min: number, max: number) =>
   z
-    .union([z.int(), z.string().regex(/^\d{1,10}$/, 'must be a whole number').transform(Number)])
+    .union([
+      z.int(),
+      z
+        .string()
+        .regex(/^\d{1,10}$/, 'must be a whole number')
+        .transform(Number),
+    ])
     // Documented as what it is to a REST caller: an integer parameter.
     .meta({
       override: ({ jsonSchema }: { jsonSchema: Record<string, unknown> }) => {
@@ -59,7 +62,7 @@ export const expectedVersion = z.number().int().min(1).max(MAX_INT).optional();
  */
 export const checkedRecord = <T extends z.ZodType>(record: T) =>
   z.preprocess((value: z.input<T>, ctx) => {
-    if (typeof value === 'object' && value !== null && Object.hasOwn(value as object, '__proto__')) {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
       ctx.addIssue({ code: 'custom', message: 'this key is reserved', input: value, path: ['__proto__'] });
     }
     return value;

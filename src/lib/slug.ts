@@ -1,3 +1,10 @@
+/**
+ * Slugs: derived from names, with a numeric suffix when taken, unique per scope (workspaces
+ * per organization, organizations across the service).
+ * @module
+ */
+import { AppError } from './errors';
+
 const MAX_SLUG = 64;
 
 /**
@@ -41,4 +48,40 @@ export function firstFreeSlug(base: string, taken: Set<string>): string {
 export function slugFamilyPattern(base: string): string {
   const stem = base.slice(0, MAX_SLUG - 8).replace(/-+$/, '');
   return `${stem.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** How one kind of row is inserted under a slug unique in its scope. */
+export interface SlugInsert<Row> {
+  /** The slug the caller asked for; without one, a slug is derived from `base`. */
+  slug: string | undefined;
+  base: string;
+  /**
+   * Inserts the row under `slug`, or returns undefined when the slug is taken (ON CONFLICT
+   * DO NOTHING, so a slug taken meanwhile does not abort the transaction).
+   */
+  insert(slug: string): Promise<Row | undefined>;
+  /** The slugs of the scope that a derived slug from `base` could collide with. */
+  takenSlugs(base: string): Promise<Set<string>>;
+  /** The 409 for an explicit slug that is taken. */
+  slugTaken(slug: string): AppError;
+  /** What the row is, for the 409 when no derived slug could be had ("workspace"). */
+  what: string;
+}
+
+/**
+ * Inserts a row with the explicit slug (409 when taken), or with the first free slug
+ * derived from the name: `base`, `base-2`, `base-3`…, moving on when a concurrent insert
+ * took the candidate, up to DERIVED_SLUG_ATTEMPTS times.
+ */
+export async function insertWithSlug<Row>(request: SlugInsert<Row>): Promise<Row> {
+  if (request.slug) {
+    const row = await request.insert(request.slug);
+    if (!row) throw request.slugTaken(request.slug);
+    return row;
+  }
+  for (let attempt = 0; attempt < DERIVED_SLUG_ATTEMPTS; attempt++) {
+    const row = await request.insert(firstFreeSlug(request.base, await request.takenSlugs(request.base)));
+    if (row) return row;
+  }
+  throw new AppError('CONFLICT', `Could not derive a free ${request.what} slug; pass one explicitly`);
 }

@@ -1,24 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Logger } from 'pino';
-import type { Config } from '../config';
-import type { DatabaseHandle } from '../db/client';
-import type { TokenService } from '../auth/tokens';
-import type { CursorCodec } from '../lib/cursor';
-
-/** What the app is built from; tests build it with their own database. */
-export interface AppDeps {
-  config: Config;
-  database: DatabaseHandle;
-  tokens: TokenService;
-  cursors: CursorCodec;
-  logger: Logger;
-}
+import type { Db } from '../db/client';
+import type { AppDeps } from '../deps';
 
 export type Face = 'rest' | 'trpc';
+
+/** The authenticated caller, as procedures see it: what the auth middleware's `resolveActor` found. */
+export type Actor = Awaited<ReturnType<AppDeps['resolveActor']>>;
 
 /** Per-request data shared by both faces. */
 export interface Context {
   deps: AppDeps;
+  /** The database, for reads; writes go through `inTransaction` (trpc/transaction.ts). */
+  db: Db;
   face: Face;
   requestId: string;
   authorization: string | undefined;
@@ -29,17 +22,23 @@ export interface Context {
   setHeader(name: string, value: string): void;
 }
 
+/** The context once the auth middleware has established the caller. */
+export type AuthedContext = Context & { actor: Actor };
+
+export interface ContextOptions {
+  deps: AppDeps;
+  face: Face;
+  requestId: string;
+  headers: IncomingHttpHeaders;
+  setHeader: Context['setHeader'];
+}
+
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
-export function createContext(
-  deps: AppDeps,
-  face: Face,
-  requestId: string,
-  headers: IncomingHttpHeaders,
-  setHeader: Context['setHeader'],
-): Context {
+export function createContext({ deps, face, requestId, headers, setHeader }: ContextOptions): Context {
   return {
     deps,
+    db: deps.database.db,
     face,
     requestId,
     authorization: single(headers.authorization),

@@ -1,9 +1,9 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
-import { AppError } from '../lib/errors';
-import { resolveActor, type Actor } from '../modules/auth/service';
+import { AppError, unauthorized } from '../lib/errors';
 import type { Context } from './context';
 import { describeError } from './errors';
+import { inTransaction } from './transaction';
 
 /** Our own meta beside `openapi`: the success status REST answers with. */
 export interface AppMeta {
@@ -45,15 +45,15 @@ const mapAppErrors = t.middleware(async ({ next }) => {
 export const publicProcedure = t.procedure.use(mapAppErrors);
 
 function bearerToken(authorization: string | undefined): string {
-  if (!authorization) throw new AppError('UNAUTHORIZED', 'Missing Authorization header (expected "Bearer <access_token>")');
+  if (!authorization) throw unauthorized('Missing Authorization header (expected "Bearer <access_token>")');
   const match = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i.exec(authorization.trim());
-  if (!match) throw new AppError('UNAUTHORIZED', 'Malformed Authorization header (expected "Bearer <access_token>")');
+  if (!match) throw unauthorized('Malformed Authorization header (expected "Bearer <access_token>")');
   return match[1]!;
 }
 
 /** Establishes the caller from the bearer token and narrows `ctx.actor`. */
 export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
-  const actor: Actor = await resolveActor(ctx.deps.database.db, claims);
+  const actor = await ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work));
   return next({ ctx: { actor } });
 });

@@ -126,7 +126,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     },
     async query(text, params = []) {
       if (database.pglite) return (await database.pglite.query(text, params)).rows as never;
-      return (await database.postgresClient!.unsafe(text, params as never[])) as never;
+      const rows: unknown = await database.postgresClient!.unsafe(text, params as never[]);
+      return rows as never;
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -154,7 +155,13 @@ export async function signup(app: TestApp, name = 'Tester'): Promise<SignedUp> {
   const password = 'correct horse battery';
   const res = await app.request('POST', '/api/v1/auth/signup', { body: { email: uniqueEmail(name.toLowerCase()), password, name } });
   if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${res.text}`);
-  return { token: res.body.access_token, user: res.body.user, organization: res.body.organization, workspace: res.body.workspace, password };
+  return {
+    token: res.body.access_token,
+    user: res.body.user,
+    organization: res.body.organization,
+    workspace: res.body.workspace,
+    password,
+  };
 }
 
 /**
@@ -169,7 +176,13 @@ export async function signupMany<const Names extends readonly string[]>(
 }
 
 /** Adds `member` to `organizationId` with `role`, as `owner`. */
-export async function addMember(app: TestApp, ownerToken: string, organizationId: string, email: string, role: 'owner' | 'admin' | 'member') {
+export async function addMember(
+  app: TestApp,
+  ownerToken: string,
+  organizationId: string,
+  email: string,
+  role: 'owner' | 'admin' | 'member',
+) {
   const res = await app.request('POST', `/api/v1/organizations/${organizationId}/members`, { token: ownerToken, body: { email, role } });
   if (res.status !== 201) throw new Error(`add member failed: ${res.status} ${res.text}`);
   return res.body;

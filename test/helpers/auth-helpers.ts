@@ -5,16 +5,12 @@ import { TEST_SECRET, type TestApp } from './app';
 export const ISSUER = 'workspaces-api';
 export const AUDIENCE = 'workspaces-api';
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export const base64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** Drops the keys whose value is `undefined`, so a test can leave a claim out by naming it. */
-const defined = (claims: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== undefined));
+const defined = (claims: Record<string, unknown>) => Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== undefined));
 
 /**
  * Signs `claims` as they are; `undefined` leaves a claim out (jsonwebtoken would otherwise
@@ -38,28 +34,9 @@ export function signLocalToken(
 }
 
 /** A hand-built token with `alg: "none"` and an empty signature. */
-export const unsignedToken = (claims: Record<string, unknown>) =>
-  `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
+export const unsignedToken = (claims: Record<string, unknown>) => `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
 
 export const decodeClaims = (token: string) => jwt.decode(token) as jwt.JwtPayload;
-
-export interface TableCounts {
-  users: number;
-  organizations: number;
-  memberships: number;
-  workspaces: number;
-}
-
-/** Row counts of the tables an account touches (each test file has its own database). */
-export async function tableCounts(app: TestApp): Promise<TableCounts> {
-  const [row] = await app.query<TableCounts>(
-    `select (select count(*)::int from users) as users,
-            (select count(*)::int from organizations) as organizations,
-            (select count(*)::int from memberships) as memberships,
-            (select count(*)::int from workspaces) as workspaces`,
-  );
-  return row!;
-}
 
 /** The user row as stored (`logged_out_at` as a Date on both engines, whose drivers differ). */
 export async function userRow(app: TestApp, id: string) {

@@ -48,7 +48,11 @@ export function expectIssueAt(res: ApiResponse, path: string, { prefix = false }
   expect(Array.isArray(res.body.issues), res.text).toBe(true);
   const issues = res.body.issues as Array<{ path: string; message: unknown }>;
   const paths = issues.map((i) => i.path);
-  if (prefix) expect(paths.some((p) => p === path || p.startsWith(`${path}.`)), res.text).toBe(true);
+  if (prefix)
+    expect(
+      paths.some((p) => p === path || p.startsWith(`${path}.`)),
+      res.text,
+    ).toBe(true);
   else expect(paths, res.text).toContain(path);
   for (const issue of issues) expect(typeof issue.message).toBe('string');
 }

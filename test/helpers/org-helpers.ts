@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { addMember, type ApiResponse, type SignedUp, type TestApp } from './app';
+import { isoSql } from './sql';
 
 /** Shared by the organization, member and settings suites: small steps and assertions over REST and the database. */
 
@@ -14,17 +15,16 @@ export const SYSTEM_DEFAULT_PERMISSIONS = {
 
 export const DEFAULT_EFFECTIVE = { permissions: SYSTEM_DEFAULT_PERMISSIONS, features: {}, integrations: {} };
 
-/** A UUID that names nothing. */
-export const RANDOM_UUID = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
-
-/** A timestamp column as the API renders it (ISO-8601 UTC, milliseconds), the same on both engines. */
-export const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 /** POST /organizations as `token`; fails the test unless 201. */
 export async function createOrganization(app: TestApp, token: string, body: { name: string; slug?: string }) {
   const res = await app.request('POST', '/api/v1/organizations', { token, body });
   expect(res.status, res.text).toBe(201);
   return res.body as { id: string; name: string; slug: string; created_at: string; updated_at: string; role: Role };
+}
+
+/** Adds each of `others` to `organizationId` in its role, one after another, as `owner`. */
+export async function addMembers(app: TestApp, owner: SignedUp, organizationId: string, others: Array<[SignedUp, Role]>): Promise<void> {
+  for (const [account, role] of others) await addMember(app, owner.token, organizationId, account.user.email, role);
 }
 
 let teamCounter = 0;
@@ -34,13 +34,15 @@ let teamCounter = 0;
  */
 export async function createTeam(app: TestApp, owner: SignedUp, others: Array<[SignedUp, Role]> = []): Promise<string> {
   const org = await createOrganization(app, owner.token, { name: `Team ${Date.now().toString(36)} ${++teamCounter}` });
-  for (const [account, role] of others) await addMember(app, owner.token, org.id, account.user.email, role);
+  await addMembers(app, owner, org.id, others);
   return org.id;
 }
 
 /** Every membership of an organization as `{ user_id: role }`. */
 export async function rolesIn(app: TestApp, organizationId: string): Promise<Record<string, Role>> {
-  const rows = await app.query<{ user_id: string; role: Role }>('select user_id, role from memberships where organization_id = $1', [organizationId]);
+  const rows = await app.query<{ user_id: string; role: Role }>('select user_id, role from memberships where organization_id = $1', [
+    organizationId,
+  ]);
   return Object.fromEntries(rows.map((r) => [r.user_id, r.role]));
 }
 
@@ -53,19 +55,10 @@ export async function organizationRow(app: TestApp, organizationId: string) {
   return row ?? null;
 }
 
-/** Row counts of the tables a create or delete touches. */
-export async function tableCounts(app: TestApp) {
-  const [row] = await app.query<{ organizations: number; workspaces: number; memberships: number; idempotency_keys: number }>(
-    `select (select count(*)::int from organizations) as organizations,
-            (select count(*)::int from workspaces) as workspaces,
-            (select count(*)::int from memberships) as memberships,
-            (select count(*)::int from idempotency_keys) as idempotency_keys`,
-  );
-  return row!;
-}
-
 /** Follows `next_cursor` from the first page to the last; returns every page. */
-export async function walkPages<T>(fetchPage: (cursor: string | undefined) => Promise<ApiResponse<{ items: T[]; next_cursor: string | null }>>) {
+export async function walkPages<T>(
+  fetchPage: (cursor: string | undefined) => Promise<ApiResponse<{ items: T[]; next_cursor: string | null }>>,
+) {
   const pages: Array<{ items: T[]; next_cursor: string | null }> = [];
   let cursor: string | undefined;
   for (let i = 0; i < 100; i++) {

@@ -46,8 +46,8 @@ export function startServerProcess(env: Record<string, string>): ServerProcess {
   });
   let out = '';
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const exited = new Promise<number | NodeJS.Signals>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? signal!));
   });
@@ -115,7 +115,11 @@ export async function exitWithin(proc: ServerProcess, timeoutMs: number): Promis
 }
 
 /** Non-empty stderr lines. */
-export const stderrLines = (proc: ServerProcess) => proc.stderr().split('\n').filter((line) => line.trim() !== '');
+export const stderrLines = (proc: ServerProcess) =>
+  proc
+    .stderr()
+    .split('\n')
+    .filter((line) => line.trim() !== '');
 
 /** Holds a port on 127.0.0.1 (so a process told to use it finds it taken). */
 export async function holdPort(): Promise<{ port: number; release: () => Promise<void> }> {

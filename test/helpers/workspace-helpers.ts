@@ -1,17 +1,13 @@
 import { expect } from 'vitest';
-import { addMember, signupMany, type SignedUp, type TestApp } from './app';
-import type { WorkspaceDto } from '../../src/modules/workspaces/dto';
+import type { Workspace } from '../../src/modules/workspaces/schemas';
+import { signupMany, type SignedUp, type TestApp } from './app';
+import { addMembers, createOrganization } from './org-helpers';
+import { isoSql } from './sql';
 
 /** Small, generic steps and assertions for suites that touch workspaces (REST, tRPC and the database). */
 
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** ISO-8601 UTC with milliseconds, as the API renders timestamps. */
-export const ISO_MS_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-/** A well-formed UUID that names nothing. */
-export const UNKNOWN_UUID = '3b9c1f0e-7a4d-4e2b-9c8f-5d6e7f8a9b0c';
-
-/** A workspace as the API returns it: the service's own DTO type, so the two cannot drift apart. */
-export type WorkspaceBody = WorkspaceDto;
+/** A workspace as the API returns it: the service's own output type, so the two cannot drift apart. */
+export type WorkspaceBody = Workspace;
 
 /** A workspace row as stored: the API's fields (timestamps rendered the API's way) plus the settings overrides. */
 export type WorkspaceRow = WorkspaceBody & { settings: Record<string, unknown> };
@@ -40,9 +36,7 @@ export async function createWorkspace(
 
 /** POST /api/v1/organizations as `token`; fails the test unless 201; returns the organization's id. */
 export async function createOrganizationFor(app: TestApp, token: string, name = `Org ${Date.now().toString(36)} ${++nameCounter}`) {
-  const res = await app.request('POST', '/api/v1/organizations', { token, body: { name } });
-  expect(res.status, res.text).toBe(201);
-  return res.body.id as string;
+  return (await createOrganization(app, token, { name })).id;
 }
 
 export interface Team {
@@ -63,18 +57,18 @@ export interface Team {
  */
 export async function teamOf(app: TestApp): Promise<Team> {
   const [owner, admin, member, outsider] = await signupMany(app, ['Owner', 'Admin', 'Member', 'Outsider']);
-  await addMember(app, owner.token, owner.organization.id, admin.user.email, 'admin');
-  await addMember(app, owner.token, owner.organization.id, member.user.email, 'member');
+  await addMembers(app, owner, owner.organization.id, [
+    [admin, 'admin'],
+    [member, 'member'],
+  ]);
   return { organizationId: owner.organization.id, defaultWorkspaceId: owner.workspace.id, owner, admin, member, outsider };
 }
-
-const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** The workspace's row as stored, or null when there is none. */
 export async function workspaceRow(app: TestApp, id: string): Promise<WorkspaceRow | null> {
   const [row] = await app.query<WorkspaceRow>(
     `select id, organization_id, name, slug, description, metadata, settings, is_default, cloned_from_id, version,
-            ${iso('created_at')} as created_at, ${iso('updated_at')} as updated_at
+            ${isoSql('created_at')} as created_at, ${isoSql('updated_at')} as updated_at
        from workspaces where id = $1`,
     [id],
   );

@@ -1,6 +1,6 @@
 import { jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, primaryId, updatedAt } from './columns';
-import type { SettingsLayer } from '../../modules/settings/document';
+import type { SettingsLayer } from './settings-layer';
 
 export const organizations = pgTable('organizations', {
   id: primaryId(),

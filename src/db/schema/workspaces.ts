@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { boolean, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, primaryId, updatedAt } from './columns';
 import { organizations } from './organizations';
-import type { SettingsLayer } from '../../modules/settings/document';
+import type { SettingsLayer } from './settings-layer';
 
 export const workspaces = pgTable(
   'workspaces',
@@ -31,7 +31,9 @@ export const workspaces = pgTable(
   },
   (t) => [
     uniqueIndex('workspaces_org_slug_key').on(t.organizationId, t.slug),
-    uniqueIndex('workspaces_one_default_per_org').on(t.organizationId).where(sql`${t.isDefault}`),
+    uniqueIndex('workspaces_one_default_per_org')
+      .on(t.organizationId)
+      .where(sql`${t.isDefault}`),
     index('workspaces_org_created_idx').on(t.organizationId, t.createdAt, t.id),
     index('workspaces_org_name_idx').on(t.organizationId, sql`${t.nameKey} collate "C"`, t.id),
   ],

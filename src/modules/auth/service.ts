@@ -1,29 +1,17 @@
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../../db/client';
-import { memberships, organizations, revokedExternalIdentities, users, type Role } from '../../db/schema';
-import { AppError } from '../../lib/errors';
-import { hashForUnknownUsers, hashPassword, verifyPassword } from '../../auth/passwords';
-import type { IssuedToken, TokenClaims, TokenService } from '../../auth/tokens';
-import { createOrganizationWithDefault, type OrganizationDto } from '../organizations/service';
-import type { WorkspaceDto } from '../workspaces/dto';
+import type { DbOrTx, Transact, Tx } from '../../db/client';
+import { memberships, organizations, revokedExternalIdentities, users } from '../../db/schema';
+import { AppError, unauthorized } from '../../lib/errors';
+import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
+import type { TokenClaims, TokenService } from '../../auth/tokens';
+import { createOrganizationWithDefault } from '../organizations/service';
+import type { OrganizationWithRole } from '../organizations/schemas';
+import type { Workspace } from '../workspaces/schemas';
+import type { LoginInput, LoginOutput, MeOutput, SignupInput, SignupOutput, User } from './schemas';
 
 type UserRow = typeof users.$inferSelect;
 
-export interface UserDto {
-  id: string;
-  email: string;
-  name: string;
-  created_at: string;
-}
-
-/** The authenticated caller, as procedures see it. */
-export interface Actor {
-  id: string;
-  email: string;
-  name: string;
-}
-
-export const toUserDto = (row: UserRow): UserDto => ({
+export const toUser = (row: UserRow): User => ({
   id: row.id,
   email: row.email,
   name: row.name,
@@ -36,7 +24,7 @@ const emailTaken = () => new AppError('CONFLICT', 'An account with this email al
 async function createAccount(
   tx: Tx,
   values: typeof users.$inferInsert,
-): Promise<{ user: UserRow; organization: OrganizationDto; workspace: WorkspaceDto }> {
+): Promise<{ user: UserRow; organization: OrganizationWithRole; workspace: Workspace }> {
   const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
   if (!user) throw emailTaken();
   const { organization, workspace } = await createOrganizationWithDefault(tx, user.id, {
@@ -45,104 +33,101 @@ async function createAccount(
   return { user, organization, workspace };
 }
 
+/** A new account (its password hashed beforehand, outside the transaction: scrypt is slow), with a token. */
 export async function signup(
-  db: Db,
+  tx: Tx,
   tokens: TokenService,
-  input: { email: string; password: string; name: string },
-): Promise<IssuedToken & { user: UserDto; organization: OrganizationDto & { role: Role }; workspace: WorkspaceDto }> {
-  const passwordHash = await hashPassword(input.password);
-  const { user, organization, workspace } = await db.transaction((tx) =>
-    createAccount(tx, { email: input.email, name: input.name, passwordHash }),
-  );
-  return {
-    ...tokens.issue(user.id, user.tokenVersion),
-    user: toUserDto(user),
-    organization: { ...organization, role: 'owner' },
-    workspace,
-  };
+  input: Omit<SignupInput, 'password'> & { passwordHash: string },
+): Promise<SignupOutput> {
+  const { user, organization, workspace } = await createAccount(tx, {
+    email: input.email,
+    name: input.name,
+    passwordHash: input.passwordHash,
+  });
+  return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user), organization, workspace };
 }
 
-export async function login(
-  db: Db,
-  tokens: TokenService,
-  input: { email: string; password: string },
-): Promise<IssuedToken & { user: UserDto }> {
-  const [user] = await db.select().from(users).where(eq(sql`lower(${users.email})`, input.email.toLowerCase()));
+export async function login(db: DbOrTx, tokens: TokenService, input: LoginInput): Promise<LoginOutput> {
+  const [user] = await db
+    .select()
+    .from(users)
+    .where(eq(sql`lower(${users.email})`, input.email.toLowerCase()));
   // The same scrypt work whether or not the email is known, so timing tells nothing.
   const matches = await verifyPassword(input.password, user?.passwordHash ?? (await hashForUnknownUsers()));
-  if (!user || !user.passwordHash || !matches) throw new AppError('UNAUTHORIZED', 'Invalid email or password');
-  return { ...tokens.issue(user.id, user.tokenVersion), user: toUserDto(user) };
+  if (!user || !user.passwordHash || !matches) throw unauthorized('Invalid email or password');
+  return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user) };
 }
 
 /** Every token issued to the user before now stops working. */
-export async function logout(db: Db, userId: string): Promise<void> {
-  await db
+export async function logout(tx: Tx, userId: string): Promise<void> {
+  await tx
     .update(users)
     .set({ tokenVersion: sql`${users.tokenVersion} + 1`, loggedOutAt: sql`now()` })
     .where(eq(users.id, userId));
 }
 
-export async function me(db: Db, userId: string): Promise<{ user: UserDto; memberships: Array<{ organization_id: string; role: Role }> }> {
+export async function me(db: DbOrTx, userId: string): Promise<MeOutput> {
   const [user] = await db.select().from(users).where(eq(users.id, userId));
-  if (!user) throw new AppError('UNAUTHORIZED', 'The account no longer exists');
+  if (!user) throw unauthorized('The account no longer exists');
   const rows = await db
     .select({ organization_id: memberships.organizationId, role: memberships.role })
     .from(memberships)
     .where(eq(memberships.userId, userId))
     .orderBy(memberships.createdAt, memberships.organizationId);
-  return { user: toUserDto(user), memberships: rows };
+  return { user: toUser(user), memberships: rows };
 }
 
 /**
  * Deletes the account. Organizations where the caller is the only member go with it; being
  * the last owner of an organization that has other members is a 409.
  */
-export async function deleteAccount(db: Db, userId: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    const mine = await tx
-      .select({ organizationId: memberships.organizationId, role: memberships.role })
+export async function deleteAccount(tx: Tx, userId: string): Promise<void> {
+  const mine = await tx
+    .select({ organizationId: memberships.organizationId, role: memberships.role })
+    .from(memberships)
+    .where(eq(memberships.userId, userId));
+  const orgIds = mine.map((m) => m.organizationId);
+  if (orgIds.length > 0) {
+    // Lock the organizations so no member or owner change races the checks below.
+    await tx
+      .select({ id: organizations.id })
+      .from(organizations)
+      .where(inArray(organizations.id, orgIds))
+      .orderBy(organizations.id)
+      .for('update');
+  }
+  const soleMemberOf: string[] = [];
+  for (const { organizationId, role } of mine) {
+    const others = await tx
+      .select({ role: memberships.role, n: count() })
       .from(memberships)
-      .where(eq(memberships.userId, userId));
-    const orgIds = mine.map((m) => m.organizationId);
-    if (orgIds.length > 0) {
-      // Lock the organizations so no member or owner change races the checks below.
-      await tx.select({ id: organizations.id }).from(organizations).where(inArray(organizations.id, orgIds)).orderBy(organizations.id).for('update');
+      .where(and(eq(memberships.organizationId, organizationId), sql`${memberships.userId} <> ${userId}`))
+      .groupBy(memberships.role);
+    if (others.length === 0) soleMemberOf.push(organizationId);
+    else if (role === 'owner' && !others.some((o) => o.role === 'owner')) {
+      throw new AppError('CONFLICT', 'You are the last owner of an organization that has other members; make another member owner first');
     }
-    const soleMemberOf: string[] = [];
-    for (const { organizationId, role } of mine) {
-      const others = await tx
-        .select({ role: memberships.role, n: count() })
-        .from(memberships)
-        .where(and(eq(memberships.organizationId, organizationId), sql`${memberships.userId} <> ${userId}`))
-        .groupBy(memberships.role);
-      if (others.length === 0) soleMemberOf.push(organizationId);
-      else if (role === 'owner' && !others.some((o) => o.role === 'owner')) {
-        throw new AppError('CONFLICT', 'You are the last owner of an organization that has other members; make another member owner first');
-      }
-    }
-    if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
-    const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
-    if (deleted?.externalIssuer && deleted.externalSubject) {
-      // The provider's tokens issued so far must not bring the account back.
-      await tx
-        .insert(revokedExternalIdentities)
-        .values({ issuer: deleted.externalIssuer, subject: deleted.externalSubject })
-        .onConflictDoUpdate({
-          target: [revokedExternalIdentities.issuer, revokedExternalIdentities.subject],
-          set: { revokedAt: sql`now()` },
-        });
-    }
-  });
+  }
+  if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
+  const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
+  if (deleted?.externalIssuer && deleted.externalSubject) {
+    // The provider's tokens issued so far must not bring the account back.
+    await tx
+      .insert(revokedExternalIdentities)
+      .values({ issuer: deleted.externalIssuer, subject: deleted.externalSubject })
+      .onConflictDoUpdate({
+        target: [revokedExternalIdentities.issuer, revokedExternalIdentities.subject],
+        set: { revokedAt: sql`now()` },
+      });
+  }
 }
-
-const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
 
 /**
  * The user a verified token speaks for. Local tokens must carry the user's current token
  * version; external tokens find the user by (issuer, subject) and create it on first
  * sight, never linking to an existing account by email.
  */
-export async function resolveActor(db: Db, claims: TokenClaims): Promise<Actor> {
+export async function resolveActor(db: DbOrTx, claims: TokenClaims, transact: Transact): Promise<Pick<User, 'id' | 'email' | 'name'>> {
   if (claims.kind === 'local') {
     const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
     if (!user) throw unauthorized('The account no longer exists');
@@ -154,7 +139,7 @@ export async function resolveActor(db: Db, claims: TokenClaims): Promise<Actor> 
     .from(users)
     .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
   if (!existing && (await deletedSince(db, claims))) throw unauthorized('The access token has been revoked');
-  const user = existing ?? (await createExternalUser(db, claims));
+  const user = existing ?? (await createExternalUser(db, transact, claims));
   if (user.loggedOutAt && claims.issuedAt * 1000 <= user.loggedOutAt.getTime()) {
     throw unauthorized('The access token has been revoked');
   }
@@ -171,7 +156,7 @@ function claimString(value: unknown): string {
 const truncate = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
 
 /** Whether this identity's account was deleted after the token was issued. */
-async function deletedSince(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<boolean> {
+async function deletedSince(db: DbOrTx, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<boolean> {
   const [row] = await db
     .select({ revokedAt: revokedExternalIdentities.revokedAt })
     .from(revokedExternalIdentities)
@@ -179,14 +164,14 @@ async function deletedSince(db: Db, claims: Extract<TokenClaims, { kind: 'extern
   return !!row && claims.issuedAt * 1000 <= row.revokedAt.getTime();
 }
 
-async function createExternalUser(db: Db, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
+async function createExternalUser(db: DbOrTx, transact: Transact, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
   const email = claimString(claims.email);
   const name = truncate(claimString(claims.name), 100).trim() || email;
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) {
     throw unauthorized('The identity provider token has no valid email claim');
   }
   try {
-    const { user } = await db.transaction((tx) =>
+    const { user } = await transact((tx) =>
       createAccount(tx, { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject }),
     );
     return user;

@@ -20,13 +20,7 @@ export async function findRole(db: DbOrTx, userId: string, organizationId: strin
  * 404 naming `what` (existence is never revealed across tenants); a member without the
  * role gets 403.
  */
-export async function requireRole(
-  db: DbOrTx,
-  userId: string,
-  organizationId: string,
-  minimum: Role,
-  what = 'Organization',
-): Promise<Role> {
+export async function requireRole(db: DbOrTx, userId: string, organizationId: string, minimum: Role, what = 'Organization'): Promise<Role> {
   const role = await findRole(db, userId, organizationId);
   if (!role) throw notFound(what);
   if (!hasRole(role, minimum)) {

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
-import { idempotentCreate } from '../../trpc/idempotent';
+import { idempotentCreate, inTransaction } from '../../trpc/transaction';
 import { idempotencyKeyHeader } from '../../lib/api-schemas';
-import { createOrganizationWithDefault } from './service';
+import { requireRole } from './access';
+import * as members from './members';
 import * as service from './service';
 import * as s from './schemas';
 
@@ -11,92 +12,122 @@ const tag = 'organizations' as const;
 
 export const organizationsRouter = router({
   list: authedProcedure
-    .meta(rest('GET', '/organizations', 'listOrganizations', { tag, summary: 'The caller\'s organizations, each with the caller\'s role', errors: [] }))
+    .meta(
+      rest('GET', '/organizations', 'listOrganizations', {
+        tag,
+        summary: "The caller's organizations, each with the caller's role",
+        errors: [],
+      }),
+    )
     .input(s.listOrganizationsInput)
     .output(s.organizationPage)
-    .query(({ ctx, input }) => service.listOrganizations(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, input)),
+    .query(({ ctx, input }) => service.listOrganizations(ctx.db, ctx.deps.cursors, ctx.actor.id, input)),
 
   create: authedProcedure
-    .meta(rest('POST', '/organizations', 'createOrganization', {
-      tag,
-      summary: 'Create an organization (the caller becomes its owner) with its default workspace',
-      successStatus: 201,
-      errors: [409, 422],
-      requestHeaders: idempotencyKeyHeader,
-    }))
+    .meta(
+      rest('POST', '/organizations', 'createOrganization', {
+        tag,
+        summary: 'Create an organization (the caller becomes its owner) with its default workspace',
+        successStatus: 201,
+        errors: [409, 422],
+        requestHeaders: idempotencyKeyHeader,
+      }),
+    )
     .input(s.createOrganizationInput)
     .output(s.organizationWithRoleSchema)
     .mutation(({ ctx, input }) =>
-      idempotentCreate(ctx, 'organizations.create', input, async (tx) => {
-        const { organization } = await createOrganizationWithDefault(tx, ctx.actor.id, input);
-        return {
-          body: { ...organization, role: 'owner' as const },
-          location: `/api/v1/organizations/${organization.id}`,
-          organizationId: organization.id,
-        };
-      }),
+      idempotentCreate(
+        ctx,
+        {
+          operation: 'organizations.create',
+          input,
+          stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member'),
+        },
+        async (tx) => {
+          const { organization } = await service.createOrganizationWithDefault(tx, ctx.actor.id, input);
+          return { body: organization, location: `/api/v1/organizations/${organization.id}`, organizationId: organization.id };
+        },
+      ),
     ),
 
   get: authedProcedure
     .meta(rest('GET', '/organizations/{org_id}', 'getOrganization', { tag, summary: 'One organization', errors: [404] }))
     .input(s.organizationIdInput)
     .output(s.organizationWithRoleSchema)
-    .query(({ ctx, input }) => service.getOrganization(ctx.deps.database.db, ctx.actor.id, input.org_id)),
+    .query(({ ctx, input }) => service.getOrganization(ctx.db, ctx.actor.id, input.org_id)),
 
   update: authedProcedure
-    .meta(rest('PUT', '/organizations/{org_id}', 'updateOrganization', { tag, summary: 'Rename an organization or change its slug (admin)', errors: [403, 404, 409] }))
+    .meta(
+      rest('PUT', '/organizations/{org_id}', 'updateOrganization', {
+        tag,
+        summary: 'Rename an organization or change its slug (admin)',
+        errors: [403, 404, 409],
+      }),
+    )
     .input(s.updateOrganizationInput)
     .output(s.organizationWithRoleSchema)
-    .mutation(({ ctx, input: { org_id, ...changes } }) => service.updateOrganization(ctx.deps.database.db, ctx.actor.id, org_id, changes)),
+    .mutation(({ ctx, input: { org_id, ...changes } }) =>
+      inTransaction(ctx, (tx) => service.updateOrganization(tx, ctx.actor.id, org_id, changes)),
+    ),
 
   delete: authedProcedure
-    .meta(rest('DELETE', '/organizations/{org_id}', 'deleteOrganization', {
-      tag,
-      summary: 'Delete an organization with its workspaces, settings and memberships (owner)',
-      successStatus: 204,
-      errors: [403, 404],
-    }))
+    .meta(
+      rest('DELETE', '/organizations/{org_id}', 'deleteOrganization', {
+        tag,
+        summary: 'Delete an organization with its workspaces, settings and memberships (owner)',
+        successStatus: 204,
+        errors: [403, 404],
+      }),
+    )
     .input(s.organizationIdInput)
     .output(z.void())
-    .mutation(({ ctx, input }) => service.deleteOrganization(ctx.deps.database.db, ctx.actor.id, input.org_id)),
+    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => service.deleteOrganization(tx, ctx.actor.id, input.org_id))),
 
   getSettings: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}/settings', 'getOrganizationSettings', {
-      tag,
-      summary: 'The organization\'s settings, and those over the system defaults (what its workspaces inherit)',
-      errors: [404],
-    }))
+    .meta(
+      rest('GET', '/organizations/{org_id}/settings', 'getOrganizationSettings', {
+        tag,
+        summary: "The organization's settings, and those over the system defaults (what its workspaces inherit)",
+        errors: [404],
+      }),
+    )
     .input(s.organizationIdInput)
     .output(s.organizationSettingsOutput)
-    .query(({ ctx, input }) => service.getOrganizationSettings(ctx.deps.database.db, ctx.actor.id, input.org_id)),
+    .query(({ ctx, input }) => service.getOrganizationSettings(ctx.db, ctx.actor.id, input.org_id)),
 
   updateSettings: authedProcedure
-    .meta(rest('PUT', '/organizations/{org_id}/settings', 'updateOrganizationSettings', {
-      tag,
-      summary: 'Deep-merge a partial settings document into the organization\'s settings (null removes a key; admin)',
-      errors: [403, 404],
-    }))
+    .meta(
+      rest('PUT', '/organizations/{org_id}/settings', 'updateOrganizationSettings', {
+        tag,
+        summary: "Deep-merge a partial settings document into the organization's settings (null removes a key; admin)",
+        errors: [403, 404],
+      }),
+    )
     .input(s.updateOrganizationSettingsInput)
     .output(s.organizationSettingsOutput)
-    .mutation(({ ctx, input: { org_id, ...patch } }) => service.updateOrganizationSettings(ctx.deps.database.db, ctx.actor.id, org_id, patch)),
+    .mutation(({ ctx, input: { org_id, ...patch } }) =>
+      inTransaction(ctx, (tx) => service.updateOrganizationSettings(tx, ctx.actor.id, org_id, patch)),
+    ),
 
   listMembers: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}/members', 'listMembers', { tag, summary: 'The organization\'s members', errors: [404] }))
+    .meta(rest('GET', '/organizations/{org_id}/members', 'listMembers', { tag, summary: "The organization's members", errors: [404] }))
     .input(s.listMembersInput)
     .output(s.memberPage)
-    .query(({ ctx, input: { org_id, ...page } }) => service.listMembers(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, org_id, page)),
+    .query(({ ctx, input: { org_id, ...page } }) => members.listMembers(ctx.db, ctx.deps.cursors, ctx.actor.id, org_id, page)),
 
   addMember: authedProcedure
-    .meta(rest('POST', '/organizations/{org_id}/members', 'addMember', {
-      tag,
-      summary: 'Add a user with an account as a member (admin; owner to add an owner)',
-      successStatus: 201,
-      errors: [403, 404, 409],
-    }))
+    .meta(
+      rest('POST', '/organizations/{org_id}/members', 'addMember', {
+        tag,
+        summary: 'Add a user with an account as a member (admin; owner to add an owner)',
+        successStatus: 201,
+        errors: [403, 404, 409],
+      }),
+    )
     .input(s.addMemberInput)
     .output(s.memberSchema)
     .mutation(async ({ ctx, input: { org_id, ...member } }) => {
-      const added = await service.addMember(ctx.deps.database.db, ctx.actor.id, org_id, member);
+      const added = await inTransaction(ctx, (tx) => members.addMember(tx, ctx.actor.id, org_id, member));
       ctx.setHeader('Location', `/api/v1/organizations/${org_id}/members/${added.user_id}`);
       return added;
     }),
@@ -105,26 +136,32 @@ export const organizationsRouter = router({
     .meta(rest('GET', '/organizations/{org_id}/members/{user_id}', 'getMember', { tag, summary: 'One member', errors: [404] }))
     .input(s.memberIdInput)
     .output(s.memberSchema)
-    .query(({ ctx, input }) => service.getMember(ctx.deps.database.db, ctx.actor.id, input.org_id, input.user_id)),
+    .query(({ ctx, input }) => members.getMember(ctx.db, ctx.actor.id, input.org_id, input.user_id)),
 
   updateMember: authedProcedure
-    .meta(rest('PUT', '/organizations/{org_id}/members/{user_id}', 'updateMember', {
-      tag,
-      summary: 'Change a member\'s role (admin; only an owner grants or removes the owner role)',
-      errors: [403, 404, 409],
-    }))
+    .meta(
+      rest('PUT', '/organizations/{org_id}/members/{user_id}', 'updateMember', {
+        tag,
+        summary: "Change a member's role (admin; only an owner grants or removes the owner role)",
+        errors: [403, 404, 409],
+      }),
+    )
     .input(s.updateMemberInput)
     .output(s.memberSchema)
-    .mutation(({ ctx, input }) => service.updateMemberRole(ctx.deps.database.db, ctx.actor.id, input.org_id, input.user_id, input.role)),
+    .mutation(({ ctx, input }) =>
+      inTransaction(ctx, (tx) => members.updateMemberRole(tx, ctx.actor.id, input.org_id, input.user_id, input.role)),
+    ),
 
   removeMember: authedProcedure
-    .meta(rest('DELETE', '/organizations/{org_id}/members/{user_id}', 'removeMember', {
-      tag,
-      summary: 'Remove a member (admin), or leave (the member itself); the last owner cannot go',
-      successStatus: 204,
-      errors: [403, 404, 409],
-    }))
+    .meta(
+      rest('DELETE', '/organizations/{org_id}/members/{user_id}', 'removeMember', {
+        tag,
+        summary: 'Remove a member (admin), or leave (the member itself); the last owner cannot go',
+        successStatus: 204,
+        errors: [403, 404, 409],
+      }),
+    )
     .input(s.memberIdInput)
     .output(z.void())
-    .mutation(({ ctx, input }) => service.removeMember(ctx.deps.database.db, ctx.actor.id, input.org_id, input.user_id)),
+    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => members.removeMember(tx, ctx.actor.id, input.org_id, input.user_id))),
 });

@@ -1,38 +1,51 @@
 import { z } from 'zod';
 import { emailString, nameString, slugString, uuidString } from '../../lib/input';
-import { organizationSchema, organizationWithRoleSchema, pageOf, pageQuery, roleSchema, timestamp } from '../../lib/api-schemas';
+import { pageOf, pageQuery, roleSchema, timestamp } from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema } from '../settings/document';
 
 export const orgIdParam = { org_id: uuidString };
 
+export const organizationSchema = z
+  .object({ id: z.uuid(), name: z.string(), slug: z.string(), created_at: timestamp, updated_at: timestamp })
+  .meta({ id: 'Organization' });
+export type Organization = z.output<typeof organizationSchema>;
+
+export const organizationWithRoleSchema = organizationSchema.extend({ role: roleSchema }).meta({ id: 'OrganizationWithRole' });
+export type OrganizationWithRole = z.output<typeof organizationWithRoleSchema>;
+
 export const listOrganizationsInput = z.strictObject({ ...pageQuery });
 export const organizationPage = pageOf(organizationWithRoleSchema, 'OrganizationPage');
+export type OrganizationPage = z.output<typeof organizationPage>;
 
 export const createOrganizationInput = z
   .strictObject({ name: nameString(100), slug: slugString.optional() })
   .meta({ id: 'CreateOrganizationRequest' });
+export type NewOrganization = z.output<typeof createOrganizationInput>;
 
 export const organizationIdInput = z.strictObject(orgIdParam);
 
 export const updateOrganizationInput = z
   .strictObject({ ...orgIdParam, name: nameString(100).optional(), slug: slugString.optional() })
   .refine((v) => v.name !== undefined || v.slug !== undefined, 'Give at least one of name, slug');
-
-export { organizationSchema, organizationWithRoleSchema };
+export type OrganizationChanges = Omit<z.output<typeof updateOrganizationInput>, 'org_id'>;
 
 export const organizationSettingsOutput = z
   .object({ organization_id: z.uuid(), settings: settingsLayerSchema, effective: effectiveSettingsSchema })
   .meta({ id: 'OrganizationSettings' });
+export type OrganizationSettings = z.output<typeof organizationSettingsOutput>;
 
 export const updateOrganizationSettingsInput = settingsPatchSchema.extend(orgIdParam);
 
 export const memberSchema = z
   .object({ user_id: z.uuid(), email: z.string(), name: z.string(), role: roleSchema, created_at: timestamp })
   .meta({ id: 'Member' });
+export type Member = z.output<typeof memberSchema>;
 
 export const listMembersInput = z.strictObject({ ...orgIdParam, ...pageQuery });
 export const memberPage = pageOf(memberSchema, 'MemberPage');
+export type MemberPage = z.output<typeof memberPage>;
 
 export const addMemberInput = z.strictObject({ ...orgIdParam, email: emailString, role: roleSchema });
+export type NewMember = Omit<z.output<typeof addMemberInput>, 'org_id'>;
 export const memberIdInput = z.strictObject({ ...orgIdParam, user_id: uuidString });
 export const updateMemberInput = z.strictObject({ ...orgIdParam, user_id: uuidString, role: roleSchema });

@@ -1,11 +1,14 @@
-import { z } from 'zod';
-import { checkedRecord, MAX_INT, safeString } from '../../lib/input';
-
 /**
  * The settings document: one shape at three layers (system defaults, organization,
  * workspace overrides). Layers are partial documents; writes are partial documents
  * where `null` removes a key.
+ * @module
  */
+import { z } from 'zod';
+import type { SettingsLayer } from '../../db/schema/settings-layer';
+import { checkedRecord, MAX_INT, safeString } from '../../lib/input';
+
+export type { ConfigValue, SettingsLayer } from '../../db/schema/settings-layer';
 
 const KEY_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -21,7 +24,11 @@ const VISIBILITY_VALUES = ['private', 'organization'] as const;
 
 const configValue = z.union([
   safeString(500),
-  z.number().finite().min(-MAX_INT - 1).max(MAX_INT),
+  z
+    .number()
+    .finite()
+    .min(-MAX_INT - 1)
+    .max(MAX_INT),
   z.boolean(),
 ]);
 
@@ -53,15 +60,10 @@ function documentSchema<N extends boolean>(nullable: N) {
 /** A partial settings document as written by a client: `null` at any key removes it from the layer. */
 export const settingsPatchSchema = documentSchema(true).meta({ id: 'SettingsPatch' });
 /** A stored layer (organization settings or workspace overrides): partial, never null. */
+// documentSchema's shared builder types every leaf as nullable-or-not; its non-null variant is the stored layer.
 export const settingsLayerSchema = documentSchema(false).meta({ id: 'SettingsLayer' }) as unknown as z.ZodType<SettingsLayer>;
 
 export type SettingsPatch = z.infer<typeof settingsPatchSchema>;
-export type ConfigValue = string | number | boolean;
-export interface SettingsLayer {
-  permissions?: Partial<EffectiveSettings['permissions']>;
-  features?: Record<string, boolean>;
-  integrations?: Record<string, { enabled?: boolean; config?: Record<string, ConfigValue> }>;
-}
 
 export const effectiveSettingsSchema = z
   .strictObject({
@@ -94,10 +96,7 @@ export const settingsSourcesSchema = z
       visibility: source,
     }),
     features: z.record(z.string(), source),
-    integrations: z.record(
-      z.string(),
-      z.strictObject({ enabled: source, config: z.record(z.string(), source) }),
-    ),
+    integrations: z.record(z.string(), z.strictObject({ enabled: source, config: z.record(z.string(), source) })),
   })
   .meta({ id: 'SettingsSources' });
 export type SettingsSources = z.infer<typeof settingsSourcesSchema>;
@@ -111,4 +110,4 @@ export const SYSTEM_DEFAULTS: EffectiveSettings = Object.freeze({
   }),
   features: Object.freeze({}),
   integrations: Object.freeze({}),
-}) as EffectiveSettings;
+});

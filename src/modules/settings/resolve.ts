@@ -23,10 +23,10 @@ type IntegrationPatch = { enabled?: boolean | null; config?: Patch<ConfigValue> 
 export function applySettingsPatch(layer: SettingsLayer, patch: SettingsPatch): SettingsLayer {
   const next: SettingsLayer = {};
   const permissions = mergeMap<unknown>(layer.permissions, patch.permissions);
-  if (permissions) next.permissions = permissions as SettingsLayer['permissions'];
+  if (permissions) next.permissions = permissions;
   const features = mergeMap(layer.features, patch.features);
   if (features) next.features = features;
-  const integrations = mergeIntegrations(layer.integrations, patch.integrations as Patch<IntegrationPatch>);
+  const integrations = mergeIntegrations(layer.integrations, patch.integrations);
   if (integrations) next.integrations = integrations;
   assertWithinLimits(next);
   return next;

@@ -4,14 +4,9 @@ import { AppError, type FailedItem } from '../../lib/errors';
 import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
 import { requireRole } from '../organizations/access';
-import { nameKey, toWorkspaceDto, type WorkspaceDto } from './dto';
-import type { ProvisionInput } from './schemas';
-import { mergeMetadata, readableWorkspace, takenSlugs, type WorkspaceRow } from './service';
-
-export interface ProvisionResult {
-  created: WorkspaceDto[];
-  failed: FailedItem[];
-}
+import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import type { ProvisionInput, ProvisionResult, Workspace } from './schemas';
+import { mergeMetadata, readableWorkspace, takenSlugs } from './service';
 
 /** An item to insert; `base` is set when its slug is derived from the name (and may move on). */
 type Planned = { index: number; base: string | undefined; values: typeof workspaces.$inferInsert & { slug: string } };
@@ -82,11 +77,16 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
   // One multi-row insert. Only a concurrent request taking a slug between the check and the
   // insert causes another round: derived slugs move on to the next free candidate, explicit
   // ones have become conflicts.
-  const createdByIndex = new Map<number, WorkspaceDto>();
+  const createdByIndex = new Map<number, Workspace>();
   for (let round = 0; pending.length > 0; round++) {
     if (round > 0) {
       const derived = pending.filter((p) => p.base !== undefined);
-      for (const slug of await takenSlugs(tx, organizationId, derived.map((p) => p.base!))) reserved.add(slug);
+      for (const slug of await takenSlugs(
+        tx,
+        organizationId,
+        derived.map((p) => p.base!),
+      ))
+        reserved.add(slug);
       for (const p of derived) p.values.slug = firstFreeSlug(p.base!, reserved);
     }
     const rows = await tx
@@ -98,7 +98,7 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
     const retry: Planned[] = [];
     for (const p of pending) {
       const row = bySlug.get(p.values.slug);
-      if (row) createdByIndex.set(p.index, toWorkspaceDto(row));
+      if (row) createdByIndex.set(p.index, toWorkspace(row));
       else if (p.base !== undefined && round + 1 < DERIVED_SLUG_ATTEMPTS) retry.push(p);
       else failed.push({ index: p.index, code: 'CONFLICT', message: `The slug "${p.values.slug}" was taken while provisioning` });
     }

@@ -1,21 +1,23 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
-import type { Context } from '../../trpc/context';
-import { idempotentCreate } from '../../trpc/idempotent';
+import type { AuthedContext, Context } from '../../trpc/context';
+import { idempotentCreate, inTransaction } from '../../trpc/transaction';
 import { etagFor, type VersionCondition } from '../../lib/etag';
-import * as s from './schemas';
 import { etagHeader, idempotencyKeyHeader, ifMatchHeader } from '../../lib/api-schemas';
+import { requireRole } from '../organizations/access';
+import * as s from './schemas';
 import * as service from './service';
 import { provisionWorkspaces } from './provision';
-import type { WorkspaceDto } from './dto';
 
 const tag = 'workspaces' as const;
-const location = (workspace: WorkspaceDto) => `/api/v1/workspaces/${workspace.id}`;
+const location = (workspace: s.Workspace) => `/api/v1/workspaces/${workspace.id}`;
 
 /** A replayed create re-checks the workspace itself: deleted since, or no longer visible, is 404. */
-const workspaceStillVisible = (ctx: Parameters<typeof idempotentCreate>[0]) => ({ body }: { body: WorkspaceDto }) =>
-  service.getWorkspace(ctx.deps.database.db, ctx.actor.id, body.id);
+const workspaceStillVisible =
+  (ctx: AuthedContext) =>
+  ({ body }: { body: s.Workspace }) =>
+    service.getWorkspace(ctx.db, ctx.actor.id, body.id);
 
 /** The version a write is conditional on: `If-Match` (read on REST only) and/or `expected_version`. */
 const conditionFrom = (ctx: Context, expectedVersion: number | undefined): VersionCondition => ({
@@ -34,18 +36,12 @@ const settingsAnswer = <T extends { version: number }>(ctx: Context, value: T): 
 };
 
 /** Create in an organization, shared by POST /workspaces and POST /organizations/{org_id}/workspaces (one idempotency operation). */
-function createIn(ctx: Parameters<typeof idempotentCreate>[0], organizationId: string, fields: service.NewWorkspace) {
+function createIn(ctx: AuthedContext, organizationId: string, fields: s.NewWorkspace) {
   const input = { organization_id: organizationId, ...fields };
-  return idempotentCreate(
-    ctx,
-    'workspaces.create',
-    input,
-    async (tx) => {
-      const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
-      return { body: workspace, location: location(workspace), organizationId };
-    },
-    workspaceStillVisible(ctx),
-  );
+  return idempotentCreate(ctx, { operation: 'workspaces.create', input, stillVisible: workspaceStillVisible(ctx) }, async (tx) => {
+    const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
+    return { body: workspace, location: location(workspace), organizationId };
+  });
 }
 
 const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: idempotencyKeyHeader };
@@ -58,138 +54,166 @@ export const workspacesRouter = router({
     .mutation(({ ctx, input: { organization_id, ...fields } }) => createIn(ctx, organization_id, fields)),
 
   list: authedProcedure
-    .meta(rest('GET', '/workspaces', 'listWorkspaces', {
-      tag,
-      summary: 'List the workspaces of the caller\'s organizations (keyset-paginated)',
-      errors: [404],
-    }))
+    .meta(
+      rest('GET', '/workspaces', 'listWorkspaces', {
+        tag,
+        summary: "List the workspaces of the caller's organizations (keyset-paginated)",
+        errors: [404],
+      }),
+    )
     .input(s.listWorkspacesInput)
     .output(s.workspacePage)
-    .query(({ ctx, input }) => service.listWorkspaces(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, input)),
+    .query(({ ctx, input }) => service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.actor.id, input)),
 
   provision: authedProcedure
-    .meta(rest('POST', '/workspaces/provision', 'provisionWorkspaces', {
-      tag,
-      summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
-      successStatus: 201,
-      withoutLocation: true,
-      errors: [403, 404, 409, 422],
-      requestHeaders: idempotencyKeyHeader,
-    }))
+    .meta(
+      rest('POST', '/workspaces/provision', 'provisionWorkspaces', {
+        tag,
+        summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
+        successStatus: 201,
+        withoutLocation: true,
+        errors: [403, 404, 409, 422],
+        requestHeaders: idempotencyKeyHeader,
+      }),
+    )
     .input(s.provisionInput)
     .output(s.provisionOutput)
     .mutation(({ ctx, input }) =>
-      idempotentCreate(ctx, 'workspaces.provision', input, async (tx) => ({
-        body: await provisionWorkspaces(tx, ctx.actor.id, input),
-        organizationId: input.organization_id,
-      })),
+      idempotentCreate(
+        ctx,
+        {
+          operation: 'workspaces.provision',
+          input,
+          stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member', 'Resource'),
+        },
+        async (tx) => ({ body: await provisionWorkspaces(tx, ctx.actor.id, input), organizationId: input.organization_id }),
+      ),
     ),
 
   get: authedProcedure
-    .meta(rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', { tag, summary: 'One workspace', errors: [404], responseHeaders: etagHeader }))
+    .meta(
+      rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', {
+        tag,
+        summary: 'One workspace',
+        errors: [404],
+        responseHeaders: etagHeader,
+      }),
+    )
     .input(s.workspaceIdInput)
     .output(s.workspaceSchema)
-    .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.deps.database.db, ctx.actor.id, input.workspace_id))),
+    .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.db, ctx.actor.id, input.workspace_id))),
 
   update: authedProcedure
-    .meta(rest('PUT', '/workspaces/{workspace_id}', 'updateWorkspace', {
-      tag,
-      summary: 'Update a workspace\'s name, slug, description, metadata, or make it the default (admin)',
-      errors: [403, 404, 409, 412],
-      requestHeaders: ifMatchHeader,
-      responseHeaders: etagHeader,
-    }))
+    .meta(
+      rest('PUT', '/workspaces/{workspace_id}', 'updateWorkspace', {
+        tag,
+        summary: "Update a workspace's name, slug, description, metadata, or make it the default (admin)",
+        errors: [403, 404, 409, 412],
+        requestHeaders: ifMatchHeader,
+        responseHeaders: etagHeader,
+      }),
+    )
     .input(s.updateWorkspaceInput)
     .output(s.workspaceSchema)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...changes } }) => {
       const condition = conditionFrom(ctx, expected_version);
-      return withEtag(ctx, await service.updateWorkspace(ctx.deps.database.db, ctx.actor.id, workspace_id, changes, condition));
+      return withEtag(ctx, await inTransaction(ctx, (tx) => service.updateWorkspace(tx, ctx.actor.id, workspace_id, changes, condition)));
     }),
 
   delete: authedProcedure
-    .meta(rest('DELETE', '/workspaces/{workspace_id}', 'deleteWorkspace', {
-      tag,
-      summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
-      successStatus: 204,
-      errors: [403, 404, 409, 412],
-      requestHeaders: ifMatchHeader,
-    }))
+    .meta(
+      rest('DELETE', '/workspaces/{workspace_id}', 'deleteWorkspace', {
+        tag,
+        summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
+        successStatus: 204,
+        errors: [403, 404, 409, 412],
+        requestHeaders: ifMatchHeader,
+      }),
+    )
     .input(s.deleteWorkspaceInput)
     .output(z.void())
-    .mutation(({ ctx, input }) =>
-      service.deleteWorkspace(ctx.deps.database.db, ctx.actor.id, input.workspace_id, conditionFrom(ctx, input.expected_version)),
-    ),
+    .mutation(({ ctx, input }) => {
+      const condition = conditionFrom(ctx, input.expected_version);
+      return inTransaction(ctx, (tx) => service.deleteWorkspace(tx, ctx.actor.id, input.workspace_id, condition));
+    }),
 
   clone: authedProcedure
-    .meta(rest('POST', '/workspaces/{workspace_id}/clone', 'cloneWorkspace', {
-      tag,
-      summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
-      successStatus: 201,
-      errors: [403, 404, 409, 422],
-      requestHeaders: idempotencyKeyHeader,
-    }))
+    .meta(
+      rest('POST', '/workspaces/{workspace_id}/clone', 'cloneWorkspace', {
+        tag,
+        summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
+        successStatus: 201,
+        errors: [403, 404, 409, 422],
+        requestHeaders: idempotencyKeyHeader,
+      }),
+    )
     .input(s.cloneWorkspaceInput)
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { workspace_id, ...fields } }) =>
       idempotentCreate(
         ctx,
-        'workspaces.clone',
-        { workspace_id, ...fields },
+        { operation: 'workspaces.clone', input: { workspace_id, ...fields }, stillVisible: workspaceStillVisible(ctx) },
         async (tx) => {
           const workspace = await service.cloneWorkspace(tx, ctx.actor.id, workspace_id, fields);
           return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
         },
-        workspaceStillVisible(ctx),
       ),
     ),
 
   getSettings: authedProcedure
-    .meta(rest('GET', '/workspaces/{workspace_id}/settings', 'getWorkspaceSettings', {
-      tag,
-      summary: 'Effective settings (defaults ← organization ← workspace), the overrides, and where each value comes from',
-      errors: [404],
-      responseHeaders: etagHeader,
-    }))
+    .meta(
+      rest('GET', '/workspaces/{workspace_id}/settings', 'getWorkspaceSettings', {
+        tag,
+        summary: 'Effective settings (defaults ← organization ← workspace), the overrides, and where each value comes from',
+        errors: [404],
+        responseHeaders: etagHeader,
+      }),
+    )
     .input(s.workspaceIdInput)
     .output(s.workspaceSettingsOutput)
-    .query(async ({ ctx, input }) =>
-      settingsAnswer(ctx, await service.getWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, input.workspace_id)),
-    ),
+    .query(async ({ ctx, input }) => settingsAnswer(ctx, await service.getWorkspaceSettings(ctx.db, ctx.actor.id, input.workspace_id))),
 
   updateSettings: authedProcedure
-    .meta(rest('PUT', '/workspaces/{workspace_id}/settings', 'updateWorkspaceSettings', {
-      tag,
-      summary: 'Deep-merge a partial settings document into the workspace\'s overrides (null removes an override; admin)',
-      errors: [403, 404, 412],
-      requestHeaders: ifMatchHeader,
-      responseHeaders: etagHeader,
-    }))
+    .meta(
+      rest('PUT', '/workspaces/{workspace_id}/settings', 'updateWorkspaceSettings', {
+        tag,
+        summary: "Deep-merge a partial settings document into the workspace's overrides (null removes an override; admin)",
+        errors: [403, 404, 412],
+        requestHeaders: ifMatchHeader,
+        responseHeaders: etagHeader,
+      }),
+    )
     .input(s.updateWorkspaceSettingsInput)
     .output(s.workspaceSettingsOutput)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...patch } }) => {
       const condition = conditionFrom(ctx, expected_version);
-      return settingsAnswer(ctx, await service.updateWorkspaceSettings(ctx.deps.database.db, ctx.actor.id, workspace_id, patch, condition));
+      const settings = await inTransaction(ctx, (tx) => service.updateWorkspaceSettings(tx, ctx.actor.id, workspace_id, patch, condition));
+      return settingsAnswer(ctx, settings);
     }),
 
   listInOrganization: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}/workspaces', 'listOrganizationWorkspaces', {
-      tag: 'organizations',
-      summary: 'The organization\'s workspaces (same as GET /workspaces?organization_id=…)',
-      errors: [404],
-    }))
+    .meta(
+      rest('GET', '/organizations/{org_id}/workspaces', 'listOrganizationWorkspaces', {
+        tag: 'organizations',
+        summary: "The organization's workspaces (same as GET /workspaces?organization_id=…)",
+        errors: [404],
+      }),
+    )
     .input(s.listWorkspacesInOrganizationInput)
     .output(s.workspacePage)
     .query(({ ctx, input: { org_id, ...filters } }) =>
-      service.listWorkspaces(ctx.deps.database.db, ctx.deps.cursors, ctx.actor.id, { organization_id: org_id, ...filters }),
+      service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.actor.id, { organization_id: org_id, ...filters }),
     ),
 
   createInOrganization: authedProcedure
-    .meta(rest('POST', '/organizations/{org_id}/workspaces', 'createOrganizationWorkspace', {
-      tag: 'organizations',
-      summary: 'Create a workspace in the organization (same as POST /workspaces)',
-      ...createMeta,
-      requestHeaders: idempotencyKeyHeader,
-    }))
+    .meta(
+      rest('POST', '/organizations/{org_id}/workspaces', 'createOrganizationWorkspace', {
+        tag: 'organizations',
+        summary: 'Create a workspace in the organization (same as POST /workspaces)',
+        ...createMeta,
+        requestHeaders: idempotencyKeyHeader,
+      }),
+    )
     .input(s.createWorkspaceInOrganizationInput)
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { org_id, ...fields } }) => createIn(ctx, org_id, fields)),

@@ -1,14 +1,25 @@
 import { z } from 'zod';
 import { checkedRecord, expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
-import { pageOf, pageQuery, workspaceSchema } from '../../lib/api-schemas';
-import {
-  effectiveSettingsSchema,
-  settingsLayerSchema,
-  settingsPatchSchema,
-  settingsSourcesSchema,
-} from '../settings/document';
+import { pageOf, pageQuery, timestamp } from '../../lib/api-schemas';
+import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema, settingsSourcesSchema } from '../settings/document';
 
-export { workspaceSchema };
+export const workspaceSchema = z
+  .object({
+    id: z.uuid(),
+    organization_id: z.uuid(),
+    name: z.string(),
+    slug: z.string(),
+    description: z.string().nullable(),
+    metadata: z.record(z.string(), z.string()),
+    is_default: z.boolean(),
+    cloned_from_id: z.uuid().nullable(),
+    version: z.number().int(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Workspace' });
+/** A workspace as the API returns it. */
+export type Workspace = z.output<typeof workspaceSchema>;
 
 const METADATA_KEY = /^[a-zA-Z0-9_.-]{1,40}$/;
 export const METADATA_MAX_KEYS = 50;
@@ -38,6 +49,8 @@ const newWorkspaceFields = {
 };
 
 export const provisionItemSchema = z.strictObject(newWorkspaceFields).meta({ id: 'ProvisionItem' });
+/** The fields of a new workspace (its organization is given beside them). */
+export type NewWorkspace = z.output<typeof provisionItemSchema>;
 
 export const createWorkspaceInput = z
   .strictObject({ organization_id: uuidString, ...newWorkspaceFields })
@@ -54,9 +67,10 @@ const listFilters = {
 
 export const listWorkspacesInput = z.strictObject({ organization_id: uuidString.optional(), ...listFilters });
 export const listWorkspacesInOrganizationInput = z.strictObject({ org_id: uuidString, ...listFilters });
-export type ListWorkspacesInput = z.infer<typeof listWorkspacesInput>;
+export type ListWorkspacesInput = z.output<typeof listWorkspacesInput>;
 
 export const workspacePage = pageOf(workspaceSchema, 'WorkspacePage');
+export type WorkspacePage = z.output<typeof workspacePage>;
 
 export const workspaceIdInput = z.strictObject(workspaceId);
 
@@ -74,10 +88,14 @@ export const updateWorkspaceInput = z
     (v) => ['name', 'slug', 'description', 'metadata', 'is_default'].some((k) => v[k as keyof typeof v] !== undefined),
     'Give at least one of name, slug, description, metadata, is_default',
   );
+/** A partial update: the fields given change, the rest stay. */
+export type WorkspaceChanges = Omit<z.output<typeof updateWorkspaceInput>, 'workspace_id' | 'expected_version'>;
 
 export const deleteWorkspaceInput = z.strictObject({
   ...workspaceId,
-  expected_version: queryInt(1, 2 ** 31 - 1).optional().meta({ description: 'alternative to If-Match' }),
+  expected_version: queryInt(1, 2 ** 31 - 1)
+    .optional()
+    .meta({ description: 'alternative to If-Match' }),
 });
 
 export const cloneWorkspaceInput = z.strictObject({
@@ -87,6 +105,7 @@ export const cloneWorkspaceInput = z.strictObject({
   description: description.optional(),
   organization_id: uuidString.optional().meta({ description: "target organization (default: the source's)" }),
 });
+export type CloneFields = Omit<z.output<typeof cloneWorkspaceInput>, 'workspace_id'>;
 
 export const workspaceSettingsOutput = z
   .object({
@@ -97,6 +116,7 @@ export const workspaceSettingsOutput = z
     sources: settingsSourcesSchema,
   })
   .meta({ id: 'WorkspaceSettings' });
+export type WorkspaceSettings = z.output<typeof workspaceSettingsOutput>;
 
 export const updateWorkspaceSettingsInput = settingsPatchSchema.extend({ ...workspaceId, expected_version: expectedVersion });
 
@@ -108,7 +128,7 @@ export const provisionInput = z
     mode: z.enum(['atomic', 'partial']).default('atomic'),
   })
   .meta({ id: 'ProvisionRequest' });
-export type ProvisionInput = z.infer<typeof provisionInput>;
+export type ProvisionInput = z.output<typeof provisionInput>;
 
 export const provisionOutput = z
   .object({
@@ -116,3 +136,4 @@ export const provisionOutput = z
     failed: z.array(z.object({ index: z.number().int(), code: z.string(), message: z.string() })),
   })
   .meta({ id: 'ProvisionResult' });
+export type ProvisionResult = z.output<typeof provisionOutput>;

@@ -1,37 +1,27 @@
 import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-orm';
-import type { Db, DbOrTx, Tx } from '../../db/client';
+import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
-import { keysetAfter, timestampParam } from '../../db/keyset';
 import { memberships, organizations, workspaces, type Role } from '../../db/schema';
 import { AppError } from '../../lib/errors';
-import { takePage, type CursorCodec } from '../../lib/cursor';
+import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
-import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugFamilyPattern, slugify } from '../../lib/slug';
+import { paginate, timestampParam } from '../../lib/pagination';
+import { insertWithSlug, slugFamilyPattern, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
-import type { EffectiveSettings, SettingsLayer, SettingsPatch, SettingsSources } from '../settings/document';
+import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { hasRole, requireRole } from '../organizations/access';
-import type { Page } from '../organizations/service';
-import { nameKey, toWorkspaceDto, type WorkspaceDto } from './dto';
-import { METADATA_MAX_KEYS, type ListWorkspacesInput } from './schemas';
-
-export type WorkspaceRow = typeof workspaces.$inferSelect;
-
-export interface NewWorkspace {
-  name: string;
-  slug?: string | undefined;
-  description?: string | null | undefined;
-  metadata?: Record<string, string> | undefined;
-  settings?: SettingsPatch | undefined;
-}
-
-export interface WorkspaceSettingsDto {
-  workspace_id: string;
-  version: number;
-  effective: EffectiveSettings;
-  overrides: SettingsLayer;
-  sources: SettingsSources;
-}
+import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import {
+  METADATA_MAX_KEYS,
+  type CloneFields,
+  type ListWorkspacesInput,
+  type NewWorkspace,
+  type Workspace,
+  type WorkspaceChanges,
+  type WorkspacePage,
+  type WorkspaceSettings,
+} from './schemas';
 
 const workspaceNotFound = () => new AppError('NOT_FOUND', 'Workspace not found');
 export const slugTaken = (slug: string) => new AppError('CONFLICT', `The slug "${slug}" is taken in this organization`);
@@ -93,36 +83,28 @@ export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: stri
 }
 
 /**
- * Inserts one workspace with the given slug, or one derived from its name (a numeric suffix
- * when taken). ON CONFLICT DO NOTHING detects a slug taken meanwhile without aborting the
- * transaction, so a derived slug simply moves on to the next candidate.
+ * Inserts one workspace with the given slug, or one derived from its name (a numeric
+ * suffix when taken): slugs are unique within the organization.
  */
-async function insertWorkspace(tx: Tx, values: Omit<typeof workspaces.$inferInsert, 'slug' | 'nameKey'>, slug: string | undefined) {
-  const insert = (candidate: string) =>
-    tx
-      .insert(workspaces)
-      .values({ ...values, slug: candidate, nameKey: nameKey(values.name) })
-      .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
-      .returning();
-  if (slug) {
-    const [row] = await insert(slug);
-    if (!row) throw slugTaken(slug);
-    return row;
-  }
-  const base = slugify(values.name, 'workspace');
-  for (let attempt = 0; attempt < DERIVED_SLUG_ATTEMPTS; attempt++) {
-    const [row] = await insert(firstFreeSlug(base, await takenSlugs(tx, values.organizationId, [base])));
-    if (row) return row;
-  }
-  throw new AppError('CONFLICT', 'Could not derive a free slug; pass one explicitly');
+function insertWorkspace(tx: Tx, values: Omit<typeof workspaces.$inferInsert, 'slug' | 'nameKey'>, slug: string | undefined) {
+  return insertWithSlug({
+    slug,
+    base: slugify(values.name, 'workspace'),
+    what: 'workspace',
+    slugTaken,
+    insert: async (candidate) =>
+      (
+        await tx
+          .insert(workspaces)
+          .values({ ...values, slug: candidate, nameKey: nameKey(values.name) })
+          .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
+          .returning()
+      )[0],
+    takenSlugs: (base) => takenSlugs(tx, values.organizationId, [base]),
+  });
 }
 
-export async function createWorkspace(
-  tx: Tx,
-  actorId: string,
-  organizationId: string,
-  input: NewWorkspace,
-): Promise<WorkspaceDto> {
+export async function createWorkspace(tx: Tx, actorId: string, organizationId: string, input: NewWorkspace): Promise<Workspace> {
   await requireRole(tx, actorId, organizationId, 'admin');
   const row = await insertWorkspace(
     tx,
@@ -135,7 +117,7 @@ export async function createWorkspace(
     },
     input.slug,
   );
-  return toWorkspaceDto(row);
+  return toWorkspace(row);
 }
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -147,16 +129,17 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * filters, so it cannot be replayed against another query.
  */
 export async function listWorkspaces(
-  db: Db,
+  db: DbOrTx,
   cursors: CursorCodec,
   actorId: string,
   input: ListWorkspacesInput,
-): Promise<Page<WorkspaceDto>> {
-  const { organization_id, q, sort, order, limit } = input;
+): Promise<WorkspacePage> {
+  const { organization_id, q, sort, order } = input;
   if (organization_id) await requireRole(db, actorId, organization_id, 'member');
   const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order };
 
-  const sortColumn = sort === 'name' ? sql`${workspaces.nameKey} collate "C"` : sql`${workspaces.createdAt}`;
+  const byName = sort === 'name';
+  const sortKey = byName ? sql`${workspaces.nameKey} collate "C"` : sql`${workspaces.createdAt}`;
   const direction = order === 'asc' ? asc : desc;
   const conditions: Array<SQL | undefined> = [
     organization_id
@@ -170,37 +153,31 @@ export async function listWorkspaces(
     const pattern = `%${escapeLike(nameKey(q))}%`;
     conditions.push(or(like(workspaces.nameKey, pattern), like(workspaces.slug, pattern)));
   }
-  if (input.cursor) {
-    const [key, id] = cursors.decode(input.cursor, filters);
-    const keyValue = sort === 'name' ? sql`${String(key)} collate "C"` : timestampParam(key!);
-    conditions.push(keysetAfter(sortColumn, workspaces.id, { key: keyValue, id: String(id) }, order));
-  }
 
-  const rows = await db
-    .select()
-    .from(workspaces)
-    .where(and(...conditions))
-    .orderBy(direction(sortColumn), direction(workspaces.id))
-    .limit(limit + 1);
-  const { page, hasMore } = takePage(rows, limit);
-  const last = page.at(-1);
-  const position = (row: WorkspaceRow) => [sort === 'name' ? row.nameKey : row.createdAt.toISOString(), row.id];
-  return {
-    items: page.map(toWorkspaceDto),
-    next_cursor: hasMore && last ? cursors.encode(position(last), filters) : null,
-  };
+  const { rows, next_cursor } = await paginate(
+    cursors,
+    filters,
+    input,
+    {
+      sortKey,
+      id: workspaces.id,
+      order,
+      keyParam: (key) => (byName ? sql`${String(key)} collate "C"` : timestampParam(key)),
+      position: (row: WorkspaceRow) => [byName ? row.nameKey : row.createdAt.toISOString(), row.id],
+    },
+    (after, take) =>
+      db
+        .select()
+        .from(workspaces)
+        .where(and(...conditions, after))
+        .orderBy(direction(sortKey), direction(workspaces.id))
+        .limit(take),
+  );
+  return { items: rows.map(toWorkspace), next_cursor };
 }
 
-export async function getWorkspace(db: Db, actorId: string, workspaceId: string): Promise<WorkspaceDto> {
-  return toWorkspaceDto((await loadWorkspace(db, actorId, workspaceId, 'member')).workspace);
-}
-
-export interface WorkspaceChanges {
-  name?: string | undefined;
-  slug?: string | undefined;
-  description?: string | null | undefined;
-  metadata?: Record<string, string | null> | undefined;
-  is_default?: true | undefined;
+export async function getWorkspace(db: DbOrTx, actorId: string, workspaceId: string): Promise<Workspace> {
+  return toWorkspace((await loadWorkspace(db, actorId, workspaceId, 'member')).workspace);
 }
 
 /** Merges metadata key by key (`null` removes a key); 400 when the result holds more than 50 keys. */
@@ -222,59 +199,55 @@ export function mergeMetadata(current: Record<string, string>, patch: Record<str
  * A write that changes nothing does not bump `version`.
  */
 export async function updateWorkspace(
-  db: Db,
+  tx: Tx,
   actorId: string,
   workspaceId: string,
   changes: WorkspaceChanges,
   condition: VersionCondition,
-): Promise<WorkspaceDto> {
-  return db.transaction(async (tx) => {
-    // Moving the default flag touches two rows: serialize such moves per organization, taking
-    // the organization's lock before the workspace's (the order deleting an organization uses).
-    if (changes.is_default) await lockOrganizationOf(tx, workspaceId);
-    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
-    const set: Partial<typeof workspaces.$inferInsert> = {};
-    if (changes.name !== undefined && changes.name !== workspace.name) {
-      set.name = changes.name;
-      set.nameKey = nameKey(changes.name);
-    }
-    if (changes.slug !== undefined && changes.slug !== workspace.slug) set.slug = changes.slug;
-    if (changes.description !== undefined && changes.description !== workspace.description) set.description = changes.description;
-    if (changes.metadata !== undefined) {
-      const metadata = mergeMetadata(workspace.metadata, changes.metadata);
-      if (canonicalJson(metadata) !== canonicalJson(workspace.metadata)) set.metadata = metadata;
-    }
-    if (changes.is_default && !workspace.isDefault) {
-      // Clear the old default first: the partial unique index allows one per organization.
-      await tx
-        .update(workspaces)
-        .set({ isDefault: false, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
-        .where(and(eq(workspaces.organizationId, workspace.organizationId), eq(workspaces.isDefault, true)));
-      set.isDefault = true;
-    }
-    if (Object.keys(set).length === 0) return toWorkspaceDto(workspace);
-    try {
-      const [row] = await tx
-        .update(workspaces)
-        .set({ ...set, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
-        .where(eq(workspaces.id, workspaceId))
-        .returning();
-      return toWorkspaceDto(row!);
-    } catch (error) {
-      if (isUniqueViolation(error, 'workspaces_org_slug_key')) throw slugTaken(changes.slug!);
-      throw error;
-    }
-  });
+): Promise<Workspace> {
+  // Moving the default flag touches two rows: serialize such moves per organization, taking
+  // the organization's lock before the workspace's (the order deleting an organization uses).
+  if (changes.is_default) await lockOrganizationOf(tx, workspaceId);
+  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
+  const set: Partial<typeof workspaces.$inferInsert> = {};
+  if (changes.name !== undefined && changes.name !== workspace.name) {
+    set.name = changes.name;
+    set.nameKey = nameKey(changes.name);
+  }
+  if (changes.slug !== undefined && changes.slug !== workspace.slug) set.slug = changes.slug;
+  if (changes.description !== undefined && changes.description !== workspace.description) set.description = changes.description;
+  if (changes.metadata !== undefined) {
+    const metadata = mergeMetadata(workspace.metadata, changes.metadata);
+    if (canonicalJson(metadata) !== canonicalJson(workspace.metadata)) set.metadata = metadata;
+  }
+  if (changes.is_default && !workspace.isDefault) {
+    // Clear the old default first: the partial unique index allows one per organization.
+    await tx
+      .update(workspaces)
+      .set({ isDefault: false, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(workspaces.organizationId, workspace.organizationId), eq(workspaces.isDefault, true)));
+    set.isDefault = true;
+  }
+  if (Object.keys(set).length === 0) return toWorkspace(workspace);
+  try {
+    const [row] = await tx
+      .update(workspaces)
+      .set({ ...set, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(workspaces.id, workspaceId))
+      .returning();
+    return toWorkspace(row!);
+  } catch (error) {
+    if (isUniqueViolation(error, 'workspaces_org_slug_key')) throw slugTaken(changes.slug!);
+    throw error;
+  }
 }
 
-export async function deleteWorkspace(db: Db, actorId: string, workspaceId: string, condition: VersionCondition): Promise<void> {
-  await db.transaction(async (tx) => {
-    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
-    if (workspace.isDefault) {
-      throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
-    }
-    await tx.delete(workspaces).where(eq(workspaces.id, workspaceId));
-  });
+export async function deleteWorkspace(tx: Tx, actorId: string, workspaceId: string, condition: VersionCondition): Promise<void> {
+  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
+  if (workspace.isDefault) {
+    throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
+  }
+  await tx.delete(workspaces).where(eq(workspaces.id, workspaceId));
 }
 
 /**
@@ -282,12 +255,7 @@ export async function deleteWorkspace(db: Db, actorId: string, workspaceId: stri
  * workspace (of the source's organization, or another where the caller is admin). Reading
  * the source needs membership in its organization. The copy shares nothing with the source.
  */
-export async function cloneWorkspace(
-  tx: Tx,
-  actorId: string,
-  sourceId: string,
-  input: { name: string; slug?: string | undefined; description?: string | null | undefined; organization_id?: string | undefined },
-): Promise<WorkspaceDto> {
+export async function cloneWorkspace(tx: Tx, actorId: string, sourceId: string, input: CloneFields): Promise<Workspace> {
   const { workspace: source } = await loadWorkspace(tx, actorId, sourceId, 'member');
   const organizationId = input.organization_id ?? source.organizationId;
   await requireRole(tx, actorId, organizationId, 'admin');
@@ -304,10 +272,10 @@ export async function cloneWorkspace(
     },
     input.slug,
   );
-  return toWorkspaceDto(row);
+  return toWorkspace(row);
 }
 
-function toSettingsDto(workspace: WorkspaceRow, organizationSettings: SettingsLayer): WorkspaceSettingsDto {
+function toSettings(workspace: WorkspaceRow, organizationSettings: SettingsLayer): WorkspaceSettings {
   const { effective, sources } = resolveEffectiveSettings(organizationSettings, workspace.settings);
   return { workspace_id: workspace.id, version: workspace.version, effective, overrides: workspace.settings, sources };
 }
@@ -318,30 +286,28 @@ async function organizationSettings(db: DbOrTx, organizationId: string): Promise
 }
 
 /** Effective settings are resolved at read time, so an organization change shows at once. */
-export async function getWorkspaceSettings(db: Db, actorId: string, workspaceId: string): Promise<WorkspaceSettingsDto> {
+export async function getWorkspaceSettings(db: DbOrTx, actorId: string, workspaceId: string): Promise<WorkspaceSettings> {
   const { workspace } = await loadWorkspace(db, actorId, workspaceId, 'member');
-  return toSettingsDto(workspace, await organizationSettings(db, workspace.organizationId));
+  return toSettings(workspace, await organizationSettings(db, workspace.organizationId));
 }
 
 export async function updateWorkspaceSettings(
-  db: Db,
+  tx: Tx,
   actorId: string,
   workspaceId: string,
   patch: SettingsPatch,
   condition: VersionCondition,
-): Promise<WorkspaceSettingsDto> {
-  return db.transaction(async (tx) => {
-    const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
-    const orgSettings = await organizationSettings(tx, workspace.organizationId);
-    const overrides = applySettingsPatch(workspace.settings, patch);
-    if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettingsDto(workspace, orgSettings);
-    const [row] = await tx
-      .update(workspaces)
-      .set({ settings: overrides, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
-      .where(eq(workspaces.id, workspaceId))
-      .returning();
-    return toSettingsDto(row!, orgSettings);
-  });
+): Promise<WorkspaceSettings> {
+  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
+  const orgSettings = await organizationSettings(tx, workspace.organizationId);
+  const overrides = applySettingsPatch(workspace.settings, patch);
+  if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettings(workspace, orgSettings);
+  const [row] = await tx
+    .update(workspaces)
+    .set({ settings: overrides, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
+    .where(eq(workspaces.id, workspaceId))
+    .returning();
+  return toSettings(row!, orgSettings);
 }
 
 /** Loads a workspace the caller may read (for provisioning templates). */

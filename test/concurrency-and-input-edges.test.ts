@@ -14,9 +14,10 @@ import { expectApiError, expectTrpcFailure } from './helpers/errors';
 import { createWorkspace, defaultWorkspaceIds, teamOf, workspaceRow, type Team } from './helpers/workspace-helpers';
 
 /**
- * Races and strictness found in review: concurrent default moves, replays of deleted
- * resources, creates racing their organization's deletion, a stuck database, bodies on
- * body-less operations, query integers, and external identities after account deletion.
+ * Concurrency and input edges across the API: concurrent default moves, replays of deleted
+ * resources, creates racing their organization's deletion, a database that does not answer
+ * in time, bodies on body-less operations, query integers, the logging of unexpected
+ * database errors, and external identities after account deletion.
  */
 let app: TestApp;
 let team: Team;
@@ -38,11 +39,17 @@ describe('PUT /api/v1/workspaces/{id} {is_default: true} under concurrency', () 
       const answers = await Promise.all(
         candidates.map((ws) => app.request('PUT', `/api/v1/workspaces/${ws.id}`, { token: team.admin.token, body: { is_default: true } })),
       );
-      expect(answers.map((a) => a.status), answers.map((a) => a.text).join('\n')).toEqual([200, 200, 200, 200]);
+      expect(
+        answers.map((a) => a.status),
+        answers.map((a) => a.text).join('\n'),
+      ).toEqual([200, 200, 200, 200]);
       expect(await defaultWorkspaceIds(app, org)).toHaveLength(1);
     }
     // Move it back so other tests find the organization's original default.
-    const back = await app.request('PUT', `/api/v1/workspaces/${team.defaultWorkspaceId}`, { token: team.owner.token, body: { is_default: true } });
+    const back = await app.request('PUT', `/api/v1/workspaces/${team.defaultWorkspaceId}`, {
+      token: team.owner.token,
+      body: { is_default: true },
+    });
     expect(back.status, back.text).toBe(200);
     expect(await defaultWorkspaceIds(app, org)).toEqual([team.defaultWorkspaceId]);
   });
@@ -72,7 +79,11 @@ describe('Idempotency-Key replay of something deleted since', () => {
     const first = await app.request('POST', path, { token: team.admin.token, body: { name: 'Clone to delete' }, headers });
     expect(first.status, first.text).toBe(201);
     expect((await app.request('DELETE', `/api/v1/workspaces/${first.body.id}`, { token: team.admin.token })).status).toBe(204);
-    expectApiError(await app.request('POST', path, { token: team.admin.token, body: { name: 'Clone to delete' }, headers }), 404, 'NOT_FOUND');
+    expectApiError(
+      await app.request('POST', path, { token: team.admin.token, body: { name: 'Clone to delete' }, headers }),
+      404,
+      'NOT_FOUND',
+    );
     expect(await workspaceRow(app, first.body.id)).toBeNull();
   });
 });
@@ -87,7 +98,10 @@ describe('a create racing the deletion of its organization', () => {
       await reserved`begin`;
       await reserved`delete from organizations where id = ${org.body.id}`;
       // The create reads the (still committed) membership, then waits on the organization row.
-      const create = app.request('POST', '/api/v1/workspaces', { token: team.owner.token, body: { organization_id: org.body.id, name: 'Too late' } });
+      const create = app.request('POST', '/api/v1/workspaces', {
+        token: team.owner.token,
+        body: { organization_id: org.body.id, name: 'Too late' },
+      });
       await new Promise((resolve) => setTimeout(resolve, 300));
       await reserved`commit`;
       reserved.release();
@@ -152,7 +166,9 @@ describe('bodies on operations that take none', () => {
 describe('query integers', () => {
   it.each(['0x1', '1e0', 'true', ' 1', '1.0'])('answers 400 to ?expected_version=%s and deletes nothing', async (value) => {
     const ws = await createWorkspace(app, team.owner.token, team.organizationId);
-    const res = await app.request('DELETE', `/api/v1/workspaces/${ws.id}?expected_version=${encodeURIComponent(value)}`, { token: team.owner.token });
+    const res = await app.request('DELETE', `/api/v1/workspaces/${ws.id}?expected_version=${encodeURIComponent(value)}`, {
+      token: team.owner.token,
+    });
     expectApiError(res, 400, 'BAD_REQUEST');
     expect(await workspaceRow(app, ws.id)).not.toBeNull();
   });
@@ -161,7 +177,7 @@ describe('query integers', () => {
     const client = app.trpc(team.owner.token);
     const ws = await createWorkspace(app, team.owner.token, team.organizationId);
     await expectTrpcFailure(client.workspaces.delete.mutate({ workspace_id: ws.id, expected_version: true as never }), 400, 'BAD_REQUEST');
-    await expectTrpcFailure(client.workspaces.delete.mutate({ workspace_id: ws.id, expected_version: '0x1' as never }), 400, 'BAD_REQUEST');
+    await expectTrpcFailure(client.workspaces.delete.mutate({ workspace_id: ws.id, expected_version: '0x1' }), 400, 'BAD_REQUEST');
     await expectTrpcFailure(client.workspaces.delete.mutate({ workspace_id: ws.id, expected_version: 1.5 }), 400, 'BAD_REQUEST');
     await expectTrpcFailure(client.workspaces.list.query({ limit: true as never }), 400, 'BAD_REQUEST');
     expect(await workspaceRow(app, ws.id)).not.toBeNull();
@@ -173,7 +189,9 @@ describe('query integers', () => {
 describe('logging an unexpected database error', () => {
   it('keeps query parameters out, even when they span lines', () => {
     const driver = Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
-    const wrapped = new Error('Failed query: insert into "workspaces" ("name") values ($1)\nparams: first line\nsecret second line', { cause: driver });
+    const wrapped = new Error('Failed query: insert into "workspaces" ("name") values ($1)\nparams: first line\nsecret second line', {
+      cause: driver,
+    });
     const logged = JSON.stringify(errorForLog(wrapped));
     expect(logged).toContain('Failed query: insert into');
     expect(logged).toContain('23505');

@@ -1,22 +1,10 @@
 import type { workspaces } from '../../db/schema';
+import type { Workspace } from './schemas';
 
-type WorkspaceRow = typeof workspaces.$inferSelect;
+export type WorkspaceRow = typeof workspaces.$inferSelect;
 
-export interface WorkspaceDto {
-  id: string;
-  organization_id: string;
-  name: string;
-  slug: string;
-  description: string | null;
-  metadata: Record<string, string>;
-  is_default: boolean;
-  cloned_from_id: string | null;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-export function toWorkspaceDto(row: WorkspaceRow): WorkspaceDto {
+/** A stored workspace as the API returns it. */
+export function toWorkspace(row: WorkspaceRow): Workspace {
   return {
     id: row.id,
     organization_id: row.organizationId,
