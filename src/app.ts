@@ -7,7 +7,7 @@ import { appRouter } from './router';
 import { buildOpenApiDocument } from './openapi';
 import type { AppDeps } from './deps';
 import { createContext } from './trpc/context';
-import { describeError, errorForLog, isUnexpected } from './trpc/errors';
+import { describeError, logFailure } from './trpc/errors';
 import { createRestHandler, isJsonContentType, sendError } from './http/rest-adapter';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -82,6 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(
     '/trpc',
+    refuseEncodedBodies,
     createExpressMiddleware({
       router: appRouter,
       maxBodySize: BODY_LIMIT_BYTES,
@@ -90,9 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxBatchSize: MAX_BATCH_SIZE,
       createContext: ({ req, res }) =>
         createContext({ deps, face: 'trpc', requestId: res.locals.requestId as string, headers: req.headers, setHeader: () => {} }),
-      onError: ({ error }) => {
-        if (isUnexpected(error)) deps.logger.error({ error: errorForLog(error) }, 'unexpected error');
-      },
+      onError: ({ error, ctx }) => logFailure(deps.logger, error, ctx?.requestId),
       responseMeta: ({ errors }) => {
         const retryAfter = errors.map((e) => describeError(e).retryAfter).find((s) => s !== undefined);
         return retryAfter === undefined ? {} : { headers: { 'Retry-After': String(retryAfter) } };
@@ -112,13 +111,32 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
+/** The Content-Encodings a REST body may arrive in (decompressed by the body parser, within the same 1 MiB limit). */
+const ACCEPTED_ENCODINGS = 'gzip, deflate, br or identity';
+
+/** What the body parser's failures (http-errors with a `type` and a 4xx `status`) are answered with. */
 function bodyParserError(error: unknown): AppError | undefined {
-  const type = (error as { type?: unknown } | null)?.type;
+  const { type, status } = (error ?? {}) as { type?: unknown; status?: unknown };
   if (type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', `The request body is over ${BODY_LIMIT_BYTES} bytes (1 MiB)`);
   if (type === 'entity.parse.failed') return new AppError('BAD_REQUEST', 'The request body is not valid JSON');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be UTF-8 JSON');
+  if (type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be UTF-8 JSON');
+  if (type === 'encoding.unsupported') {
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', `The request body's Content-Encoding must be ${ACCEPTED_ENCODINGS}`);
   }
   if (typeof type === 'string' && type.startsWith('request.')) return new AppError('BAD_REQUEST', 'The request body could not be read');
+  // Any other failure while reading the body, such as bytes that do not decompress as their
+  // Content-Encoding says: the caller's request, not a bug.
+  if (status === 400)
+    return new AppError('BAD_REQUEST', 'The request body could not be read (is it encoded as its Content-Encoding says?)');
   return undefined;
+}
+
+/**
+ * tRPC's adapter reads bodies itself and knows no Content-Encoding: a compressed body would
+ * reach it as bytes that are not JSON. Refuse it plainly instead.
+ */
+function refuseEncodedBodies(req: Request, res: Response, next: NextFunction): void {
+  const encoding = req.headers['content-encoding'];
+  if (encoding === undefined || encoding.trim().toLowerCase() === 'identity') return next();
+  next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Request bodies to /trpc must not be compressed (Content-Encoding: identity)'));
 }

@@ -40,6 +40,11 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  /** Where migrations run, when DATABASE_URL goes through a pooler in transaction mode (their advisory lock needs a session). */
+  DATABASE_MIGRATION_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   DATA_DIR: z.string().min(1).default('./.data'),
   JWT_SECRET: z
     .string()
@@ -50,6 +55,8 @@ const envSchema = z.object({
   JWT_PUBLIC_KEY: z.string().refine(isPublicKey, 'must be a PEM-encoded RSA or EC public key').optional(),
   JWT_EXTERNAL_ISSUER: z.string().min(1).optional(),
   ACCESS_TOKEN_TTL: integer(60, 60 * 60 * 24 * 30).default(3600),
+  /** The longest lifetime (exp − iat) a token may claim, ours or an identity provider's. */
+  TOKEN_MAX_LIFETIME: integer(60, 60 * 60 * 24 * 30).default(60 * 60 * 24),
   CORS_ORIGINS: z
     .string()
     .transform((s) =>
@@ -74,6 +81,8 @@ const envSchema = z.object({
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
   RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),
   DATABASE_PREPARE: booleanString.default(true),
+  /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */
+  DATABASE_DEADLINE_MS: integer(100, 60_000).default(2000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -96,6 +105,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (Boolean(config.JWT_PUBLIC_KEY) !== Boolean(config.JWT_EXTERNAL_ISSUER)) {
     throw new ConfigError('Invalid configuration: JWT_PUBLIC_KEY and JWT_EXTERNAL_ISSUER must be set together');
+  }
+  if (config.ACCESS_TOKEN_TTL > config.TOKEN_MAX_LIFETIME) {
+    throw new ConfigError('Invalid configuration: ACCESS_TOKEN_TTL must not exceed TOKEN_MAX_LIFETIME');
+  }
+  if (config.DATABASE_MIGRATION_URL && !config.DATABASE_URL) {
+    throw new ConfigError('Invalid configuration: DATABASE_MIGRATION_URL needs DATABASE_URL (the embedded database migrates itself)');
   }
   if (config.RATE_LIMIT_STORE === 'postgres' && !config.DATABASE_URL) {
     throw new ConfigError('Invalid configuration: RATE_LIMIT_STORE=postgres needs DATABASE_URL (not available on the embedded database)');

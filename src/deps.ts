@@ -33,6 +33,7 @@ export function createDeps(config: Config, database: DatabaseHandle, logger: Log
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     ttlSeconds: config.ACCESS_TOKEN_TTL,
+    maxLifetimeSeconds: config.TOKEN_MAX_LIFETIME,
     external:
       config.JWT_PUBLIC_KEY && config.JWT_EXTERNAL_ISSUER
         ? { issuer: config.JWT_EXTERNAL_ISSUER, publicKeyPem: config.JWT_PUBLIC_KEY }

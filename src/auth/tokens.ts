@@ -1,6 +1,6 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { AppError } from '../lib/errors';
+import { unauthorized } from '../lib/errors';
 import { uuidString } from '../lib/input';
 
 export interface TokenSettings {
@@ -8,6 +8,8 @@ export interface TokenSettings {
   issuer: string;
   audience: string;
   ttlSeconds: number;
+  /** The longest lifetime (`exp` − `iat`) a token may claim, ours or the identity provider's. */
+  maxLifetimeSeconds: number;
   external?: { issuer: string; publicKeyPem: string };
 }
 
@@ -27,7 +29,9 @@ export interface TokenService {
   verify(token: string): TokenClaims;
 }
 
-const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
+/** How far ahead of this clock an `iat` may be (clocks of issuers drift). */
+const CLOCK_SKEW_SECONDS = 60;
+const MAX_SUBJECT_LENGTH = 255;
 
 /**
  * Issues and checks this service's HS256 tokens (algorithm pinned, iss/aud/exp/iat
@@ -54,6 +58,15 @@ export function createTokenService(settings: TokenSettings): TokenService {
       payload.sub === ''
     ) {
       throw unauthorized('The access token is missing required claims (sub, iat, exp)');
+    }
+    if (payload.iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw unauthorized('The access token is issued in the future (iat)');
+    if (payload.exp - payload.iat > settings.maxLifetimeSeconds) {
+      throw unauthorized(`The access token claims a lifetime over ${settings.maxLifetimeSeconds} s (exp - iat)`);
+    }
+    // A subject is stored and compared as it is: one that is not a plain string (NUL, lone
+    // surrogates, very long) is refused, never altered into another identity.
+    if (payload.sub.length > MAX_SUBJECT_LENGTH || payload.sub.includes('\u0000') || !payload.sub.isWellFormed()) {
+      throw unauthorized('The access token has an unusable subject (sub)');
     }
     return payload;
   }

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -5,6 +6,7 @@ import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import * as schema from './schema';
+import { admitQuery, LOCK_WAIT_MS, throwIfDeadlinePassed, type PendingQuery } from './deadline';
 
 export type Schema = typeof schema;
 /** The one database type services see, whichever engine is behind it. */
@@ -27,19 +29,26 @@ export interface DatabaseHandle {
   /** Resolves true when the database answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
-  /** postgres.js client (PostgreSQL only): for reserved connections such as the migration lock. */
+  /** postgres.js client (PostgreSQL only), under the app's queries: for tests and raw queries. */
   postgresClient?: postgres.Sql;
+  /** Where migrations open a client of their own (PostgreSQL only): the server itself, never a pooler. */
+  migrationUrl?: string;
   /** PGlite instance (embedded only): for snapshots in tests. */
   pglite?: PGlite;
 }
 
-/** The server-side bound on one statement of a request. */
-export const STATEMENT_TIMEOUT_MS = 10_000;
+/** The default budget of one request's database work (DATABASE_DEADLINE_MS). */
+export const DEFAULT_DEADLINE_MS = 2000;
 
 export interface PostgresOptions {
   url: string;
+  /** For migrations, when `url` goes through a pooler (default: `url`). */
+  migrationUrl?: string;
   prepare: boolean;
   max?: number;
+  /** The request deadline (see db/deadline.ts); connections and stalls are bounded by it. */
+  deadlineMs?: number;
+  /** The server-side bound on one statement; by default the longest a request may take. */
   statementTimeoutMs?: number;
 }
 
@@ -55,24 +64,38 @@ function queryListeners() {
   };
 }
 
-export function openPostgres({ url, prepare, max = 10, statementTimeoutMs = STATEMENT_TIMEOUT_MS }: PostgresOptions): DatabaseHandle {
+export function openPostgres({
+  url,
+  migrationUrl = url,
+  prepare,
+  max = 10,
+  deadlineMs = DEFAULT_DEADLINE_MS,
+  statementTimeoutMs,
+}: PostgresOptions): DatabaseHandle {
+  // Nothing of a request waits longer than its deadline plus one deliberate lock wait.
+  const longestRequestMs = deadlineMs + LOCK_WAIT_MS;
+  const watchdog = stallWatchdog(longestRequestMs);
   const client = postgres(url, {
     max,
     prepare,
-    connect_timeout: 5,
+    connect_timeout: Math.max(1, Math.ceil(deadlineMs / 1000)),
     idle_timeout: 60,
+    // Reconnect at once after a failure, then every half second: the default backs off to
+    // 10-20 s, which kept the service down long after its database was back.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     onnotice: () => {},
-    // A statement that runs (or waits for a lock) longer than this is cancelled by the server,
-    // and the request answers 503 instead of hanging.
-    connection: { application_name: 'workspaces-api', statement_timeout: statementTimeoutMs },
-  });
+    // A statement that runs (or waits for a lock) longer than this is cancelled by the server.
+    connection: { application_name: 'workspaces-api', statement_timeout: statementTimeoutMs ?? longestRequestMs },
+    socket: watchdog.socket,
+  } as postgres.Options<Record<string, postgres.PostgresType>>);
   const { logger, onQuery } = queryListeners();
-  const db = drizzlePostgres(client, { schema, logger }) as unknown as Db;
+  const db = drizzlePostgres(deadlineAware(client) as unknown as postgres.Sql, { schema, logger }) as unknown as Db;
   return {
     db,
     onQuery,
     engine: 'postgres',
     postgresClient: client,
+    migrationUrl,
     // postgres.js answers a raw query with the rows themselves.
     rows: async <T>(query: ReturnType<typeof sql>) => {
       const rows: unknown = await db.execute(query);
@@ -83,7 +106,87 @@ export function openPostgres({ url, prepare, max = 10, statementTimeoutMs = STAT
         client`select 1`.then(() => true),
         timeoutMs,
       ),
-    close: () => client.end({ timeout: 5 }),
+    close: async () => {
+      watchdog.stop();
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+/** The part of a postgres.js client (or transaction) that drizzle uses. */
+interface DriverClient {
+  options: unknown;
+  unsafe(query: string, params?: unknown[], options?: unknown): PendingQuery;
+  begin(...args: unknown[]): Promise<unknown>;
+  savepoint(...args: unknown[]): Promise<unknown>;
+}
+
+/**
+ * The client drizzle is given: every query is admitted by the request's deadline (refused
+ * once it has passed, withdrawn from the queue when it passes), and a transaction whose
+ * request timed out while it waited for a connection does no work.
+ */
+function deadlineAware(sql: DriverClient | postgres.Sql | postgres.TransactionSql): DriverClient {
+  const driver = sql as unknown as DriverClient;
+  const inScope =
+    (method: 'begin' | 'savepoint') =>
+    (...args: unknown[]) => {
+      throwIfDeadlinePassed();
+      const work = args.pop() as (tx: DriverClient) => unknown;
+      return driver[method](...args, (tx: DriverClient) => {
+        throwIfDeadlinePassed();
+        return work(deadlineAware(tx));
+      });
+    };
+  return {
+    options: driver.options,
+    unsafe: (query, params, options) => admitQuery(() => driver.unsafe(query, params, options)),
+    begin: inScope('begin'),
+    savepoint: inScope('savepoint'),
+  };
+}
+
+/**
+ * Opens the pool's sockets and destroys any whose statements have had no answer for
+ * `stalledAfterMs`: past that, every request that could be waiting on it has timed out, and a
+ * connection on a silent path must not be handed to the next one. postgres.js then settles
+ * the connection's queries with CONNECTION_CLOSED and reconnects. (Bytes are counted on the
+ * TCP socket, so this sees plain connections; a TLS connection relies on the request deadline
+ * and the server's statement_timeout.)
+ */
+function stallWatchdog(stalledAfterMs: number) {
+  type Seen = { read: number; writtenAtRead: number; waitingSince: number | undefined };
+  const sockets = new Map<Socket, Seen>();
+  const timer = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [socket, seen] of sockets) {
+        if (socket.destroyed) {
+          sockets.delete(socket);
+        } else if (socket.bytesRead !== seen.read) {
+          Object.assign(seen, { read: socket.bytesRead, writtenAtRead: socket.bytesWritten, waitingSince: undefined });
+        } else if (socket.bytesWritten > seen.writtenAtRead) {
+          seen.waitingSince ??= now;
+          if (now - seen.waitingSince >= stalledAfterMs) {
+            sockets.delete(socket);
+            socket.destroy(Object.assign(new Error('The database did not answer on this connection'), { code: 'CONNECTION_STALLED' }));
+          }
+        }
+      }
+    },
+    Math.min(250, stalledAfterMs / 4),
+  );
+  timer.unref();
+  return {
+    /** postgres.js's `socket` option: it writes the startup message at once, which the socket buffers until connected. */
+    socket: (options: { host: string[]; port: number[]; path?: string | false }): Socket => {
+      const socket = options.path ? connect(options.path) : connect(options.port[0]!, options.host[0]);
+      Object.assign(socket, { host: options.host[0], port: options.port[0] });
+      sockets.set(socket, { read: 0, writtenAtRead: 0, waitingSince: undefined });
+      socket.once('close', () => sockets.delete(socket));
+      return socket;
+    },
+    stop: () => clearInterval(timer),
   };
 }
 

@@ -26,6 +26,8 @@ const UNAVAILABLE_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  'CONNECTION_STALLED', // the stall watchdog of db/client.ts
+  'DATABASE_DEADLINE', // the request deadline of db/deadline.ts
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now

@@ -13,7 +13,12 @@ export const isInMemory = (dataDir: string) => dataDir === 'memory://';
  */
 export async function openDatabase(config: Config): Promise<DatabaseHandle> {
   if (config.DATABASE_URL) {
-    return openPostgres({ url: config.DATABASE_URL, prepare: config.DATABASE_PREPARE });
+    return openPostgres({
+      url: config.DATABASE_URL,
+      migrationUrl: config.DATABASE_MIGRATION_URL,
+      prepare: config.DATABASE_PREPARE,
+      deadlineMs: config.DATABASE_DEADLINE_MS,
+    });
   }
   if (isInMemory(config.DATA_DIR)) {
     return wrapPglite(await PGlite.create());

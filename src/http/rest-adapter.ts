@@ -20,7 +20,7 @@ import {
 import { AppError } from '../lib/errors';
 import type { AppDeps } from '../deps';
 import { createContext } from '../trpc/context';
-import { describeError, errorForLog } from '../trpc/errors';
+import { describeError, logFailure } from '../trpc/errors';
 import type { AppMeta } from '../trpc/init';
 import type { AppRouter } from '../router';
 
@@ -162,7 +162,7 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
 /** Sends any error in the contract's shape; logs the unexpected ones with their stack. */
 export function sendError(res: Response, error: unknown, deps: Pick<AppDeps, 'logger'>): void {
   const { status, body, retryAfter } = describeError(error);
-  if (status === 500) deps.logger.error({ error: errorForLog(error), requestId: res.locals.requestId }, 'unexpected error');
+  logFailure(deps.logger, error, res.locals.requestId);
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
   res.status(status).json(body);
 }

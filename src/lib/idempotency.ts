@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Engine, Tx } from '../db/client';
+import { allowLockWait, LOCK_WAIT_MS } from '../db/deadline';
 import { idempotencyKeys } from '../db/schema';
 import { canonicalJson } from './canonical-json';
 import { AppError } from './errors';
@@ -30,8 +31,6 @@ export interface IdempotencyClaim {
 type StoredKey = typeof idempotencyKeys.$inferSelect;
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-/** How long a duplicate waits for the first attempt before giving up with 409. */
-const WAIT_FOR_FIRST_ATTEMPT = '2s';
 
 /** 409 with Retry-After: the first attempt with this key has not finished. */
 export const stillInProgress = () =>
@@ -54,15 +53,22 @@ const keyMatch = (claim: IdempotencyClaim) =>
  * attempt claimed the key, or the stored row of an earlier attempt. A concurrent duplicate
  * blocks on the row's unique index until the first attempt commits (then it reads the
  * stored outcome) or rolls back (then it claims the key itself); on PostgreSQL it waits at
- * most WAIT_FOR_FIRST_ATTEMPT (a lock timeout, which the caller turns into 409).
+ * most LOCK_WAIT_MS, 2 s (a lock timeout, which the caller turns into 409), a wait the
+ * request's database deadline makes room for.
  */
 export async function claimIdempotencyKey(tx: Tx, engine: Engine, claim: IdempotencyClaim): Promise<StoredKey | undefined> {
   // Keys are kept 24 hours; an older one is forgotten before this use.
   await tx
     .delete(idempotencyKeys)
     .where(and(eq(idempotencyKeys.userId, claim.userId), lt(idempotencyKeys.createdAt, sql`now() - interval '24 hours'`)));
-  if (engine === 'postgres') await tx.execute(sql.raw(`set local lock_timeout = '${WAIT_FOR_FIRST_ATTEMPT}'`));
-  const [claimed] = await tx.insert(idempotencyKeys).values(claim).onConflictDoNothing().returning({ key: idempotencyKeys.key });
+  if (engine === 'postgres') await tx.execute(sql.raw(`set local lock_timeout = ${LOCK_WAIT_MS}`));
+  const waited = allowLockWait(LOCK_WAIT_MS);
+  const [claimed] = await tx
+    .insert(idempotencyKeys)
+    .values(claim)
+    .onConflictDoNothing()
+    .returning({ key: idempotencyKeys.key })
+    .finally(waited);
   if (!claimed) {
     const [stored] = await tx.select().from(idempotencyKeys).where(keyMatch(claim));
     // Gone between the conflict and the read: the first attempt rolled back just now.

@@ -1,5 +1,6 @@
 import { TRPCError } from '@trpc/server';
-import { isDatabaseUnavailable, isForeignKeyViolation } from '../db/errors';
+import type { Logger } from 'pino';
+import { isDatabaseUnavailable, isForeignKeyViolation, pgErrorCode } from '../db/errors';
 import { AppError, ERROR_STATUS, GENERIC_500_MESSAGE, type ErrorCode, type FailedItem, type Issue } from '../lib/errors';
 
 /** The facts every error answer carries, on both faces. */
@@ -92,5 +93,14 @@ export function errorForLog(error: unknown): Record<string, unknown> {
   return { chain };
 }
 
-/** True when the error is a bug (to be logged with its stack), not an answer to the caller. */
-export const isUnexpected = (error: unknown) => describeError(error).status >= 500;
+/**
+ * Logs a failed call once: a bug (500) at error level with its stack; the database being
+ * unavailable (503) as a warning naming the driver's code, since an outage answers every
+ * request with it; the caller's own errors (4xx) not at all.
+ */
+export function logFailure(logger: Logger, error: unknown, requestId: unknown): void {
+  const { status } = describeError(error);
+  if (status === 500) logger.error({ error: errorForLog(error), requestId }, 'unexpected error');
+  else if (status === 503)
+    logger.warn({ code: pgErrorCode(error instanceof TRPCError ? error.cause : error), requestId }, 'database unavailable');
+}

@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
+import { withDatabaseDeadline } from '../db/deadline';
 import { AppError, unauthorized } from '../lib/errors';
 import type { Context } from './context';
 import { describeError } from './errors';
@@ -42,7 +43,14 @@ const mapAppErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-export const publicProcedure = t.procedure.use(mapAppErrors);
+/**
+ * Every procedure's database work — the caller's lookup, reads and transactions alike — runs
+ * under the request deadline (DATABASE_DEADLINE_MS): past it the call answers 503 with
+ * Retry-After instead of waiting for a database that is down or silent.
+ */
+const databaseDeadline = t.middleware(({ ctx, next }) => withDatabaseDeadline(ctx.deps.config.DATABASE_DEADLINE_MS, () => next()));
+
+export const publicProcedure = t.procedure.use(mapAppErrors).use(databaseDeadline);
 
 function bearerToken(authorization: string | undefined): string {
   if (!authorization) throw unauthorized('Missing Authorization header (expected "Bearer <access_token>")');

@@ -1,10 +1,12 @@
 /**
  * The one place a request opens a database transaction. Services that write take the `tx`
  * this hands them and never open one themselves, so what every write transaction needs
- * (the idempotency key in the same transaction; later, the request's deadline) lives here.
+ * lives here: the request's deadline (a transaction whose request has timed out does no work
+ * and never commits) and the idempotency key in the same transaction.
  * @module
  */
 import type { Tx } from '../db/client';
+import { throwIfDeadlinePassed } from '../db/deadline';
 import { isLockTimeout } from '../db/errors';
 import {
   claimIdempotencyKey,
@@ -16,9 +18,18 @@ import {
 } from '../lib/idempotency';
 import type { AuthedContext, Context } from './context';
 
-/** Runs `work` in one transaction of the request's database: committed when it resolves, rolled back when it throws. */
+/**
+ * Runs `work` in one transaction of the request's database: committed when it resolves,
+ * rolled back when it throws, and rolled back too when the request's deadline passed
+ * meanwhile (it has answered 503 by then, so nothing may change after it).
+ */
 export function inTransaction<T>(ctx: Context, work: (tx: Tx) => Promise<T>): Promise<T> {
-  return ctx.db.transaction(work);
+  return ctx.db.transaction(async (tx) => {
+    throwIfDeadlinePassed();
+    const result = await work(tx);
+    throwIfDeadlinePassed();
+    return result;
+  });
 }
 
 export interface IdempotentCreate<T> {

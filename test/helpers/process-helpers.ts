@@ -23,6 +23,8 @@ export interface ServerProcess {
   ready(timeoutMs?: number): Promise<string>;
   /** SIGKILLs the process if it is still running (for cleanup after a failed assertion). */
   kill(): Promise<void>;
+  /** The pid of the server itself, from its "listening" log line (under `npm start`, npm's child). */
+  serverPid(): number | undefined;
 }
 
 /**
@@ -37,9 +39,23 @@ export function processEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...env };
 }
 
-/** Starts `node --import tsx src/main.ts` in the repository with exactly `env` (see processEnv). */
-export function startServerProcess(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * How the service is started: `node --import tsx src/main.ts` directly, through `npm start`
+ * as the README says (the process is then npm itself), or the production build (`npm run
+ * build` first) with plain `node`.
+ */
+export type StartCommand = 'tsx' | 'npm-start' | 'production';
+
+const COMMANDS: Record<StartCommand, [string, string[]]> = {
+  tsx: [process.execPath, ['--import', 'tsx', 'src/main.ts']],
+  'npm-start': ['npm', ['start', '--silent']],
+  production: [process.execPath, ['--enable-source-maps', 'dist/main.js']],
+};
+
+/** Starts the service in the repository with exactly `env` (see processEnv). */
+export function startServerProcess(env: Record<string, string>, command: StartCommand = 'tsx'): ServerProcess {
+  const [file, args] = COMMANDS[command];
+  const child = spawn(file, args, {
     cwd: REPO_ROOT,
     env: processEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,7 +83,7 @@ export function startServerProcess(env: Record<string, string>): ServerProcess {
         if (hasExited) {
           throw new Error(`the server exited before it was ready\nstderr: ${err}\nstdout: ${out}`);
         }
-        port ??= listeningPort(out);
+        port ??= listeningEntry(out)?.port;
         if (port !== undefined) {
           const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) })
             .then((r) => r.status === 200)
@@ -79,21 +95,33 @@ export function startServerProcess(env: Record<string, string>): ServerProcess {
       throw new Error(`the server was not ready within ${timeoutMs} ms\nstderr: ${err}\nstdout: ${out}`);
     },
     async kill() {
+      const server = listeningEntry(out)?.pid;
       if (!hasExited) {
         child.kill('SIGKILL');
         await exited;
       }
+      // Under npm, the server is a child of its own: make sure it goes too.
+      if (server && server !== child.pid) {
+        try {
+          process.kill(server, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
     },
+    serverPid: () => listeningEntry(out)?.pid,
   };
 }
 
-/** The port from main.ts's "listening" log line (the process is started with PORT=0). */
-function listeningPort(stdout: string): number | undefined {
+/** main.ts's "listening" log line: its port (the process is started with PORT=0) and pid. */
+function listeningEntry(stdout: string): { port: number; pid: number } | undefined {
   for (const line of stdout.split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
-      if (typeof entry.msg === 'string' && entry.msg.startsWith('listening') && typeof entry.port === 'number') return entry.port;
+      const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; pid?: unknown };
+      if (typeof entry.msg === 'string' && entry.msg.startsWith('listening') && typeof entry.port === 'number') {
+        return { port: entry.port, pid: Number(entry.pid) };
+      }
     } catch {
       // A partial line: read it again on the next poll.
     }

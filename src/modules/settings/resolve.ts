@@ -15,8 +15,9 @@ type IntegrationPatch = { enabled?: boolean | null; config?: Patch<ConfigValue> 
 
 /**
  * Deep-merges a partial write into a stored layer: objects merge key by key, scalars
- * replace, `null` removes the key (so the value is inherited again). Empty sections are
- * dropped; an integration entry stays even when empty, since it declares the integration.
+ * replace, `null` removes the key (so the value is inherited again). Removing what is not
+ * there changes nothing, and an object emptied by removals disappears. An integration named
+ * with no removal stays even when empty (`{"jira": {}}`), since it declares the integration.
  * Returns a new layer; the inputs are not modified. Throws 400 when the result would
  * exceed the document's limits.
  */
@@ -54,16 +55,22 @@ function mergeIntegrations(
       continue;
     }
     if (change === undefined) continue;
-    const current = out[name] ?? {};
+    const current = out[name];
     const entry: IntegrationLayer = {};
-    const enabled = change.enabled === undefined ? current.enabled : change.enabled;
+    const enabled = change.enabled === undefined ? current?.enabled : change.enabled;
     if (enabled !== null && enabled !== undefined) entry.enabled = enabled;
-    const config = mergeMap(current.config, change.config);
+    const config = mergeMap(current?.config, change.config);
     if (config) entry.config = config;
-    out[name] = entry;
+    if (Object.keys(entry).length > 0 || !removesAnything(change)) out[name] = entry;
+    // Emptied by removals (or only removing what was never there): nothing to declare.
+    else delete out[name];
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
+
+/** Whether an integration's change holds a `null` anywhere (a removal). */
+const removesAnything = (change: IntegrationPatch) =>
+  change.enabled === null || change.config === null || Object.values(change.config ?? {}).some((value) => value === null);
 
 function assertWithinLimits(layer: SettingsLayer): void {
   const tooMany = (what: string, count: number, max: number) => {
