@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import { AppError } from './lib/errors';
 import { appRouter } from './router';
 import { buildOpenApiDocument } from './openapi';
 import type { AppDeps } from './deps';
-import { createContext } from './trpc/context';
+import { createContext, rateLimitHeaders } from './trpc/context';
 import { describeError, logFailure } from './trpc/errors';
 import { createRestHandler, isJsonContentType, sendError } from './http/rest-adapter';
 
@@ -39,13 +41,73 @@ export function createApp(deps: AppDeps): express.Express {
         {
           requestId,
           method: req.method,
-          path: req.path,
+          // The full path: req.path is relative to the mount point (/workspaces under /api/v1).
+          path: req.originalUrl.split('?')[0],
           status: res.statusCode,
           ms: Number(process.hrtime.bigint() - started) / 1e6,
         },
         'request',
       );
     });
+    next();
+  });
+
+  // Security headers on every response (helmet): nosniff, no framing, and a Content-Security-
+  // Policy that lets /docs load only from this origin (Swagger UI needs inline styles and
+  // data: images). No upgrade-insecure-requests: the service may be served over plain HTTP.
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'", "'unsafe-inline'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          fontSrc: ["'self'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+        },
+      },
+      xFrameOptions: { action: 'deny' },
+    }),
+  );
+
+  // CORS for the configured origins only; with none configured, no CORS headers at all.
+  if (deps.config.CORS_ORIGINS.length > 0) {
+    const corsForApi = cors({
+      origin: true,
+      methods: ['GET', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'X-Request-Id'],
+      exposedHeaders: [
+        'ETag',
+        'Location',
+        'Retry-After',
+        'RateLimit-Limit',
+        'RateLimit-Remaining',
+        'RateLimit-Reset',
+        'X-Request-Id',
+        'Idempotent-Replayed',
+      ],
+      maxAge: 600,
+    });
+    // As browsers send them: scheme, host and port, no path or trailing slash.
+    const allowed = new Set(deps.config.CORS_ORIGINS.map((origin) => new URL(origin).origin));
+    // The cors package sends its other Access-Control-* headers to any origin; other origins
+    // (and requests without one) get none at all.
+    app.use(['/api/v1', '/trpc'], (req, res, next) => {
+      res.vary('Origin');
+      if (req.headers.origin !== undefined && allowed.has(req.headers.origin)) corsForApi(req, res, next);
+      else next();
+    });
+  }
+
+  // API answers carry tokens and tenants' data: never stored by a browser or a proxy.
+  app.use(['/api/v1', '/trpc'], (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
     next();
   });
 
@@ -70,7 +132,8 @@ export function createApp(deps: AppDeps): express.Express {
     swaggerUi.serve,
     swaggerUi.setup(undefined, {
       customSiteTitle: 'Workspaces API',
-      swaggerOptions: { url: '/openapi.json', deepLinking: true, persistAuthorization: true, tryItOutEnabled: true },
+      // validatorUrl null: Swagger UI would otherwise send the document's URL to validator.swagger.io.
+      swaggerOptions: { url: '/openapi.json', deepLinking: true, persistAuthorization: true, tryItOutEnabled: true, validatorUrl: null },
     }),
   );
 
@@ -90,11 +153,23 @@ export function createApp(deps: AppDeps): express.Express {
       // percent-encoded commas (`a%2Cb`), which tRPC splits as well.
       maxBatchSize: MAX_BATCH_SIZE,
       createContext: ({ req, res }) =>
-        createContext({ deps, face: 'trpc', requestId: res.locals.requestId as string, headers: req.headers, setHeader: () => {} }),
+        createContext({
+          deps,
+          face: 'trpc',
+          requestId: res.locals.requestId as string,
+          clientIp: req.ip,
+          headers: req.headers,
+          setHeader: () => {},
+        }),
       onError: ({ error, ctx }) => logFailure(deps.logger, error, ctx?.requestId),
-      responseMeta: ({ errors }) => {
-        const retryAfter = errors.map((e) => describeError(e).retryAfter).find((s) => s !== undefined);
-        return retryAfter === undefined ? {} : { headers: { 'Retry-After': String(retryAfter) } };
+      // Calls of a batch share one response: it carries the headers any of them needs.
+      responseMeta: ({ errors, ctx }) => {
+        const headers: Record<string, string> = rateLimitHeaders(ctx);
+        const described = errors.map((e) => describeError(e));
+        const retryAfter = described.map((d) => d.retryAfter).find((seconds) => seconds !== undefined);
+        if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
+        if (described.some((d) => d.status === 401)) headers['WWW-Authenticate'] = 'Bearer';
+        return { headers };
       },
     }),
   );

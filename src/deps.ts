@@ -4,6 +4,7 @@ import type { DatabaseHandle } from './db/client';
 import { loadJwtSecret } from './auth/secret';
 import { createTokenService, type TokenService } from './auth/tokens';
 import { createCursorCodec, type CursorCodec } from './lib/cursor';
+import { createRateLimits, type RateLimits } from './lib/rate-limits';
 import { resolveActor } from './modules/auth/service';
 
 /** What the app is built from; tests build it with their own database. */
@@ -13,6 +14,7 @@ export interface AppDeps {
   tokens: TokenService;
   cursors: CursorCodec;
   logger: Logger;
+  rateLimits: RateLimits;
   /** The user a verified token speaks for (401 otherwise), for the auth middleware. */
   resolveActor: typeof resolveActor;
 }
@@ -39,5 +41,6 @@ export function createDeps(config: Config, database: DatabaseHandle, logger: Log
         ? { issuer: config.JWT_EXTERNAL_ISSUER, publicKeyPem: config.JWT_PUBLIC_KEY }
         : undefined,
   });
-  return { config, database, tokens, cursors: createCursorCodec(secret), logger, resolveActor };
+  const rateLimits = createRateLimits(config, database);
+  return { config, database, tokens, cursors: createCursorCodec(secret), logger, rateLimits, resolveActor };
 }

@@ -5,6 +5,7 @@ import { runMigrations } from './db/migrate';
 import { DataDirLockedError } from './db/pglite-lock';
 import { createDeps, createLogger } from './deps';
 import { createApp } from './app';
+import { configureHttpServer } from './http/server';
 
 /** One clear line and a non-zero exit, never a stack, for problems an operator can fix. */
 function fail(message: string): never {
@@ -46,6 +47,8 @@ async function main(): Promise<void> {
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info({ host: config.HOST, port, database: database.engine }, `listening on http://${config.HOST}:${port}`);
   });
+
+  configureHttpServer(server);
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -19,7 +19,7 @@ import {
 } from 'trpc-to-openapi';
 import { AppError } from '../lib/errors';
 import type { AppDeps } from '../deps';
-import { createContext } from '../trpc/context';
+import { createContext, rateLimitHeaders, type Context } from '../trpc/context';
 import { describeError, logFailure } from '../trpc/errors';
 import type { AppMeta } from '../trpc/init';
 import type { AppRouter } from '../router';
@@ -111,6 +111,7 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
 
   return async function restHandler(req: Request, res: Response): Promise<void> {
     const headers = new Map<string, string>();
+    let ctx: Context | undefined;
     try {
       const url = new URL(req.originalUrl, 'http://localhost');
       const path = url.pathname.replace(/^\/api\/v1/, '') || '/';
@@ -136,10 +137,11 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
         });
       }
 
-      const ctx = createContext({
+      ctx = createContext({
         deps,
         face: 'rest',
         requestId: res.locals.requestId as string,
+        clientIp: req.ip,
         headers: req.headers,
         setHeader: (name, value) => headers.set(name, value),
       });
@@ -150,10 +152,12 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
       const data = await procedure(input);
 
       for (const [name, value] of headers) res.setHeader(name, value);
+      res.set(rateLimitHeaders(ctx));
       res.status(route.successStatus);
       if (route.successStatus === 204) res.end();
       else res.json(data);
     } catch (error) {
+      res.set(rateLimitHeaders(ctx));
       sendError(res, error, deps);
     }
   };
@@ -164,5 +168,6 @@ export function sendError(res: Response, error: unknown, deps: Pick<AppDeps, 'lo
   const { status, body, retryAfter } = describeError(error);
   logFailure(deps.logger, error, res.locals.requestId);
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
   res.status(status).json(body);
 }

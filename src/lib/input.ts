@@ -3,6 +3,9 @@ import { z } from 'zod';
 /** The largest number any input accepts. */
 export const MAX_INT = 2 ** 31 - 1;
 
+/** The NUL rule of safeString as a JSON Schema pattern, for the document (lone surrogates cannot be written as one). */
+export const NO_NUL_PATTERN = '^[^\\u0000]*$';
+
 /**
  * A string input: bounded, without NUL characters or lone UTF-16 surrogates.
  * Every string the API accepts is built from this.
@@ -13,11 +16,14 @@ export const safeString = (max: number, min = 0) =>
     .min(min)
     .max(max)
     .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
-    .refine((s) => s.isWellFormed(), 'must not contain lone UTF-16 surrogates');
+    .refine((s) => s.isWellFormed(), 'must not contain lone UTF-16 surrogates')
+    .meta({ pattern: NO_NUL_PATTERN });
 
 /** A human-readable name: trimmed, 1..max characters after trimming. */
 export const nameString = (max: number) =>
   safeString(max * 4)
+    // Documented as the contract states it: the bound counts once surrounding whitespace is trimmed.
+    .meta({ minLength: 1, maxLength: max, description: `1-${max} characters, surrounding whitespace trimmed` })
     .transform((s) => s.trim())
     .pipe(z.string().min(1, 'must not be blank').max(max));
 
@@ -27,6 +33,7 @@ export const slugString = z.string().max(64).regex(SLUG_PATTERN, 'must be lowerc
 export const uuidString = z.uuid({ message: 'must be a UUID' });
 
 export const emailString = safeString(254)
+  .meta({ format: 'email' })
   .transform((s) => s.trim())
   .pipe(z.email({ message: 'must be an email address' }));
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Db } from '../db/client';
 import type { AppDeps } from '../deps';
+import type { RateLimitState } from '../lib/rate-limits';
 
 export type Face = 'rest' | 'trpc';
 
@@ -14,12 +15,16 @@ export interface Context {
   db: Db;
   face: Face;
   requestId: string;
+  /** The client's address (Express's `req.ip`, which honours TRUST_PROXY). */
+  clientIp: string | undefined;
   authorization: string | undefined;
   idempotencyKey: string | undefined;
   /** The raw `If-Match` header (REST); tRPC callers pass `expected_version` instead. */
   ifMatch: string | undefined;
   /** Sets a response header. REST sends them; over tRPC, whose calls may share one response, they are dropped. */
   setHeader(name: string, value: string): void;
+  /** The last rate limit this request counted against, sent as RateLimit-* headers by either face. */
+  rateLimit?: RateLimitState;
 }
 
 /** The context once the auth middleware has established the caller. */
@@ -29,21 +34,34 @@ export interface ContextOptions {
   deps: AppDeps;
   face: Face;
   requestId: string;
+  clientIp: string | undefined;
   headers: IncomingHttpHeaders;
   setHeader: Context['setHeader'];
 }
 
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
-export function createContext({ deps, face, requestId, headers, setHeader }: ContextOptions): Context {
+export function createContext({ deps, face, requestId, clientIp, headers, setHeader }: ContextOptions): Context {
   return {
     deps,
     db: deps.database.db,
     face,
     requestId,
+    clientIp,
     authorization: single(headers.authorization),
     idempotencyKey: single(headers['idempotency-key']),
     ifMatch: single(headers['if-match']),
     setHeader,
+  };
+}
+
+/** The RateLimit-* headers of a request's last counted limit (IETF draft names, as rate-limit libraries send them). */
+export function rateLimitHeaders(ctx: Pick<Context, 'rateLimit'> | undefined): Record<string, string> {
+  const state = ctx?.rateLimit;
+  if (!state) return {};
+  return {
+    'RateLimit-Limit': String(state.limit),
+    'RateLimit-Remaining': String(state.remaining),
+    'RateLimit-Reset': String(state.resetSeconds),
   };
 }

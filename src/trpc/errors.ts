@@ -23,15 +23,23 @@ function issuePath(path: RawIssue['path']): string {
   return (path ?? []).map((segment) => String(typeof segment === 'object' ? segment.key : segment)).join('.');
 }
 
+/** Bounds on what an error answer echoes back, so a body of many odd keys cannot make it larger still. */
+const MAX_ISSUES = 100;
+const MAX_ISSUE_TEXT = 1024;
+const bounded = (text: string) => (text.length > MAX_ISSUE_TEXT ? `${text.slice(0, MAX_ISSUE_TEXT - 1)}…` : text);
+
 function validationIssues(cause: unknown): Issue[] | undefined {
   const issues = (cause as { issues?: unknown } | undefined)?.issues;
   if (!Array.isArray(issues)) return undefined;
-  return (issues as RawIssue[]).flatMap((i) =>
-    // One issue per unknown field, named by its own path.
-    i.code === 'unrecognized_keys' && i.keys
-      ? i.keys.map((key) => ({ path: issuePath([...(i.path ?? []), key]), message: 'Unknown field' }))
-      : [{ path: issuePath(i.path), message: i.message }],
-  );
+  return (issues as RawIssue[])
+    .flatMap((i) =>
+      // One issue per unknown field, named by its own path.
+      i.code === 'unrecognized_keys' && i.keys
+        ? i.keys.map((key) => ({ path: issuePath([...(i.path ?? []), key]), message: 'Unknown field' }))
+        : [{ path: issuePath(i.path), message: i.message }],
+    )
+    .slice(0, MAX_ISSUES)
+    .map((issue) => ({ path: bounded(issue.path), message: bounded(issue.message) }));
 }
 
 /**

@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { withDatabaseDeadline } from '../db/deadline';
 import { AppError, unauthorized } from '../lib/errors';
+import type { LimitedBy } from '../lib/rate-limits';
 import type { Context } from './context';
 import { describeError } from './errors';
 import { inTransaction } from './transaction';
@@ -59,9 +60,27 @@ function bearerToken(authorization: string | undefined): string {
   return match[1]!;
 }
 
-/** Establishes the caller from the bearer token and narrows `ctx.actor`. */
+/** Counts the call against a rate limit (429 over it); the state goes out as RateLimit-* headers. */
+async function countCall(ctx: Context, by: LimitedBy, key: string): Promise<void> {
+  const { state, refusal } = await ctx.deps.rateLimits.consume(by, key);
+  if (state) ctx.rateLimit = state;
+  if (refusal) throw refusal;
+}
+
+/** For signup and login: limited per client address (AUTH_RATE_LIMIT_PER_MINUTE), so passwords cannot be tried at speed. */
+export const addressLimitedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  await countCall(ctx, 'address', ctx.clientIp ?? 'unknown');
+  return next();
+});
+
+/**
+ * Establishes the caller from the bearer token and narrows `ctx.actor`; then counts the call
+ * against the caller's rate limit (keyed only once the token is verified, so nobody can spend
+ * another account's budget).
+ */
 export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
   const actor = await ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work));
+  await countCall(ctx, 'caller', actor.id);
   return next({ ctx: { actor } });
 });

@@ -14,7 +14,7 @@ interface RestOptions {
   withoutLocation?: boolean;
   /** False for the few public operations (signup, login). */
   protect?: boolean;
-  /** Error statuses this operation can answer with, for the document. */
+  /** Error statuses this operation can answer with, for the document (`rest` adds 400, 429, 500, 503; 401 when protected; 413, 415 with a body). */
   errors: number[];
   /** Headers the operation reads (If-Match, Idempotency-Key) and sends (ETag), for the document. */
   requestHeaders?: ZodObject;
@@ -27,7 +27,8 @@ export function rest(method: OpenApiMethod, path: `/${string}`, operationId: str
   const errors = new Set(options.errors);
   if (protect) errors.add(401);
   if (method !== 'GET' && method !== 'DELETE') [413, 415].forEach((s) => errors.add(s));
-  [400, 500, 503].forEach((s) => errors.add(s));
+  // Every operation is rate limited (per caller, or per client address for the public ones): 429.
+  [400, 429, 500, 503].forEach((s) => errors.add(s));
   return {
     successStatus: options.successStatus,
     withoutLocation: options.withoutLocation,

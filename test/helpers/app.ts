@@ -11,6 +11,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { openPostgres, wrapPglite, type DatabaseHandle } from '../../src/db/client';
 import { createDeps } from '../../src/deps';
 import { createApp } from '../../src/app';
+import { configureHttpServer } from '../../src/http/server';
 import type { AppRouter } from '../../src/router';
 import { databaseUrlFor } from './database-url';
 
@@ -76,6 +77,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     JWT_SECRET: TEST_SECRET,
     DATA_DIR: 'memory://',
     LOG_LEVEL: 'silent',
+    // Suites sign up many accounts from one address; the rate-limit suite sets its own limits.
+    RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_RATE_LIMIT_PER_MINUTE: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
@@ -83,6 +87,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const server: Server = await new Promise((resolve, reject) => {
     const s = createApp(deps).listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
   });
+  configureHttpServer(server);
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {

@@ -4,3 +4,4 @@ export * from './memberships';
 export * from './workspaces';
 export * from './idempotency-keys';
 export * from './revoked-external-identities';
+export * from './rate-limits';

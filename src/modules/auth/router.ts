@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authedProcedure, publicProcedure, router } from '../../trpc/init';
+import { addressLimitedProcedure, authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { inTransaction } from '../../trpc/transaction';
 import { hashPassword } from '../../auth/passwords';
@@ -7,7 +7,7 @@ import { loginInput, loginOutput, meOutput, signupInput, signupOutput } from './
 import { deleteAccount, login, logout, me, signup } from './service';
 
 export const authRouter = router({
-  signup: publicProcedure
+  signup: addressLimitedProcedure
     .meta(
       rest('POST', '/auth/signup', 'signup', {
         tag: 'auth',
@@ -25,7 +25,7 @@ export const authRouter = router({
       return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }));
     }),
 
-  login: publicProcedure
+  login: addressLimitedProcedure
     .meta(
       rest('POST', '/auth/login', 'login', {
         tag: 'auth',

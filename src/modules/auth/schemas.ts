@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { emailString, nameString, safeString } from '../../lib/input';
-import { roleSchema, timestamp } from '../../lib/api-schemas';
+import { responseEmail, responseInt, responseUserName, roleSchema, timestamp } from '../../lib/api-schemas';
 import { organizationWithRoleSchema } from '../organizations/schemas';
 import { workspaceSchema } from '../workspaces/schemas';
 
-export const userSchema = z.object({ id: z.uuid(), email: z.string(), name: z.string(), created_at: timestamp }).meta({ id: 'User' });
+export const userSchema = z
+  .object({ id: z.uuid(), email: responseEmail(), name: responseUserName(), created_at: timestamp })
+  .meta({ id: 'User' });
 export type User = z.output<typeof userSchema>;
 
 export const signupInput = z
@@ -25,9 +27,12 @@ export const loginInput = z
 export type LoginInput = z.output<typeof loginInput>;
 
 const tokenFields = {
-  access_token: z.string(),
+  access_token: z
+    .string()
+    .meta({ maxLength: 4096, pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$', description: 'a JWS (JWT)' }),
   token_type: z.literal('Bearer'),
-  expires_in: z.number().int().meta({ description: 'seconds' }),
+  // ACCESS_TOKEN_TTL's range.
+  expires_in: responseInt(60, 60 * 60 * 24 * 30).meta({ description: 'seconds' }),
 };
 
 export const loginOutput = z.object({ ...tokenFields, user: userSchema }).meta({ id: 'LoginResponse' });
@@ -41,7 +46,8 @@ export type SignupOutput = z.output<typeof signupOutput>;
 export const meOutput = z
   .object({
     user: userSchema,
-    memberships: z.array(z.object({ organization_id: z.uuid(), role: roleSchema })),
+    // Documented bound only: nothing yet caps how many organizations an account joins.
+    memberships: z.array(z.object({ organization_id: z.uuid(), role: roleSchema })).meta({ maxItems: 1000 }),
   })
   .meta({ id: 'Me' });
 export type MeOutput = z.output<typeof meOutput>;

@@ -1,12 +1,21 @@
 import { z } from 'zod';
 import { emailString, nameString, slugString, uuidString } from '../../lib/input';
-import { pageOf, pageQuery, roleSchema, timestamp } from '../../lib/api-schemas';
+import {
+  pageOf,
+  pageQuery,
+  responseEmail,
+  responseSlug,
+  responseText,
+  responseUserName,
+  roleSchema,
+  timestamp,
+} from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema } from '../settings/document';
 
 export const orgIdParam = { org_id: uuidString };
 
 export const organizationSchema = z
-  .object({ id: z.uuid(), name: z.string(), slug: z.string(), created_at: timestamp, updated_at: timestamp })
+  .object({ id: z.uuid(), name: responseText(100), slug: responseSlug(), created_at: timestamp, updated_at: timestamp })
   .meta({ id: 'Organization' });
 export type Organization = z.output<typeof organizationSchema>;
 
@@ -37,7 +46,7 @@ export type OrganizationSettings = z.output<typeof organizationSettingsOutput>;
 export const updateOrganizationSettingsInput = settingsPatchSchema.extend(orgIdParam);
 
 export const memberSchema = z
-  .object({ user_id: z.uuid(), email: z.string(), name: z.string(), role: roleSchema, created_at: timestamp })
+  .object({ user_id: z.uuid(), email: responseEmail(), name: responseUserName(), role: roleSchema, created_at: timestamp })
   .meta({ id: 'Member' });
 export type Member = z.output<typeof memberSchema>;
 

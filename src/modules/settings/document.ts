@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { SettingsLayer } from '../../db/schema/settings-layer';
+import { responseText } from '../../lib/api-schemas';
 import { checkedRecord, MAX_INT, safeString } from '../../lib/input';
 
 export type { ConfigValue, SettingsLayer } from '../../db/schema/settings-layer';
@@ -15,9 +16,13 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const settingsKey = z
   .string()
   .regex(KEY_PATTERN, 'keys must match ^[a-z][a-z0-9_.-]{0,63}$')
-  .refine((k) => !FORBIDDEN_KEYS.has(k), 'this key is reserved');
+  .refine((k) => !FORBIDDEN_KEYS.has(k), 'this key is reserved')
+  .meta({ maxLength: 64 });
+/** A key of a resolved document, as stored (documentation only: answers are not re-checked). */
+const storedKey = () => z.string().meta({ maxLength: 64, pattern: KEY_PATTERN.source });
 
-export const LIMITS = { features: 100, integrations: 50, config: 50 } as const;
+/** Counts per map, and the serialized size of one stored layer (so one request cannot store a megabyte of settings). */
+export const LIMITS = { features: 100, integrations: 50, config: 50, layerBytes: 64 * 1024 } as const;
 
 const ROLE_VALUES = ['admin', 'member', 'viewer'] as const;
 const VISIBILITY_VALUES = ['private', 'organization'] as const;
@@ -73,12 +78,12 @@ export const effectiveSettingsSchema = z
       allow_member_invites: z.boolean(),
       visibility: z.enum(VISIBILITY_VALUES),
     }),
-    features: z.record(z.string(), z.boolean()),
+    features: z.record(storedKey(), z.boolean()),
     integrations: z.record(
-      z.string(),
+      storedKey(),
       z.strictObject({
         enabled: z.boolean(),
-        config: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+        config: z.record(storedKey(), z.union([responseText(500), z.number(), z.boolean()])),
       }),
     ),
   })
@@ -95,8 +100,8 @@ export const settingsSourcesSchema = z
       allow_member_invites: source,
       visibility: source,
     }),
-    features: z.record(z.string(), source),
-    integrations: z.record(z.string(), z.strictObject({ enabled: source, config: z.record(z.string(), source) })),
+    features: z.record(storedKey(), source),
+    integrations: z.record(storedKey(), z.strictObject({ enabled: source, config: z.record(storedKey(), source) })),
   })
   .meta({ id: 'SettingsSources' });
 export type SettingsSources = z.infer<typeof settingsSourcesSchema>;

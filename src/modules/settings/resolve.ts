@@ -81,6 +81,10 @@ function assertWithinLimits(layer: SettingsLayer): void {
   for (const integration of Object.values(layer.integrations ?? {})) {
     tooMany('config keys per integration', Object.keys(integration.config ?? {}).length, LIMITS.config);
   }
+  const bytes = Buffer.byteLength(JSON.stringify(layer));
+  if (bytes > LIMITS.layerBytes) {
+    throw new AppError('BAD_REQUEST', `Settings may be at most ${LIMITS.layerBytes} bytes as JSON (64 KiB); these would be ${bytes}`);
+  }
 }
 
 export interface ResolvedSettings {

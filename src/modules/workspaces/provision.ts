@@ -7,6 +7,7 @@ import { requireRole } from '../organizations/access';
 import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import type { ProvisionInput, ProvisionResult, Workspace } from './schemas';
 import { mergeMetadata, readableWorkspace, takenSlugs } from './service';
+import { assertWriteWithinBudget } from './write-budget';
 
 /** An item to insert; `base` is set when its slug is derived from the name (and may move on). */
 type Planned = { index: number; base: string | undefined; values: typeof workspaces.$inferInsert & { slug: string } };
@@ -73,6 +74,7 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
   });
 
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
+  assertWriteWithinBudget(pending.map((p) => p.values));
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the
   // insert causes another round: derived slugs move on to the next free candidate, explicit

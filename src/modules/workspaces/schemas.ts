@@ -1,19 +1,25 @@
 import { z } from 'zod';
 import { checkedRecord, expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
-import { pageOf, pageQuery, timestamp } from '../../lib/api-schemas';
+import { ERROR_STATUS } from '../../lib/errors';
+import { pageOf, pageQuery, responseInt, responseSlug, responseText, responseVersion, timestamp } from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema, settingsSourcesSchema } from '../settings/document';
+
+const METADATA_KEY = /^[a-zA-Z0-9_.-]{1,40}$/;
+export const METADATA_MAX_KEYS = 50;
 
 export const workspaceSchema = z
   .object({
     id: z.uuid(),
     organization_id: z.uuid(),
-    name: z.string(),
-    slug: z.string(),
-    description: z.string().nullable(),
-    metadata: z.record(z.string(), z.string()),
+    name: responseText(100),
+    slug: responseSlug(),
+    description: responseText(1000).nullable(),
+    metadata: z
+      .record(z.string().meta({ maxLength: 40, pattern: METADATA_KEY.source }), responseText(500))
+      .meta({ maxProperties: METADATA_MAX_KEYS }),
     is_default: z.boolean(),
     cloned_from_id: z.uuid().nullable(),
-    version: z.number().int(),
+    version: responseVersion(),
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -21,9 +27,7 @@ export const workspaceSchema = z
 /** A workspace as the API returns it. */
 export type Workspace = z.output<typeof workspaceSchema>;
 
-const METADATA_KEY = /^[a-zA-Z0-9_.-]{1,40}$/;
-export const METADATA_MAX_KEYS = 50;
-const metadataKey = z.string().regex(METADATA_KEY, 'metadata keys must match ^[a-zA-Z0-9_.-]{1,40}$');
+const metadataKey = z.string().regex(METADATA_KEY, 'metadata keys must match ^[a-zA-Z0-9_.-]{1,40}$').meta({ maxLength: 40 });
 const metadataValue = safeString(500);
 const maxKeys = (value: Record<string, unknown>) => Object.keys(value).length <= METADATA_MAX_KEYS;
 
@@ -59,7 +63,8 @@ export const createWorkspaceInput = z
 export const createWorkspaceInOrganizationInput = z.strictObject({ org_id: uuidString, ...newWorkspaceFields });
 
 const listFilters = {
-  q: safeString(100).optional().meta({ description: 'case-insensitive substring of name or slug' }),
+  // Query parameters: the meta before .optional(), where the generator reads it.
+  q: safeString(100).meta({ description: 'case-insensitive substring of name or slug' }).optional(),
   sort: z.enum(['created_at', 'name']).default('created_at'),
   order: z.enum(['asc', 'desc']).default('asc'),
   ...pageQuery,
@@ -94,8 +99,8 @@ export type WorkspaceChanges = Omit<z.output<typeof updateWorkspaceInput>, 'work
 export const deleteWorkspaceInput = z.strictObject({
   ...workspaceId,
   expected_version: queryInt(1, 2 ** 31 - 1)
-    .optional()
-    .meta({ description: 'alternative to If-Match' }),
+    .meta({ description: 'alternative to If-Match' })
+    .optional(),
 });
 
 export const cloneWorkspaceInput = z.strictObject({
@@ -110,7 +115,7 @@ export type CloneFields = Omit<z.output<typeof cloneWorkspaceInput>, 'workspace_
 export const workspaceSettingsOutput = z
   .object({
     workspace_id: z.uuid(),
-    version: z.number().int(),
+    version: responseVersion(),
     effective: effectiveSettingsSchema,
     overrides: settingsLayerSchema,
     sources: settingsSourcesSchema,
@@ -132,8 +137,16 @@ export type ProvisionInput = z.output<typeof provisionInput>;
 
 export const provisionOutput = z
   .object({
-    created: z.array(workspaceSchema),
-    failed: z.array(z.object({ index: z.number().int(), code: z.string(), message: z.string() })),
+    created: z.array(workspaceSchema).meta({ maxItems: 1000 }),
+    failed: z
+      .array(
+        z.object({
+          index: responseInt(0, 999),
+          code: z.string().meta({ enum: Object.keys(ERROR_STATUS) }),
+          message: responseText(1024),
+        }),
+      )
+      .meta({ maxItems: 1000 }),
   })
   .meta({ id: 'ProvisionResult' });
 export type ProvisionResult = z.output<typeof provisionOutput>;

@@ -12,6 +12,7 @@ import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolv
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { hasRole, requireRole } from '../organizations/access';
 import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import { assertWriteWithinBudget } from './write-budget';
 import {
   METADATA_MAX_KEYS,
   type CloneFields,
@@ -260,18 +261,16 @@ export async function cloneWorkspace(tx: Tx, actorId: string, sourceId: string, 
   const organizationId = input.organization_id ?? source.organizationId;
   await requireRole(tx, actorId, organizationId, 'admin');
   const copy = <T>(value: T): T => structuredClone(value);
-  const row = await insertWorkspace(
-    tx,
-    {
-      organizationId,
-      name: input.name,
-      description: input.description !== undefined ? input.description : source.description,
-      metadata: copy(source.metadata),
-      settings: copy(source.settings),
-      clonedFromId: source.id,
-    },
-    input.slug,
-  );
+  const values = {
+    organizationId,
+    name: input.name,
+    description: input.description !== undefined ? input.description : source.description,
+    metadata: copy(source.metadata),
+    settings: copy(source.settings),
+    clonedFromId: source.id,
+  };
+  assertWriteWithinBudget([values]);
+  const row = await insertWorkspace(tx, values, input.slug);
   return toWorkspace(row);
 }
 
