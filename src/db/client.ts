@@ -74,7 +74,9 @@ export function openPostgres({
 }: PostgresOptions): DatabaseHandle {
   // Nothing of a request waits longer than its deadline plus one deliberate lock wait.
   const longestRequestMs = deadlineMs + LOCK_WAIT_MS;
-  const watchdog = stallWatchdog(longestRequestMs);
+  // No single statement of a request waits longer than its deadline, or than a deliberate
+  // lock wait (whose lock_timeout fires first): a socket silent past that is stalled.
+  const watchdog = stallWatchdog(Math.max(deadlineMs, LOCK_WAIT_MS) + 500);
   const client = postgres(url, {
     max,
     prepare,
