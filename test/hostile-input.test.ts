@@ -285,3 +285,25 @@ describe('a header block over Node’s limit', () => {
     expect(body).toEqual({ code: 'BAD_REQUEST', message: expect.stringMatching(/headers/) });
   });
 });
+
+describe('a query string naming __proto__', () => {
+  it('is refused as an unknown parameter, not silently dropped (found by the fuzz suite)', async () => {
+    const query = `organization_id=${owner.organization.id}&__proto__=x`;
+    const res = await app.request('GET', `/api/v1/workspaces?${query}`, { token: owner.token });
+    expectApiError(res, 400, 'BAD_REQUEST');
+    expect(res.text).toContain('__proto__');
+    const plain = await app.request('GET', `/api/v1/workspaces?organization_id=${owner.organization.id}`, { token: owner.token });
+    expect(plain.status).toBe(200);
+  });
+});
+
+describe('an email with surrounding whitespace', () => {
+  it('is read trimmed, as the document says', async () => {
+    const res = await app.request('POST', '/api/v1/auth/login', { body: { email: `  ${owner.user.email} `, password: owner.password } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.user.id).toBe(owner.user.id);
+    const doc = await app.request('GET', '/openapi.json');
+    const login = doc.body.paths['/auth/login'].post.requestBody.content['application/json'].schema;
+    expect(login.properties.email).toMatchObject({ format: 'email', description: expect.stringMatching(/whitespace trimmed/) });
+  });
+});

@@ -74,7 +74,9 @@ function queryInput(url: URL): Record<string, string> {
   const input: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
     if (Object.hasOwn(input, key)) throw new AppError('BAD_REQUEST', `Query parameter "${key}" is given more than once`);
-    input[key] = value;
+    // Defined, not assigned: `input.__proto__ = v` would set the prototype and drop the key,
+    // where an own key reaches validation and is refused as the unknown parameter it is.
+    Object.defineProperty(input, key, { value, enumerable: true, writable: true, configurable: true });
   }
   return input;
 }

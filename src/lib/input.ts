@@ -33,7 +33,8 @@ export const slugString = z.string().max(64).regex(SLUG_PATTERN, 'must be lowerc
 export const uuidString = z.uuid({ message: 'must be a UUID' });
 
 export const emailString = safeString(254)
-  .meta({ format: 'email' })
+  // Documented as the contract reads it: an email address once surrounding whitespace is trimmed.
+  .meta({ format: 'email', description: 'An email address, surrounding whitespace trimmed' })
   .transform((s) => s.trim())
   .pipe(z.email({ message: 'must be an email address' }));
 
