@@ -204,9 +204,12 @@ describe('token lifetimes', () => {
     const token = jwt.sign(
       { iss: EXTERNAL_ISSUER, aud: AUDIENCE, sub: `idp|${randomUUID()}`, email: uniqueEmail('ext'), iat: now, exp: now + 30 * 86_400 },
       rsa.privateKey,
-      { algorithm: 'RS256', noTimestamp: true },
+      // No noTimestamp: jsonwebtoken would delete the iat given here, and the token would be refused as missing claims.
+      { algorithm: 'RS256' },
     );
-    expectApiError(await app.request('GET', '/api/v1/auth/me', { token }), 401, 'UNAUTHORIZED');
+    const res = await app.request('GET', '/api/v1/auth/me', { token });
+    expectApiError(res, 401, 'UNAUTHORIZED');
+    expect(res.body.message).toMatch(/lifetime/);
   });
 });
 

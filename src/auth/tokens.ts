@@ -1,5 +1,6 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { LRUCache } from 'lru-cache';
 import { unauthorized } from '../lib/errors';
 import { uuidString } from '../lib/input';
 
@@ -11,6 +12,8 @@ export interface TokenSettings {
   /** The longest lifetime (`exp` − `iat`) a token may claim, ours or the identity provider's. */
   maxLifetimeSeconds: number;
   external?: { issuer: string; publicKeyPem: string };
+  /** How many verified tokens to remember (default VERIFIED_TOKEN_CACHE_ENTRIES). */
+  verifiedTokenCacheEntries?: number;
 }
 
 /** What a verified token says about its bearer. */
@@ -29,6 +32,14 @@ export interface TokenService {
   verify(token: string): TokenClaims;
 }
 
+/**
+ * Verified tokens remembered, by their exact text, until their `exp`: a signature is checked
+ * once per token, not once per request. Only what the signature proves is kept (the claims);
+ * whether the user exists, its token version, its memberships are read on every request, so
+ * logout and account deletion still take effect on the next one, in every process.
+ */
+const VERIFIED_TOKEN_CACHE_ENTRIES = 10_000;
+
 /** How far ahead of this clock an `iat` may be (clocks of issuers drift). */
 const CLOCK_SKEW_SECONDS = 60;
 const MAX_SUBJECT_LENGTH = 255;
@@ -41,6 +52,9 @@ const MAX_SUBJECT_LENGTH = 255;
 export function createTokenService(settings: TokenSettings): TokenService {
   const key: KeyObject = createSecretKey(settings.secret);
   const externalKey = settings.external ? createPublicKey(settings.external.publicKeyPem) : undefined;
+  const verified = new LRUCache<string, { claims: TokenClaims; expiresAt: number }>({
+    max: settings.verifiedTokenCacheEntries ?? VERIFIED_TOKEN_CACHE_ENTRIES,
+  });
 
   function verifyWith(token: string, verifyKey: KeyObject, algorithms: jwt.Algorithm[], issuer: string): jwt.JwtPayload {
     let payload: string | jwt.JwtPayload;
@@ -71,6 +85,29 @@ export function createTokenService(settings: TokenSettings): TokenService {
     return payload;
   }
 
+  /** The claims of a token whose signature and claims check out (401 otherwise), and its `exp`. */
+  function verifyUncached(token: string): { claims: TokenClaims; exp: number } {
+    const decoded = jwt.decode(token, { complete: true });
+    if (!decoded || typeof decoded.payload === 'string') throw unauthorized('The access token is malformed');
+    if (settings.external && externalKey && decoded.payload.iss === settings.external.issuer) {
+      const payload = verifyWith(token, externalKey, ['RS256', 'ES256'], settings.external.issuer);
+      const claims: TokenClaims = {
+        kind: 'external',
+        issuer: settings.external.issuer,
+        subject: payload.sub!,
+        email: payload.email,
+        name: payload.name,
+        issuedAt: payload.iat!,
+      };
+      return { claims, exp: payload.exp! };
+    }
+    const payload = verifyWith(token, key, ['HS256'], settings.issuer);
+    if (!Number.isInteger(payload.tv)) throw unauthorized('The access token is missing required claims (tv)');
+    // This service's tokens name a user by id; anything else would reach the uuid column and fail there (a 500).
+    if (!uuidString.safeParse(payload.sub).success) throw unauthorized('The access token is invalid');
+    return { claims: { kind: 'local', userId: payload.sub!, tokenVersion: payload.tv as number }, exp: payload.exp! };
+  }
+
   return {
     issue(userId, tokenVersion) {
       const access_token = jwt.sign({ tv: tokenVersion }, key, {
@@ -84,24 +121,11 @@ export function createTokenService(settings: TokenSettings): TokenService {
     },
 
     verify(token) {
-      const decoded = jwt.decode(token, { complete: true });
-      if (!decoded || typeof decoded.payload === 'string') throw unauthorized('The access token is malformed');
-      if (settings.external && externalKey && decoded.payload.iss === settings.external.issuer) {
-        const payload = verifyWith(token, externalKey, ['RS256', 'ES256'], settings.external.issuer);
-        return {
-          kind: 'external',
-          issuer: settings.external.issuer,
-          subject: payload.sub!,
-          email: payload.email,
-          name: payload.name,
-          issuedAt: payload.iat!,
-        };
-      }
-      const payload = verifyWith(token, key, ['HS256'], settings.issuer);
-      if (!Number.isInteger(payload.tv)) throw unauthorized('The access token is missing required claims (tv)');
-      // This service's tokens name a user by id; anything else would reach the uuid column and fail there (a 500).
-      if (!uuidString.safeParse(payload.sub).success) throw unauthorized('The access token is invalid');
-      return { kind: 'local', userId: payload.sub!, tokenVersion: payload.tv as number };
+      const cached = verified.get(token);
+      if (cached && Date.now() < cached.expiresAt) return cached.claims;
+      const { claims, exp } = verifyUncached(token);
+      verified.set(token, { claims, expiresAt: exp * 1000 });
+      return claims;
     },
   };
 }

@@ -91,7 +91,7 @@ export function openPostgres({
     socket: watchdog.socket,
   } as postgres.Options<Record<string, postgres.PostgresType>>);
   const { logger, onQuery } = queryListeners();
-  const db = drizzlePostgres(deadlineAware(client) as unknown as postgres.Sql, { schema, logger }) as unknown as Db;
+  const db = drizzlePostgres(deadlineAware(client, prepare) as unknown as postgres.Sql, { schema, logger }) as unknown as Db;
   return {
     db,
     onQuery,
@@ -123,12 +123,21 @@ interface DriverClient {
   savepoint(...args: unknown[]): Promise<unknown>;
 }
 
+/** Statements longer than this are never prepared: batch inserts, whose text varies with the batch's size. */
+export const PREPARED_STATEMENT_MAX_CHARS = 8192;
+
 /**
  * The client drizzle is given: every query is admitted by the request's deadline (refused
  * once it has passed, withdrawn from the queue when it passes), and a transaction whose
  * request timed out while it waited for a connection does no work.
+ *
+ * It also decides what is prepared. drizzle asks postgres.js for `prepare: false` on every
+ * query it did not `.prepare(name)` itself, which would make DATABASE_PREPARE a no-op: here
+ * DATABASE_PREPARE=true prepares every statement of at most PREPARED_STATEMENT_MAX_CHARS (parsed
+ * and planned once per connection, so a connection's statements stay few and bounded), and
+ * false prepares nothing (for PgBouncer in transaction mode).
  */
-function deadlineAware(sql: DriverClient | postgres.Sql | postgres.TransactionSql): DriverClient {
+function deadlineAware(sql: DriverClient | postgres.Sql | postgres.TransactionSql, prepare: boolean): DriverClient {
   const driver = sql as unknown as DriverClient;
   const inScope =
     (method: 'begin' | 'savepoint') =>
@@ -137,12 +146,15 @@ function deadlineAware(sql: DriverClient | postgres.Sql | postgres.TransactionSq
       const work = args.pop() as (tx: DriverClient) => unknown;
       return driver[method](...args, (tx: DriverClient) => {
         throwIfDeadlinePassed();
-        return work(deadlineAware(tx));
+        return work(deadlineAware(tx, prepare));
       });
     };
   return {
     options: driver.options,
-    unsafe: (query, params, options) => admitQuery(() => driver.unsafe(query, params, options)),
+    unsafe: (query, params, options) =>
+      admitQuery(() =>
+        driver.unsafe(query, params, { ...(options as object), prepare: prepare && query.length <= PREPARED_STATEMENT_MAX_CHARS }),
+      ),
     begin: inScope('begin'),
     savepoint: inScope('savepoint'),
   };

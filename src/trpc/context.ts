@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Db } from '../db/client';
+import type { Caller } from '../auth/caller';
 import type { AppDeps } from '../deps';
 import type { RateLimitState } from '../lib/rate-limits';
 
@@ -29,6 +30,9 @@ export interface Context {
 
 /** The context once the auth middleware has established the caller. */
 export type AuthedContext = Context & { actor: Actor };
+
+/** The context of a read that confirms the caller in its own query (authedReadProcedure). */
+export type CallerContext = Context & { caller: Caller };
 
 export interface ContextOptions {
   deps: AppDeps;

@@ -1,6 +1,8 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { withDatabaseDeadline } from '../db/deadline';
+import type { Caller } from '../auth/caller';
+import type { TokenClaims } from '../auth/tokens';
 import { AppError, unauthorized } from '../lib/errors';
 import type { LimitedBy } from '../lib/rate-limits';
 import type { Context } from './context';
@@ -80,7 +82,28 @@ export const addressLimitedProcedure = publicProcedure.use(async ({ ctx, next })
  */
 export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
-  const actor = await ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work));
+  const actor = await resolveActor(ctx, claims);
   await countCall(ctx, 'caller', actor.id);
   return next({ ctx: { actor } });
+});
+
+const resolveActor = (ctx: Context, claims: TokenClaims) => ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work));
+
+/**
+ * For the hot reads, which confirm the caller inside their own query (`confirmCaller`): one
+ * round trip instead of two. Narrows `ctx.caller` to what the verified token says (an identity
+ * provider's token is resolved here, as it may create the account). The answers are those of
+ * authedProcedure, in the same order: a refused input is checked against the account first,
+ * so a revoked token is 401 before its input is 400.
+ */
+export const authedReadProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
+  const caller: Caller =
+    claims.kind === 'local' ? { id: claims.userId, tokenVersion: claims.tokenVersion } : { id: (await resolveActor(ctx, claims)).id };
+  await countCall(ctx, 'caller', caller.id);
+  const result = await next({ ctx: { caller } });
+  if (!result.ok && claims.kind === 'local' && result.error.code === 'BAD_REQUEST' && !(result.error.cause instanceof AppError)) {
+    await resolveActor(ctx, claims);
+  }
+  return result;
 });

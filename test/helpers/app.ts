@@ -83,6 +83,24 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
+  return serve(config, database, async () => {
+    await database.close();
+    await drop();
+  });
+}
+
+/**
+ * Another server on the same database, as a second process would be: its own deps (token
+ * cache, in-memory rate limits) and, on PostgreSQL, its own connection pool (PGlite lives in
+ * one process, so there it shares the handle). Closing it leaves the first app running.
+ */
+export async function startReplica(app: TestApp): Promise<TestApp> {
+  if (!app.config.DATABASE_URL) return serve(app.config, app.database, async () => {});
+  const database = openPostgres({ url: app.config.DATABASE_URL, prepare: app.config.DATABASE_PREPARE, max: 10 });
+  return serve(app.config, database, () => database.close());
+}
+
+async function serve(config: Config, database: DatabaseHandle, closeDatabase: () => Promise<void>): Promise<TestApp> {
   const deps = createDeps(config, database, pino({ level: 'silent' }));
   const server: Server = await new Promise((resolve, reject) => {
     const s = createApp(deps).listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
@@ -137,8 +155,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await database.close();
-      await drop();
+      await closeDatabase();
     },
   };
 }

@@ -3,6 +3,7 @@ import type { DbOrTx, Transact, Tx } from '../../db/client';
 import { memberships, organizations, revokedExternalIdentities, users } from '../../db/schema';
 import { AppError, unauthorized } from '../../lib/errors';
 import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
+import { confirmCaller } from '../../auth/caller';
 import type { TokenClaims, TokenService } from '../../auth/tokens';
 import { createOrganizationWithDefault } from '../organizations/service';
 import type { OrganizationWithRole } from '../organizations/schemas';
@@ -130,8 +131,7 @@ export async function deleteAccount(tx: Tx, userId: string): Promise<void> {
 export async function resolveActor(db: DbOrTx, claims: TokenClaims, transact: Transact): Promise<Pick<User, 'id' | 'email' | 'name'>> {
   if (claims.kind === 'local') {
     const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
-    if (!user) throw unauthorized('The account no longer exists');
-    if (user.tokenVersion !== claims.tokenVersion) throw unauthorized('The access token has been revoked');
+    confirmCaller({ id: claims.userId, tokenVersion: claims.tokenVersion }, user);
     return { id: user.id, email: user.email, name: user.name };
   }
   const [existing] = await db

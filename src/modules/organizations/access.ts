@@ -1,6 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
-import { memberships, type Role } from '../../db/schema';
+import { memberships, users, type Role } from '../../db/schema';
+import { confirmCaller, type Caller } from '../../auth/caller';
 import { AppError, notFound } from '../../lib/errors';
 
 const RANK: Record<Role, number> = { member: 1, admin: 2, owner: 3 };
@@ -21,10 +22,34 @@ export async function findRole(db: DbOrTx, userId: string, organizationId: strin
  * role gets 403.
  */
 export async function requireRole(db: DbOrTx, userId: string, organizationId: string, minimum: Role, what = 'Organization'): Promise<Role> {
-  const role = await findRole(db, userId, organizationId);
+  return checkRole(await findRole(db, userId, organizationId), minimum, what);
+}
+
+function checkRole(role: Role | null | undefined, minimum: Role, what: string): Role {
   if (!role) throw notFound(what);
   if (!hasRole(role, minimum)) {
     throw new AppError('FORBIDDEN', `This needs the ${minimum} role in the organization (you are ${role})`);
   }
   return role;
+}
+
+/**
+ * requireRole for a caller the database has not confirmed yet (authedReadProcedure): the
+ * account check and the membership in one query, with the same answers in the same order
+ * (401, then 404, then 403).
+ */
+export async function requireCallerRole(db: DbOrTx, caller: Caller, organizationId: string, minimum: Role): Promise<Role> {
+  const [row] = await db
+    .select({ tokenVersion: users.tokenVersion, role: memberships.role })
+    .from(users)
+    .leftJoin(memberships, and(eq(memberships.organizationId, organizationId), eq(memberships.userId, users.id)))
+    .where(eq(users.id, caller.id));
+  confirmCaller(caller, row);
+  return checkRole(row.role, minimum, 'Organization');
+}
+
+/** Confirms a caller that no other query of its request would (401 when the account is gone or the token revoked). */
+export async function confirmAccount(db: DbOrTx, caller: Caller): Promise<void> {
+  const [row] = await db.select({ tokenVersion: users.tokenVersion }).from(users).where(eq(users.id, caller.id));
+  confirmCaller(caller, row);
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authedProcedure, router } from '../../trpc/init';
+import { authedProcedure, authedReadProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import type { AuthedContext, Context } from '../../trpc/context';
 import { idempotentCreate, inTransaction } from '../../trpc/transaction';
@@ -17,7 +17,7 @@ const location = (workspace: s.Workspace) => `/api/v1/workspaces/${workspace.id}
 const workspaceStillVisible =
   (ctx: AuthedContext) =>
   ({ body }: { body: s.Workspace }) =>
-    service.getWorkspace(ctx.db, ctx.actor.id, body.id);
+    service.getWorkspace(ctx.db, { id: ctx.actor.id }, body.id);
 
 /** The version a write is conditional on: `If-Match` (read on REST only) and/or `expected_version`. */
 const conditionFrom = (ctx: Context, expectedVersion: number | undefined): VersionCondition => ({
@@ -53,7 +53,7 @@ export const workspacesRouter = router({
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { organization_id, ...fields } }) => createIn(ctx, organization_id, fields)),
 
-  list: authedProcedure
+  list: authedReadProcedure
     .meta(
       rest('GET', '/workspaces', 'listWorkspaces', {
         tag,
@@ -63,7 +63,7 @@ export const workspacesRouter = router({
     )
     .input(s.listWorkspacesInput)
     .output(s.workspacePage)
-    .query(({ ctx, input }) => service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.actor.id, input)),
+    .query(({ ctx, input }) => service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.caller, input)),
 
   provision: authedProcedure
     .meta(
@@ -90,7 +90,7 @@ export const workspacesRouter = router({
       ),
     ),
 
-  get: authedProcedure
+  get: authedReadProcedure
     .meta(
       rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', {
         tag,
@@ -101,7 +101,7 @@ export const workspacesRouter = router({
     )
     .input(s.workspaceIdInput)
     .output(s.workspaceSchema)
-    .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.db, ctx.actor.id, input.workspace_id))),
+    .query(async ({ ctx, input }) => withEtag(ctx, await service.getWorkspace(ctx.db, ctx.caller, input.workspace_id))),
 
   update: authedProcedure
     .meta(
@@ -160,7 +160,7 @@ export const workspacesRouter = router({
       ),
     ),
 
-  getSettings: authedProcedure
+  getSettings: authedReadProcedure
     .meta(
       rest('GET', '/workspaces/{workspace_id}/settings', 'getWorkspaceSettings', {
         tag,
@@ -171,7 +171,7 @@ export const workspacesRouter = router({
     )
     .input(s.workspaceIdInput)
     .output(s.workspaceSettingsOutput)
-    .query(async ({ ctx, input }) => settingsAnswer(ctx, await service.getWorkspaceSettings(ctx.db, ctx.actor.id, input.workspace_id))),
+    .query(async ({ ctx, input }) => settingsAnswer(ctx, await service.getWorkspaceSettings(ctx.db, ctx.caller, input.workspace_id))),
 
   updateSettings: authedProcedure
     .meta(
@@ -191,7 +191,7 @@ export const workspacesRouter = router({
       return settingsAnswer(ctx, settings);
     }),
 
-  listInOrganization: authedProcedure
+  listInOrganization: authedReadProcedure
     .meta(
       rest('GET', '/organizations/{org_id}/workspaces', 'listOrganizationWorkspaces', {
         tag: 'organizations',
@@ -202,7 +202,7 @@ export const workspacesRouter = router({
     .input(s.listWorkspacesInOrganizationInput)
     .output(s.workspacePage)
     .query(({ ctx, input: { org_id, ...filters } }) =>
-      service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.actor.id, { organization_id: org_id, ...filters }),
+      service.listWorkspaces(ctx.db, ctx.deps.cursors, ctx.caller, { organization_id: org_id, ...filters }),
     ),
 
   createInOrganization: authedProcedure

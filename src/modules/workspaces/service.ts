@@ -1,7 +1,8 @@
 import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
-import { memberships, organizations, workspaces, type Role } from '../../db/schema';
+import { memberships, organizations, users, workspaces, type Role } from '../../db/schema';
+import { confirmCaller, type Caller } from '../../auth/caller';
 import { AppError } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
@@ -10,7 +11,7 @@ import { paginate, timestampParam } from '../../lib/pagination';
 import { insertWithSlug, slugFamilyPattern, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
-import { hasRole, requireRole } from '../organizations/access';
+import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
 import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import { assertWriteWithinBudget } from './write-budget';
 import {
@@ -129,14 +130,11 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * tie-break. `desc` is the exact reverse of `asc`. The cursor is signed and bound to the
  * filters, so it cannot be replayed against another query.
  */
-export async function listWorkspaces(
-  db: DbOrTx,
-  cursors: CursorCodec,
-  actorId: string,
-  input: ListWorkspacesInput,
-): Promise<WorkspacePage> {
+export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: Caller, input: ListWorkspacesInput): Promise<WorkspacePage> {
   const { organization_id, q, sort, order } = input;
-  if (organization_id) await requireRole(db, actorId, organization_id, 'member');
+  if (organization_id) await requireCallerRole(db, caller, organization_id, 'member');
+  else await confirmAccount(db, caller);
+  const actorId = caller.id;
   const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order };
 
   const byName = sort === 'name';
@@ -177,8 +175,39 @@ export async function listWorkspaces(
   return { items: rows.map(toWorkspace), next_cursor };
 }
 
-export async function getWorkspace(db: DbOrTx, actorId: string, workspaceId: string): Promise<Workspace> {
-  return toWorkspace((await loadWorkspace(db, actorId, workspaceId, 'member')).workspace);
+/**
+ * A workspace the caller may read, found by the one query that also confirms the caller
+ * (the read's only round trip): 401 when the account is gone or the token revoked, then 404
+ * when the workspace does not exist or the caller is not a member of its organization — the
+ * order and messages of authedProcedure followed by loadWorkspace. With `organizationSettings`,
+ * the same query reads the organization's settings layer.
+ */
+async function readWorkspace(
+  db: DbOrTx,
+  caller: Caller,
+  workspaceId: string,
+  { withOrganizationSettings = false } = {},
+): Promise<{ workspace: WorkspaceRow; organizationSettings?: SettingsLayer }> {
+  const found = db
+    .select({
+      tokenVersion: users.tokenVersion,
+      workspace: workspaces,
+      role: memberships.role,
+      ...(withOrganizationSettings ? { organizationSettings: organizations.settings } : {}),
+    })
+    .from(users)
+    .leftJoin(workspaces, eq(workspaces.id, workspaceId))
+    .leftJoin(memberships, and(eq(memberships.organizationId, workspaces.organizationId), eq(memberships.userId, users.id)));
+  const [row] = await (
+    withOrganizationSettings ? found.leftJoin(organizations, eq(organizations.id, workspaces.organizationId)) : found
+  ).where(eq(users.id, caller.id));
+  confirmCaller(caller, row);
+  if (!row.workspace || !row.role) throw workspaceNotFound();
+  return { workspace: row.workspace, organizationSettings: row.organizationSettings ?? undefined };
+}
+
+export async function getWorkspace(db: DbOrTx, caller: Caller, workspaceId: string): Promise<Workspace> {
+  return toWorkspace((await readWorkspace(db, caller, workspaceId)).workspace);
 }
 
 /** Merges metadata key by key (`null` removes a key); 400 when the result holds more than 50 keys. */
@@ -285,9 +314,9 @@ async function organizationSettings(db: DbOrTx, organizationId: string): Promise
 }
 
 /** Effective settings are resolved at read time, so an organization change shows at once. */
-export async function getWorkspaceSettings(db: DbOrTx, actorId: string, workspaceId: string): Promise<WorkspaceSettings> {
-  const { workspace } = await loadWorkspace(db, actorId, workspaceId, 'member');
-  return toSettings(workspace, await organizationSettings(db, workspace.organizationId));
+export async function getWorkspaceSettings(db: DbOrTx, caller: Caller, workspaceId: string): Promise<WorkspaceSettings> {
+  const { workspace, organizationSettings } = await readWorkspace(db, caller, workspaceId, { withOrganizationSettings: true });
+  return toSettings(workspace, organizationSettings ?? {});
 }
 
 export async function updateWorkspaceSettings(
