@@ -350,3 +350,29 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('POST /workspaces/provision â€
     expect(slugs).toEqual(['default', 'same', ...Array.from({ length: 9 }, (_, i) => `same-${i + 2}`)].sort());
   });
 });
+
+describe.runIf(Boolean(process.env.DATABASE_URL))('the taken-slug lookup: query plan (PostgreSQL)', () => {
+  it('finds a batchâ€™s taken slugs with index range scans, not a scan of the organization', async () => {
+    const org = await freshOrg();
+    // A large organization: 5,000 workspaces, so a scan of it would show in the plan.
+    await app.query(
+      `insert into workspaces (organization_id, name, name_key, slug)
+       select $1, 'Big ' || i, 'big ' || i, case when i = 1 then 'big' else 'big-' || i end from generate_series(1, 5000) i`,
+      [org],
+    );
+    await app.query('analyze workspaces');
+    const seen: Array<{ query: string; params: unknown[] }> = [];
+    const stop = app.database.onQuery((query, params) => seen.push({ query, params }));
+    const res = await provision({ organization_id: org, workspaces: [{ name: 'Big' }, { name: 'Team' }, { name: 'Mine', slug: 'mine' }] });
+    stop();
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.created.map((w: { slug: string }) => w.slug)).toEqual(['big-5001', 'team', 'mine']);
+    const lookup = seen.find((q) => q.query.includes('jsonb_array_elements_text'));
+    expect(lookup).toBeDefined();
+    const plan = (await app.query<{ 'QUERY PLAN': string }>(`explain ${lookup!.query}`, lookup!.params))
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+    expect(plan).toMatch(/Index (Only )?Scan using workspaces_org_slug_key/);
+    expect(plan).not.toMatch(/Seq Scan on workspaces/);
+  });
+});

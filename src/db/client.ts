@@ -19,13 +19,15 @@ export type Transact = <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
 
 export type Engine = 'postgres' | 'pglite';
 
+export type QueryListener = (query: string, params: unknown[]) => void;
+
 export interface DatabaseHandle {
   db: Db;
   engine: Engine;
   /** Rows of a raw query, the same shape on both engines. */
   rows<T = Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
-  /** Calls `listener` with the SQL of every query the app sends through drizzle; returns the unsubscribe function. */
-  onQuery(listener: (query: string) => void): () => void;
+  /** Calls `listener` with the SQL and parameters of every query the app sends through drizzle; returns the unsubscribe function. */
+  onQuery(listener: QueryListener): () => void;
   /** Resolves true when the database answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -54,10 +56,10 @@ export interface PostgresOptions {
 
 /** A drizzle logger that fans queries out to listeners (tests count round trips with it). */
 function queryListeners() {
-  const listeners = new Set<(query: string) => void>();
+  const listeners = new Set<QueryListener>();
   return {
-    logger: { logQuery: (query: string) => listeners.forEach((listener) => listener(query)) },
-    onQuery: (listener: (query: string) => void) => {
+    logger: { logQuery: (query: string, params: unknown[]) => listeners.forEach((listener) => listener(query, params)) },
+    onQuery: (listener: QueryListener) => {
       listeners.add(listener);
       return () => void listeners.delete(listener);
     },

@@ -3,6 +3,7 @@
  * per organization, organizations across the service).
  * @module
  */
+import { sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import { AppError } from './errors';
 
 const MAX_SLUG = 64;
@@ -44,10 +45,19 @@ export function firstFreeSlug(base: string, taken: Set<string>): string {
   }
 }
 
-/** A LIKE pattern matching `base` with any numeric suffix (and a few false positives the caller can keep). */
-export function slugFamilyPattern(base: string): string {
-  const stem = base.slice(0, MAX_SLUG - 8).replace(/-+$/, '');
-  return `${stem.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/**
+ * The stem every slug of `base`'s family starts with: `base` itself, or trimmed where a long
+ * suffix shortens it. Slug columns are in the "C" collation (drizzle/0002), so the family is
+ * the index range [stem, stem + '~'): every slug character sorts below '~'.
+ */
+export function slugFamilyStem(base: string): string {
+  return base.slice(0, MAX_SLUG - 8).replace(/-+$/, '');
+}
+
+/** `column` is in the family of `stem` (a string, or a text SQL expression): one index range scan. */
+export function inSlugFamily(column: AnyColumn, stem: string | SQL): SQL {
+  const end = typeof stem === 'string' ? sql`${`${stem}~`}` : sql`${stem} || '~'`;
+  return sql`(${column} >= ${stem} and ${column} < ${end})`;
 }
 
 /** How one kind of row is inserted under a slug unique in its scope. */

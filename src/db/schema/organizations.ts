@@ -5,6 +5,7 @@ import type { SettingsLayer } from './settings-layer';
 export const organizations = pgTable('organizations', {
   id: primaryId(),
   name: text('name').notNull(),
+  /** In the "C" collation (drizzle/0002_slugs-in-c-order.sql; drizzle cannot declare it): see lib/slug.ts inSlugFamily. */
   slug: text('slug').notNull().unique('organizations_slug_key'),
   /** The organization's settings layer: a partial settings document. */
   settings: jsonb('settings').$type<SettingsLayer>().notNull().default({}),

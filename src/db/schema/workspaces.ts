@@ -17,6 +17,7 @@ export const workspaces = pgTable(
      * "C" collation whatever the server's locale.
      */
     nameKey: text('name_key').notNull(),
+    /** In the "C" collation (drizzle/0002_slugs-in-c-order.sql; drizzle cannot declare it): see lib/slug.ts inSlugFamily. */
     slug: text('slug').notNull(),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),

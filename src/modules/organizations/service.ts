@@ -1,11 +1,11 @@
-import { and, asc, eq, like, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import { memberships, organizations, type Role } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
-import { insertWithSlug, slugFamilyPattern, slugify } from '../../lib/slug';
+import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
 import { canonicalJson } from '../../lib/canonical-json';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsPatch } from '../settings/document';
@@ -49,7 +49,7 @@ function insertOrganization(tx: Tx, name: string, slug: string | undefined): Pro
       const rows = await tx
         .select({ slug: organizations.slug })
         .from(organizations)
-        .where(like(organizations.slug, slugFamilyPattern(base)));
+        .where(inSlugFamily(organizations.slug, slugFamilyStem(base)));
       return new Set(rows.map((r) => r.slug));
     },
   });

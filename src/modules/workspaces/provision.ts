@@ -1,5 +1,7 @@
 import type { Tx } from '../../db/client';
+import { sql } from 'drizzle-orm';
 import { workspaces } from '../../db/schema';
+import type { SettingsLayer } from '../../db/schema/settings-layer';
 import { AppError, type FailedItem } from '../../lib/errors';
 import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
@@ -91,11 +93,11 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
         reserved.add(slug);
       for (const p of derived) p.values.slug = firstFreeSlug(p.base!, reserved);
     }
-    const rows = await tx
-      .insert(workspaces)
-      .values(pending.map((p) => p.values))
-      .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
-      .returning();
+    const rows = await insertBatch(
+      tx,
+      organizationId,
+      pending.map((p) => p.values),
+    );
     const bySlug = new Map(rows.map((row) => [row.slug, row]));
     const retry: Planned[] = [];
     for (const p of pending) {
@@ -111,6 +113,51 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
   const created = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, workspace]) => workspace);
   return { created, failed };
+}
+
+/**
+ * Inserts a batch in one statement whatever its size: the rows travel as one JSON parameter,
+ * expanded by jsonb_to_recordset, so neither drizzle nor the server handles thousands of bound
+ * parameters (a 1,000-row VALUES list spent half the call building and parsing them). A slug
+ * taken meanwhile skips its row (ON CONFLICT DO NOTHING). The columns the batch does not set
+ * take their schema defaults, written out here because INSERT … SELECT names every column.
+ */
+function insertBatch(tx: Tx, organizationId: string, batch: Array<Planned['values']>) {
+  const rows = JSON.stringify(
+    batch.map((v) => ({
+      name: v.name,
+      name_key: v.nameKey,
+      slug: v.slug,
+      description: v.description ?? null,
+      metadata: v.metadata ?? {},
+      settings: v.settings ?? {},
+    })),
+  );
+  return tx
+    .insert(workspaces)
+    .select((qb) =>
+      qb
+        .select({
+          id: sql<string>`gen_random_uuid()`.as('id'),
+          organizationId: sql<string>`${organizationId}::uuid`.as('organization_id'),
+          name: sql<string>`r.name`.as('name'),
+          nameKey: sql<string>`r.name_key`.as('name_key'),
+          slug: sql<string>`r.slug`.as('slug'),
+          description: sql<string | null>`r.description`.as('description'),
+          metadata: sql<Record<string, string>>`r.metadata`.as('metadata'),
+          settings: sql<SettingsLayer>`r.settings`.as('settings'),
+          isDefault: sql<boolean>`false`.as('is_default'),
+          clonedFromId: sql<string | null>`null::uuid`.as('cloned_from_id'),
+          version: sql<number>`1`.as('version'),
+          createdAt: sql<Date>`now()`.as('created_at'),
+          updatedAt: sql<Date>`now()`.as('updated_at'),
+        })
+        .from(
+          sql`jsonb_to_recordset(${rows}::jsonb) as r(name text, name_key text, slug text, description text, metadata jsonb, settings jsonb)`,
+        ),
+    )
+    .onConflictDoNothing({ target: [workspaces.organizationId, workspaces.slug] })
+    .returning();
 }
 
 /** Runs a per-item computation; a 400 it throws names the item, like a validation issue would. */

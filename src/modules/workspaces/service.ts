@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-orm';
+import { unionAll } from 'drizzle-orm/pg-core';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import { memberships, organizations, users, workspaces, type Role } from '../../db/schema';
@@ -8,7 +9,7 @@ import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
 import { paginate, timestampParam } from '../../lib/pagination';
-import { insertWithSlug, slugFamilyPattern, slugify } from '../../lib/slug';
+import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
@@ -72,15 +73,28 @@ async function loadForWrite(tx: Tx, actorId: string, workspaceId: string, condit
   return workspace;
 }
 
-/** Slugs in the organization that a derived slug from any of `bases` could collide with. */
+/**
+ * Slugs in the organization that a derived slug from any of `bases` could collide with, and
+ * those of `explicit` that are taken: one query of an index range scan per distinct base
+ * (see inSlugFamily), so its cost follows the batch, not the organization's size.
+ */
 export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: string[], explicit: string[] = []): Promise<Set<string>> {
   if (bases.length === 0 && explicit.length === 0) return new Set();
-  const patterns = [...new Set(bases)].map((base) => like(workspaces.slug, slugFamilyPattern(base)));
-  const exact = explicit.length > 0 ? [inArray(workspaces.slug, explicit)] : [];
-  const rows = await tx
+  const stems = JSON.stringify([...new Set(bases.map(slugFamilyStem))]);
+  const families = tx
     .select({ slug: workspaces.slug })
-    .from(workspaces)
-    .where(and(eq(workspaces.organizationId, organizationId), or(...patterns, ...exact)));
+    .from(sql`jsonb_array_elements_text(${stems}::jsonb) as family(stem)`)
+    .innerJoin(workspaces, and(eq(workspaces.organizationId, organizationId), inSlugFamily(workspaces.slug, sql`family.stem`)));
+  const rows =
+    explicit.length > 0
+      ? await unionAll(
+          families,
+          tx
+            .select({ slug: workspaces.slug })
+            .from(workspaces)
+            .where(and(eq(workspaces.organizationId, organizationId), inArray(workspaces.slug, explicit))),
+        )
+      : await families;
   return new Set(rows.map((r) => r.slug));
 }
 
