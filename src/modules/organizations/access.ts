@@ -1,5 +1,6 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
+import { preparedPerDatabase } from '../../db/prepared';
 import { memberships, users, type Role } from '../../db/schema';
 import { confirmCaller, type Caller } from '../../auth/caller';
 import { AppError, notFound } from '../../lib/errors';
@@ -39,17 +40,30 @@ function checkRole(role: Role | null | undefined, minimum: Role, what: string): 
  * (401, then 404, then 403).
  */
 export async function requireCallerRole(db: DbOrTx, caller: Caller, organizationId: string, minimum: Role): Promise<Role> {
-  const [row] = await db
-    .select({ tokenVersion: users.tokenVersion, role: memberships.role })
-    .from(users)
-    .leftJoin(memberships, and(eq(memberships.organizationId, organizationId), eq(memberships.userId, users.id)))
-    .where(eq(users.id, caller.id));
+  const [row] = await callerRoleQuery(db).execute({ userId: caller.id, organizationId });
   confirmCaller(caller, row);
   return checkRole(row.role, minimum, 'Organization');
 }
 
+const callerRoleQuery = preparedPerDatabase((db) =>
+  db
+    .select({ tokenVersion: users.tokenVersion, role: memberships.role })
+    .from(users)
+    .leftJoin(memberships, and(eq(memberships.organizationId, sql.placeholder('organizationId')), eq(memberships.userId, users.id)))
+    .where(eq(users.id, sql.placeholder('userId')))
+    .prepare('caller_role'),
+);
+
 /** Confirms a caller that no other query of its request would (401 when the account is gone or the token revoked). */
 export async function confirmAccount(db: DbOrTx, caller: Caller): Promise<void> {
-  const [row] = await db.select({ tokenVersion: users.tokenVersion }).from(users).where(eq(users.id, caller.id));
+  const [row] = await accountQuery(db).execute({ userId: caller.id });
   confirmCaller(caller, row);
 }
+
+const accountQuery = preparedPerDatabase((db) =>
+  db
+    .select({ tokenVersion: users.tokenVersion })
+    .from(users)
+    .where(eq(users.id, sql.placeholder('userId')))
+    .prepare('account_token_version'),
+);

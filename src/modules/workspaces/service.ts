@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-or
 import { unionAll } from 'drizzle-orm/pg-core';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
+import { preparedPerDatabase } from '../../db/prepared';
 import { memberships, organizations, users, workspaces, type Role } from '../../db/schema';
 import { confirmCaller, type Caller } from '../../auth/caller';
 import { AppError } from '../../lib/errors';
@@ -202,23 +203,40 @@ async function readWorkspace(
   workspaceId: string,
   { withOrganizationSettings = false } = {},
 ): Promise<{ workspace: WorkspaceRow; organizationSettings?: SettingsLayer }> {
-  const found = db
-    .select({
-      tokenVersion: users.tokenVersion,
-      workspace: workspaces,
-      role: memberships.role,
-      ...(withOrganizationSettings ? { organizationSettings: organizations.settings } : {}),
-    })
-    .from(users)
-    .leftJoin(workspaces, eq(workspaces.id, workspaceId))
-    .leftJoin(memberships, and(eq(memberships.organizationId, workspaces.organizationId), eq(memberships.userId, users.id)));
-  const [row] = await (
-    withOrganizationSettings ? found.leftJoin(organizations, eq(organizations.id, workspaces.organizationId)) : found
-  ).where(eq(users.id, caller.id));
+  const query = withOrganizationSettings ? readWorkspaceWithOrganizationQuery(db) : readWorkspaceQuery(db);
+  const [row] = await query.execute({ userId: caller.id, workspaceId });
   confirmCaller(caller, row);
   if (!row.workspace || !row.role) throw workspaceNotFound();
-  return { workspace: row.workspace, organizationSettings: row.organizationSettings ?? undefined };
+  return {
+    workspace: row.workspace,
+    organizationSettings: 'organizationSettings' in row ? (row.organizationSettings ?? undefined) : undefined,
+  };
 }
+
+/** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's membership in its organization. */
+const readFields = { tokenVersion: users.tokenVersion, workspace: workspaces, role: memberships.role };
+const memberOfWorkspaceOrganization = and(eq(memberships.organizationId, workspaces.organizationId), eq(memberships.userId, users.id));
+
+const readWorkspaceQuery = preparedPerDatabase((db) =>
+  db
+    .select(readFields)
+    .from(users)
+    .leftJoin(workspaces, eq(workspaces.id, sql.placeholder('workspaceId')))
+    .leftJoin(memberships, memberOfWorkspaceOrganization)
+    .where(eq(users.id, sql.placeholder('userId')))
+    .prepare('read_workspace'),
+);
+
+const readWorkspaceWithOrganizationQuery = preparedPerDatabase((db) =>
+  db
+    .select({ ...readFields, organizationSettings: organizations.settings })
+    .from(users)
+    .leftJoin(workspaces, eq(workspaces.id, sql.placeholder('workspaceId')))
+    .leftJoin(memberships, memberOfWorkspaceOrganization)
+    .leftJoin(organizations, eq(organizations.id, workspaces.organizationId))
+    .where(eq(users.id, sql.placeholder('userId')))
+    .prepare('read_workspace_with_organization'),
+);
 
 export async function getWorkspace(db: DbOrTx, caller: Caller, workspaceId: string): Promise<Workspace> {
   return toWorkspace((await readWorkspace(db, caller, workspaceId)).workspace);
