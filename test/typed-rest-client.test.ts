@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import openapiTS, { astToString } from 'openapi-typescript';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, uniqueEmail, type TestApp } from './helpers/app';
+import { REPO_ROOT } from './helpers/process-helpers';
+
+/**
+ * The typed REST client, proven: types generated with openapi-typescript from the document
+ * the running service serves, test/typed-clients/rest-client.ts (openapi-fetch) type-checked
+ * against them with --strict, then run against the same service. A change to the document
+ * that breaks REST callers fails the type check; a change in behaviour fails the run.
+ */
+const CLIENT = join(REPO_ROOT, 'test/typed-clients/rest-client.ts');
+
+let app: TestApp;
+let dir: string;
+beforeAll(async () => {
+  app = await startTestApp();
+  dir = mkdtempSync(join(tmpdir(), 'typed-rest-client-'));
+});
+afterAll(async () => {
+  await app?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Type-checks `files` with the generated types behind the module name `workspaces-rest-api`; returns the diagnostics as text. */
+function typeCheck(generated: string, files: string[]): string[] {
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    noUncheckedIndexedAccess: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    lib: ['lib.es2024.d.ts', 'lib.dom.d.ts'],
+    types: ['node'],
+    typeRoots: [join(REPO_ROOT, 'node_modules/@types')],
+    skipLibCheck: true,
+    // The wrong caller lives in the temporary directory, beyond node_modules' reach.
+    paths: { 'workspaces-rest-api': [generated], 'openapi-fetch': [join(REPO_ROOT, 'node_modules/openapi-fetch')] },
+  };
+  const program = ts.createProgram(files, options);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const text = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    if (!d.file || d.start === undefined) return text;
+    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
+    return `${d.file.fileName}:${line + 1}: ${text}`;
+  });
+}
+
+describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
+  let generated: string;
+
+  it('generates types from the served /openapi.json', async () => {
+    const res = await fetch(`${app.url}/openapi.json`);
+    expect(res.status).toBe(200);
+    const document = (await res.json()) as Parameters<typeof openapiTS>[0];
+    generated = join(dir, 'workspaces-rest-api.d.ts');
+    writeFileSync(generated, astToString(await openapiTS(document)));
+  });
+
+  it('type-checks the client against them with --strict, and would catch a caller the document does not allow', () => {
+    // A caller that gets the contract wrong, so the check is known to bite: an unknown path,
+    // a wrong path parameter, a body field that does not exist, a status code that is not an error code.
+    const wrong = join(dir, 'wrong-caller.ts');
+    writeFileSync(
+      wrong,
+      [
+        "import createClient from 'openapi-fetch';",
+        "import type { paths, components } from 'workspaces-rest-api';",
+        'const client = createClient<paths>({});',
+        "void client.GET('/workspace/{workspace_id}', { params: { path: { workspace_id: 'x' } } });",
+        "void client.GET('/workspaces/{workspace_id}', { params: { path: { id: 'x' } } });",
+        "void client.POST('/workspaces', { body: { organisation_id: 'x', name: 'n' } });",
+        "export const code: components['schemas']['Error']['code'] = 'PRECONDITION_FAILURE';",
+        '',
+      ].join('\n'),
+    );
+    const diagnostics = typeCheck(generated, [CLIENT, wrong]);
+    const inClient = diagnostics.filter((d) => !d.startsWith(wrong));
+    expect(inClient).toEqual([]);
+    const lines = new Set(diagnostics.map((d) => /^[^:]+:(\d+):/.exec(d)?.[1]));
+    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['4', '5', '6', '7']);
+  }, 60_000);
+
+  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412', async () => {
+    const { runRestSession } = await import('./typed-clients/rest-client');
+    const session = await runRestSession(app.url, uniqueEmail('typed'));
+
+    expect(session.signupStatus).toBe(201);
+    expect(session.created.status).toBe(201);
+    expect(session.created.location).toBe(`/api/v1/workspaces/${session.created.workspace.id}`);
+    expect(session.created.workspace).toMatchObject({ name: 'Platform', slug: 'platform', version: 1, metadata: { team: 'platform' } });
+    expect(session.created.replayedStatus).toBe(201);
+    expect(session.created.replayedId).toBe(session.created.workspace.id);
+    expect(session.provisioned).toEqual({ status: 201, slugs: ['alpha', 'bravo', 'charlie', 'delta'] });
+    // default, platform and four provisioned (the clone came later), two a page: every one once, in name order.
+    expect(session.walk).toEqual({ slugs: ['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform'], pages: 3 });
+    expect(session.clone.status).toBe(201);
+    expect(session.clone.workspace).toMatchObject({
+      name: 'Platform (copy)',
+      cloned_from_id: session.created.workspace.id,
+      is_default: false,
+      metadata: { team: 'platform' },
+    });
+    expect(session.settingsUpdate).toEqual({ status: 200, etagBefore: '"1"', etagAfter: '"2"', version: 2, slackEnabled: true });
+    expect(session.stale).toMatchObject({ status: 412, code: 'PRECONDITION_FAILED' });
+    expect(session.afterStale).toEqual({ version: 2, etag: '"2"', slackChannel: '#platform' });
+
+    // What a plain follow-up GET and the database show.
+    const workspace = await app.request('GET', `/api/v1/workspaces/${session.created.workspace.id}`, { token: session.token });
+    expect(workspace.status).toBe(200);
+    expect(workspace.body).toMatchObject({ version: 2, name: 'Platform' });
+    const rows = await app.query<{ slug: string }>('select slug from workspaces where organization_id = $1 order by slug', [
+      session.organizationId,
+    ]);
+    expect(rows.map((r) => r.slug)).toEqual(['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform', 'platform-copy']);
+  });
+});
