@@ -36,6 +36,8 @@ export interface BenchOptions {
   /** Where the raw numbers go (JSON); default: one file in the OS temp dir, overwritten by every run. */
   resultsPath: string | undefined;
   writeReport: boolean;
+  /** Profile the service (`node --cpu-prof`) under the scenarios whose targets are ratios to the baseline (BENCH_PROFILE; on in full runs). */
+  profile: boolean;
 }
 
 function positive(name: string, fallback: number): number {
@@ -75,5 +77,6 @@ export function loadOptions(): BenchOptions {
     adminUrl: loopbackUrl(process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'),
     resultsPath: process.env.BENCH_RESULTS || undefined,
     writeReport: !smoke,
+    profile: process.env.BENCH_PROFILE === undefined || process.env.BENCH_PROFILE === '' ? !smoke : process.env.BENCH_PROFILE === '1',
   };
 }

@@ -100,6 +100,8 @@ export interface ServiceSettings {
   dataDir?: string;
   logLevel?: 'info' | 'warn';
   prepare?: boolean;
+  /** Run under `node --cpu-prof`, writing the profile into this directory at exit. */
+  cpuProfileDir?: string;
 }
 
 /** The service as production runs it: the esbuild bundle under plain node, NODE_ENV=production. */
@@ -117,7 +119,8 @@ export async function startService(settings: ServiceSettings): Promise<Server> {
     ...(settings.databaseUrl ? { DATABASE_URL: settings.databaseUrl } : { DATA_DIR: settings.dataDir }),
   };
   // /readyz: the database answers too, not only the process.
-  return startProcess(settings.name, ['--enable-source-maps', 'dist/main.js'], env, port, '/readyz');
+  const profiling = settings.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfileDir}`] : [];
+  return startProcess(settings.name, [...profiling, '--enable-source-maps', 'dist/main.js'], env, port, '/readyz');
 }
 
 export async function startBaseline(name: string, bundle: string, databaseUrl: string, jwtSecret: string): Promise<Server> {

@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { SideResult } from './measure';
 import type { ProvisionResult } from './provision';
+import { renderProfiles, type ProfileSummary } from './profile';
 
 export type ScenarioKey =
   | 'get'
@@ -42,6 +43,7 @@ export interface Results {
   scenarios: Partial<Record<ScenarioKey, Partial<Record<SideKey, SideSummary>>>>;
   provision: ProvisionResult[];
   rssKb: { service: number | null; baseline: number | null };
+  profiles: ProfileSummary[];
   failures: string[];
   elapsedSeconds: number;
 }
@@ -210,6 +212,7 @@ export function renderReport(results: Results): string {
     '',
     ...derivedTable(results),
   ];
+  if (results.profiles.length > 0) lines.push('', ...renderProfiles(results.profiles));
   if (results.failures.length > 0) lines.push('', '**Broken:**', '', ...results.failures.map((f) => `- ${f}`));
   return `${lines.join('\n')}\n`;
 }

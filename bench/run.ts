@@ -7,7 +7,9 @@
  *    DATABASE_PREPARE=false; counting twins wired through the round-trip proxy) and the baseline.
  * 4. Checks the baseline answers every read exactly as the service does; stops if not.
  * 5. Runs the scenarios: warm-up, then alternating rounds per side; round trips per request
- *    through the proxy; provisioning; the embedded database last.
+ *    through the proxy; provisioning; then (full runs, or BENCH_PROFILE=1) a `node --cpu-prof`
+ *    profile of the service alone under each read scenario with a ratio target (profile.ts);
+ *    the embedded database last.
  * 6. Prints the report, writes BENCHMARKS.md (not in smoke mode, not when broken) and the raw
  *    numbers as JSON (BENCH_RESULTS, or a file in the OS temp dir).
  *
@@ -16,7 +18,8 @@
  * Child processes, the database and the temp dir are removed on every exit, Ctrl-C included.
  *
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_POSTGRES_URL
- * (postgres://postgres@127.0.0.1:5432/postgres), BENCH_RESULTS (path of the JSON).
+ * (postgres://postgres@127.0.0.1:5432/postgres), BENCH_RESULTS (path of the JSON), BENCH_PROFILE
+ * (1 or 0: profile or not; default on in full runs, off in smoke runs).
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +35,7 @@ import { alternate, roundTripsPerRequest, send, type LoadSettings, type Workload
 import { loadOptions, type BenchOptions } from './options';
 import { REPO_ROOT, runToEnd, sampleRss, startBaseline, startService, type Server } from './processes';
 import { measureProvisioning } from './provision';
+import { summarizeProfile } from './profile';
 import { startCountingProxy, type CountingProxy } from './proxy';
 import { renderReport, writeBenchmarksFile, type Results, type ScenarioKey, type SideKey, type SideSummary } from './report';
 import { baselineChecks, listPath, readWorkloads, writeWorkloads } from './scenarios';
@@ -193,6 +197,7 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
     scenarios: {},
     provision: [],
     rssKb: { service: null, baseline: null },
+    profiles: [],
     failures: [],
     elapsedSeconds: 0,
   };
@@ -302,6 +307,38 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
   } catch (error) {
     results.failures.push(`provision: ${error instanceof Error ? error.message : String(error)}`);
     say(`  provision FAILED: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  if (options.profile) {
+    const profiled: Array<{ label: string; workload: Workload; prepare?: boolean }> = [
+      { label: 'REST get by id', workload: reads.get },
+      { label: 'tRPC get by id', workload: reads.trpc },
+      { label: 'settings get', workload: reads.settings },
+      { label: 'REST get by id, DATABASE_PREPARE=false', workload: reads.get, prepare: false },
+    ];
+    for (const { label, workload, prepare } of profiled) {
+      say(`profile: ${label} (node --cpu-prof)`);
+      const dir = await mkdtemp(join(tmp, 'profile-'));
+      const server = await startService({
+        name: `service (profiled: ${label})`,
+        jwtSecret: secret,
+        databaseUrl: url,
+        prepare,
+        cpuProfileDir: dir,
+      });
+      cleanup.add(`stop ${server.name}`, () => server.stop());
+      await alternate([{ label, server, workload }], { ...fresh, rounds: 0 });
+      const measuredFrom = performance.now();
+      const [measured] = await alternate([{ label, server, workload }], {
+        ...load,
+        rounds: 1,
+        warmupSeconds: 0,
+        seconds: options.seconds * 2,
+      });
+      await server.stop();
+      if (measured!.failures.length > 0) results.failures.push(`profile, ${label}: ${measured!.failures.join('; ')}`);
+      results.profiles.push(summarizeProfile(label, dir, performance.now() - measuredFrom));
+    }
   }
 
   say('embedded database: starting the service on PGlite in a temp dir, seeding it through its API');
