@@ -1,12 +1,18 @@
 import { STATUS_CODES } from 'node:http';
 import { generateOpenApiDocument, type OpenApiMeta, type OpenAPIObject, type OpenApiRouter } from 'trpc-to-openapi';
 import { ERROR_STATUS } from './lib/errors';
+import { EXAMPLE_IDS } from './lib/api-schemas';
 import { MAX_INT, NO_NUL_PATTERN } from './lib/input';
 import type { AppMeta } from './trpc/init';
 import { appRouter } from './router';
 
 type Response = { description: string; headers?: Record<string, unknown>; content?: Record<string, unknown> };
-type Operation = { operationId?: string; security?: unknown[]; responses: Record<string, Response> };
+type Operation = {
+  operationId?: string;
+  security?: unknown[];
+  requestBody?: { content?: Record<string, { schema?: Record<string, unknown>; example?: unknown }> };
+  responses: Record<string, Response>;
+};
 
 type SchemaObject = NonNullable<NonNullable<OpenAPIObject['components']>['schemas']>[string];
 
@@ -95,10 +101,53 @@ const tooManyRequests = {
   'RateLimit-Reset': required('RateLimit-Reset'),
   'Access-Control-Allow-Origin': ref('Access-Control-Allow-Origin'),
 };
+/** Every 201 that makes one resource names it (signup and provisioning, which make several, send none). */
 const location = {
   description: 'Path of the created resource',
-  schema: { type: 'string', format: 'uri-reference', maxLength: 255, example: '/api/v1/workspaces/0b6f2c5e-6c1b-4bf0-9a51-3c8f1f2a9d10' },
+  required: true,
+  schema: { type: 'string', format: 'uri-reference', maxLength: 255, example: `/api/v1/workspaces/${EXAMPLE_IDS.workspace}` },
 };
+
+const STATUS_CODE = Object.fromEntries(Object.entries(ERROR_STATUS).map(([code, status]) => [status, code])) as Record<number, string>;
+
+/**
+ * One example per error status, with that status's own code (otherwise Swagger UI shows the
+ * first value of the code enum, BAD_REQUEST, under every error). The messages are the service's.
+ */
+const ERROR_EXAMPLES: Record<number, { message: string; issues?: Array<{ path: string; message: string }> }> = {
+  400: { message: 'Invalid input: name: must not be blank', issues: [{ path: 'name', message: 'must not be blank' }] },
+  401: { message: 'The access token has been revoked' },
+  403: { message: 'This needs the admin role in the organization (you are member)' },
+  404: { message: 'Workspace not found' },
+  409: { message: 'The slug "marketing" is taken in this organization' },
+  412: { message: 'The workspace is at version 4; read it again and retry' },
+  413: { message: 'The request body is over 1048576 bytes (1 MiB)' },
+  415: { message: 'The request body must be JSON (Content-Type: application/json)' },
+  422: { message: 'This Idempotency-Key was used with a different request' },
+  429: { message: 'Rate limit exceeded: at most 1200 requests per minute for this account; retry in 12 s' },
+  500: { message: 'Internal server error' },
+  503: { message: 'The database is unavailable; try again shortly' },
+};
+const errorExample = (status: number) => ({
+  code: STATUS_CODE[status] ?? 'INTERNAL_SERVER_ERROR',
+  ...(ERROR_EXAMPLES[status] ?? { message: 'Error' }),
+});
+
+const TAGS = [
+  { name: 'auth', description: 'Accounts and access tokens: sign up, log in, log out, and the caller itself.' },
+  {
+    name: 'organizations',
+    description:
+      'Organizations (tenants), their members and roles (owner, admin, member), their settings, and the workspaces in one organization.',
+  },
+  {
+    name: 'workspaces',
+    description:
+      "Workspaces across the caller's organizations: create, list, read, update (with If-Match), delete, clone, bulk provisioning, and settings overrides resolved over the organization's settings.",
+  },
+];
+
+const LICENSE = { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' };
 
 const DESCRIPTION = [
   'Multi-tenant workspace management. Every operation except signup and login needs `Authorization: Bearer <access_token>` (get one from /auth/signup or /auth/login, then use Authorize).',
@@ -129,19 +178,22 @@ export function buildOpenApiDocument(): OpenAPIObject {
     version: '1.0.0',
     description: DESCRIPTION,
     baseUrl: '/api/v1',
-    tags: ['auth', 'organizations', 'workspaces'],
+    license: LICENSE,
+    tags: TAGS.map((tag) => tag.name),
     securitySchemes: { bearerAuth },
   });
-  const metaByOperation = new Map<string, OpenApiMeta<AppMeta>>();
+  document.tags = TAGS;
+  const procedures = new Map<string, { meta: OpenApiMeta<AppMeta>; input: unknown }>();
   for (const procedure of Object.values(appRouter._def.procedures)) {
-    const meta = (procedure as unknown as { _def: { meta?: OpenApiMeta<AppMeta> } })._def.meta;
-    if (meta?.openapi?.operationId) metaByOperation.set(meta.openapi.operationId, meta);
+    const { meta, inputs } = (procedure as unknown as { _def: { meta?: OpenApiMeta<AppMeta>; inputs: unknown[] } })._def;
+    if (meta?.openapi?.operationId) procedures.set(meta.openapi.operationId, { meta, input: inputs[0] });
   }
   for (const pathItem of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(pathItem as Record<string, Operation>)) {
-      const meta = metaByOperation.get(operation.operationId ?? '') ?? {};
+      const { meta = {}, input } = procedures.get(operation.operationId ?? '') ?? {};
       // Signup and login are open: said explicitly, so no global default can make them protected.
       if (meta.openapi?.protect === false) operation.security = [];
+      fixRequestBody(operation, meta, input);
       fixResponses(operation, meta);
     }
   }
@@ -150,6 +202,27 @@ export function buildOpenApiDocument(): OpenAPIObject {
   document.components = { ...document.components, schemas: { ...schemas, Error: errorSchema }, headers: sharedHeaders };
   boundSchemas(document);
   return document;
+}
+
+/** Zod 4's strict object (`z.strictObject`, refined or not): unknown fields are refused. */
+const isStrictObject = (schema: unknown) => {
+  const def = (schema as { _zod?: { def?: { type?: string; catchall?: { _zod?: { def?: { type?: string } } } } } })?._zod?.def;
+  return def?.type === 'object' && def.catchall?._zod?.def?.type === 'never';
+};
+
+/**
+ * The body's example (so Swagger UI pre-fills one the server accepts, not `additionalProp1`
+ * keys the settings maps refuse), and `additionalProperties: false` where the generator
+ * dropped it: it rebuilds a refined input without its path parameters as a plain object.
+ */
+function fixRequestBody(operation: Operation, { requestExample }: AppMeta, input: unknown): void {
+  const media = operation.requestBody?.content?.['application/json'];
+  if (!media) return;
+  if (requestExample) media.example = requestExample;
+  const schema = media.schema;
+  if (schema && schema.type === 'object' && schema.additionalProperties === undefined && isStrictObject(input)) {
+    schema.additionalProperties = false;
+  }
 }
 
 function fixResponses(operation: Operation, { successStatus, withoutLocation }: AppMeta): void {
@@ -173,7 +246,7 @@ function fixResponses(operation: Operation, { successStatus, withoutLocation }: 
         code === '429'
           ? tooManyRequests
           : { ...(['409', '503'].includes(code) ? { 'Retry-After': ref('Retry-After') } : {}), ...everyResponse },
-      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' }, example: errorExample(Number(code)) } },
     };
   }
   operation.responses = responses;

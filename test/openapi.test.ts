@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { appRouter } from '../src/router';
 import { buildOpenApiDocument } from '../src/openapi';
+import { ERROR_STATUS } from '../src/lib/errors';
 import type { AppMeta } from '../src/trpc/init';
 import { signup, startTestApp, type TestApp } from './helpers/app';
 
@@ -15,23 +17,24 @@ const PUBLIC_OPERATIONS = new Set(['POST /auth/signup', 'POST /auth/login']);
 interface Response {
   description?: string;
   headers?: Record<string, unknown>;
-  content?: Record<string, { schema?: { $ref?: string } }>;
+  content?: Record<string, { schema?: { $ref?: string }; example?: { code?: string; message?: string } }>;
 }
 interface Operation {
   operationId?: string;
   summary?: string;
+  description?: string;
   tags?: string[];
   security?: Array<Record<string, string[]>>;
   parameters?: Array<{ in: string; name: string; required?: boolean }>;
-  requestBody?: { content?: Record<string, unknown> };
+  requestBody?: { content?: Record<string, { example?: unknown }> };
   responses: Record<string, Response>;
 }
 interface Document {
   openapi: string;
-  info: { title: string; version: string };
+  info: { title: string; version: string; license?: { name: string; identifier?: string; url?: string } };
   servers?: Array<{ url: string }>;
   security?: unknown;
-  tags?: Array<{ name: string }>;
+  tags?: Array<{ name: string; description?: string }>;
   paths: Record<string, Record<string, Operation>>;
   components: {
     securitySchemes: Record<string, { type: string; scheme?: string; bearerFormat?: string }>;
@@ -91,6 +94,17 @@ describe('GET /openapi.json', () => {
     expect(JSON.parse(JSON.stringify(buildOpenApiDocument()))).toEqual(document);
   });
 
+  it('is the committed openapi.json (after an API change: npm run openapi:write, and commit it)', () => {
+    const committed: unknown = JSON.parse(readFileSync(new URL('../openapi.json', import.meta.url), 'utf8'));
+    expect(committed, 'openapi.json is stale: run npm run openapi:write').toEqual(document);
+  });
+
+  it('has a license, and a description on every tag', () => {
+    expect(document.info.license?.name).toEqual(expect.any(String));
+    expect(document.info.license?.identifier ?? document.info.license?.url).toEqual(expect.any(String));
+    for (const tag of document.tags ?? []) expect(tag.description?.trim().length, `tag ${tag.name}`).toBeGreaterThan(0);
+  });
+
   it('finds REST procedures in the router (the walk is not empty)', () => {
     expect(restProcedures.length).toBeGreaterThanOrEqual(17);
     expect(restProcedures.map((r) => r.key)).toEqual(
@@ -117,6 +131,7 @@ describe('operations', () => {
       expect(operation, `${rest.key} (${rest.procedure}) is missing from the document`).toBeDefined();
       expect(operation!.operationId, rest.key).toBe(rest.operationId);
       expect(operation!.summary?.trim().length, `${rest.key} has no summary`).toBeGreaterThan(0);
+      expect(operation!.description?.trim().length, `${rest.key} has no description`).toBeGreaterThan(0);
       expect(operation!.tags, rest.key).toHaveLength(1);
       expect(TAGS, rest.key).toContain(operation!.tags![0]);
     }
@@ -160,6 +175,13 @@ describe('operations', () => {
       expect(operationOf(rest)!.requestBody?.content?.['application/json'], rest.key).toBeDefined();
     }
   });
+
+  it('gives every JSON request body an explicit example (test/openapi-examples.test.ts sends each one)', () => {
+    for (const [key, operation] of allOperations()) {
+      const media = operation.requestBody?.content?.['application/json'];
+      if (media) expect(media.example, `${key}: request example`).toEqual(expect.any(Object));
+    }
+  });
 });
 
 describe('success responses', () => {
@@ -180,7 +202,7 @@ describe('success responses', () => {
       if (CREATES_WITHOUT_LOCATION.has(rest.key)) {
         expect(created.headers?.Location, `${rest.key} sends no Location, so its document must not promise one`).toBeUndefined();
       } else {
-        expect(created.headers?.Location, `${rest.key}: Location`).toBeDefined();
+        expect(created.headers?.Location, `${rest.key}: Location`).toMatchObject({ required: true });
       }
     }
   });
@@ -255,6 +277,11 @@ describe('errors', () => {
       for (const [status, response] of errors) {
         expect(response.content?.['application/json']?.schema?.$ref, `${key} ${status}`).toBe('#/components/schemas/Error');
         expect(response.description?.length, `${key} ${status}: description`).toBeGreaterThan(0);
+        // Its own code, not the first of the enum (Swagger UI would show BAD_REQUEST under every status).
+        const example = response.content?.['application/json']?.example;
+        expect(example?.code, `${key} ${status}: example code`).toBeDefined();
+        expect(ERROR_STATUS[example!.code as keyof typeof ERROR_STATUS], `${key} ${status}: example code`).toBe(Number(status));
+        expect(example?.message, `${key} ${status}: example message`).toEqual(expect.any(String));
       }
     }
   });

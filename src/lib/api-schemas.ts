@@ -66,3 +66,13 @@ export const ifMatchHeader = z.object({
 export const etagHeader = z.object({
   ETag: z.string().meta({ description: 'the workspace version, quoted', maxLength: 12, pattern: '^"[1-9][0-9]{0,9}"$' }),
 });
+
+/**
+ * The ids the document's examples use. Each stands for a real resource of the caller's:
+ * test/openapi-examples.test.ts replaces them with ids it created before sending an example.
+ */
+export const EXAMPLE_IDS = {
+  organization: '3f0c2a9e-5b1d-4c7e-8a2f-6d9b0e1c4a57',
+  workspace: '0b6f2c5e-6c1b-4bf0-9a51-3c8f1f2a9d10',
+  user: '7d1e4b2a-9c3f-4e8d-b5a6-1f2e3d4c5b6a',
+} as const;

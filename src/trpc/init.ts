@@ -14,6 +14,8 @@ export interface AppMeta {
   successStatus?: 201 | 204;
   /** A 201 that names no single new resource (signup, provisioning) sends no `Location`. */
   withoutLocation?: boolean;
+  /** A request body the server accepts, for the document (Swagger UI pre-fills it; test/openapi-examples.test.ts sends it). */
+  requestExample?: Record<string, unknown>;
 }
 
 const t = initTRPC

@@ -7,7 +7,13 @@ export type Tag = 'auth' | 'organizations' | 'workspaces';
 interface RestOptions {
   tag: Tag;
   summary: string;
-  description?: string;
+  /** What the operation does, its rules and its errors, for the document (every operation has one). */
+  description: string;
+  /**
+   * A request body the server accepts (with the ids of lib/api-schemas.ts EXAMPLE_IDS standing
+   * for real ones): the document's example, so Swagger UI does not pre-fill one from the schema.
+   */
+  requestExample?: Record<string, unknown>;
   /** 201 for creates, 204 for deletes; 200 otherwise. */
   successStatus?: 201 | 204;
   /** For a 201 that makes several resources and so sends no `Location`. */
@@ -32,6 +38,7 @@ export function rest(method: OpenApiMethod, path: `/${string}`, operationId: str
   return {
     successStatus: options.successStatus,
     withoutLocation: options.withoutLocation,
+    requestExample: options.requestExample,
     openapi: {
       method,
       path,

@@ -10,12 +10,20 @@ import * as s from './schemas';
 
 const tag = 'organizations' as const;
 
+/** A partial settings document the server accepts (API.md, Settings document). */
+const SETTINGS_EXAMPLE = {
+  permissions: { default_role: 'member', allow_guests: false },
+  features: { dark_mode: true },
+  integrations: { slack: { enabled: true, config: { channel: '#general', retention_days: 30 } } },
+};
+
 export const organizationsRouter = router({
   list: authedProcedure
     .meta(
       rest('GET', '/organizations', 'listOrganizations', {
         tag,
         summary: "The caller's organizations, each with the caller's role",
+        description: 'Keyset-paginated: pass `next_cursor` as `cursor` for the next page (`null` on the last).',
         errors: [],
       }),
     )
@@ -28,6 +36,9 @@ export const organizationsRouter = router({
       rest('POST', '/organizations', 'createOrganization', {
         tag,
         summary: 'Create an organization (the caller becomes its owner) with its default workspace',
+        description:
+          'The slug is unique across the service; when omitted it is derived from the name (with a numeric suffix when taken). With `Idempotency-Key`, a retry replays the first answer.',
+        requestExample: { name: 'Acme Research' },
         successStatus: 201,
         errors: [409, 422],
         requestHeaders: idempotencyKeyHeader,
@@ -51,7 +62,14 @@ export const organizationsRouter = router({
     ),
 
   get: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}', 'getOrganization', { tag, summary: 'One organization', errors: [404] }))
+    .meta(
+      rest('GET', '/organizations/{org_id}', 'getOrganization', {
+        tag,
+        summary: 'One organization',
+        description: "The organization with the caller's role; 404 when it does not exist or the caller is not a member.",
+        errors: [404],
+      }),
+    )
     .input(s.organizationIdInput)
     .output(s.organizationWithRoleSchema)
     .query(({ ctx, input }) => service.getOrganization(ctx.db, ctx.actor.id, input.org_id)),
@@ -61,6 +79,8 @@ export const organizationsRouter = router({
       rest('PUT', '/organizations/{org_id}', 'updateOrganization', {
         tag,
         summary: 'Rename an organization or change its slug (admin)',
+        description: 'Give at least one of `name`, `slug`; fields left out stay as they are. A slug taken by another organization is 409.',
+        requestExample: { name: 'Acme Research Labs' },
         errors: [403, 404, 409],
       }),
     )
@@ -75,6 +95,7 @@ export const organizationsRouter = router({
       rest('DELETE', '/organizations/{org_id}', 'deleteOrganization', {
         tag,
         summary: 'Delete an organization with its workspaces, settings and memberships (owner)',
+        description: 'Only an owner may delete it; its workspaces, settings and memberships go with it.',
         successStatus: 204,
         errors: [403, 404],
       }),
@@ -88,6 +109,7 @@ export const organizationsRouter = router({
       rest('GET', '/organizations/{org_id}/settings', 'getOrganizationSettings', {
         tag,
         summary: "The organization's settings, and those over the system defaults (what its workspaces inherit)",
+        description: '`settings` is what the organization sets; `effective` is that overlaid on the system defaults.',
         errors: [404],
       }),
     )
@@ -100,6 +122,9 @@ export const organizationsRouter = router({
       rest('PUT', '/organizations/{org_id}/settings', 'updateOrganizationSettings', {
         tag,
         summary: "Deep-merge a partial settings document into the organization's settings (null removes a key; admin)",
+        description:
+          'Objects merge key by key and scalars replace; `null` at any key removes it, so the value is inherited again. An empty write changes nothing. A stored layer is at most 64 KiB.',
+        requestExample: SETTINGS_EXAMPLE,
         errors: [403, 404],
       }),
     )
@@ -110,7 +135,14 @@ export const organizationsRouter = router({
     ),
 
   listMembers: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}/members', 'listMembers', { tag, summary: "The organization's members", errors: [404] }))
+    .meta(
+      rest('GET', '/organizations/{org_id}/members', 'listMembers', {
+        tag,
+        summary: "The organization's members",
+        description: 'Keyset-paginated like the other lists; any member may read it.',
+        errors: [404],
+      }),
+    )
     .input(s.listMembersInput)
     .output(s.memberPage)
     .query(({ ctx, input: { org_id, ...page } }) => members.listMembers(ctx.db, ctx.deps.cursors, ctx.actor.id, org_id, page)),
@@ -120,6 +152,9 @@ export const organizationsRouter = router({
       rest('POST', '/organizations/{org_id}/members', 'addMember', {
         tag,
         summary: 'Add a user with an account as a member (admin; owner to add an owner)',
+        description:
+          'The user must already have an account (404 otherwise); an existing member is 409. Emails are not verified by this service. Answers 201 with Location naming the membership.',
+        requestExample: { email: 'grace@example.com', role: 'member' },
         successStatus: 201,
         errors: [403, 404, 409],
       }),
@@ -133,7 +168,14 @@ export const organizationsRouter = router({
     }),
 
   getMember: authedProcedure
-    .meta(rest('GET', '/organizations/{org_id}/members/{user_id}', 'getMember', { tag, summary: 'One member', errors: [404] }))
+    .meta(
+      rest('GET', '/organizations/{org_id}/members/{user_id}', 'getMember', {
+        tag,
+        summary: 'One member',
+        description: 'One member of the organization, with its role; 404 when the user is not a member (or the caller is not).',
+        errors: [404],
+      }),
+    )
     .input(s.memberIdInput)
     .output(s.memberSchema)
     .query(({ ctx, input }) => members.getMember(ctx.db, ctx.actor.id, input.org_id, input.user_id)),
@@ -143,6 +185,8 @@ export const organizationsRouter = router({
       rest('PUT', '/organizations/{org_id}/members/{user_id}', 'updateMember', {
         tag,
         summary: "Change a member's role (admin; only an owner grants or removes the owner role)",
+        description: 'Demoting the last owner is 409: an organization always keeps at least one owner.',
+        requestExample: { role: 'admin' },
         errors: [403, 404, 409],
       }),
     )
@@ -157,6 +201,8 @@ export const organizationsRouter = router({
       rest('DELETE', '/organizations/{org_id}/members/{user_id}', 'removeMember', {
         tag,
         summary: 'Remove a member (admin), or leave (the member itself); the last owner cannot go',
+        description:
+          'An admin removes a member (only an owner removes an owner); any member may remove itself. The last owner cannot go (409).',
         successStatus: 204,
         errors: [403, 404, 409],
       }),

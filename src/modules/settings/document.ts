@@ -17,7 +17,7 @@ const settingsKey = z
   .string()
   .regex(KEY_PATTERN, 'keys must match ^[a-z][a-z0-9_.-]{0,63}$')
   .refine((k) => !FORBIDDEN_KEYS.has(k), 'this key is reserved')
-  .meta({ maxLength: 64 });
+  .meta({ maxLength: 64, not: { enum: [...FORBIDDEN_KEYS] } });
 /** A key of a resolved document, as stored (documentation only: answers are not re-checked). */
 const storedKey = () => z.string().meta({ maxLength: 64, pattern: KEY_PATTERN.source });
 
@@ -43,7 +43,12 @@ const maxKeys = (max: number) => (value: Record<string, unknown>) => Object.keys
 function documentSchema<N extends boolean>(nullable: N) {
   const leaf = <T extends z.ZodType>(schema: T) => (nullable ? schema.nullable() : schema).optional();
   const map = <T extends z.ZodType>(value: T, max: number, what: string) =>
-    checkedRecord(z.record(settingsKey, nullable ? value.nullable() : value).refine(maxKeys(max), `at most ${max} ${what}`));
+    checkedRecord(
+      z
+        .record(settingsKey, nullable ? value.nullable() : value)
+        .refine(maxKeys(max), `at most ${max} ${what}`)
+        .meta({ maxProperties: max }),
+    );
   const integration = z.strictObject({
     enabled: leaf(z.boolean()),
     config: leaf(map(configValue, LIMITS.config, 'config keys')),

@@ -4,7 +4,7 @@ import { rest } from '../../trpc/meta';
 import type { AuthedContext, Context } from '../../trpc/context';
 import { idempotentCreate, inTransaction } from '../../trpc/transaction';
 import { etagFor, type VersionCondition } from '../../lib/etag';
-import { etagHeader, idempotencyKeyHeader, ifMatchHeader } from '../../lib/api-schemas';
+import { etagHeader, EXAMPLE_IDS, idempotencyKeyHeader, ifMatchHeader } from '../../lib/api-schemas';
 import { requireRole } from '../organizations/access';
 import * as s from './schemas';
 import * as service from './service';
@@ -45,10 +45,30 @@ function createIn(ctx: AuthedContext, organizationId: string, fields: s.NewWorks
 }
 
 const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: idempotencyKeyHeader };
+const CREATE_DESCRIPTION =
+  "Admin of the organization. The slug is unique within the organization; when omitted it is derived from the name (with a numeric suffix when taken). `settings` is a partial settings document stored as the new workspace's overrides. With `Idempotency-Key`, a retry replays the first answer (same status, body and Location); the same key with another body is 422.";
 
 export const workspacesRouter = router({
   create: authedProcedure
-    .meta(rest('POST', '/workspaces', 'createWorkspace', { tag, summary: 'Create a workspace (admin)', ...createMeta }))
+    .meta(
+      rest('POST', '/workspaces', 'createWorkspace', {
+        tag,
+        summary: 'Create a workspace (admin)',
+        description: CREATE_DESCRIPTION,
+        requestExample: {
+          organization_id: EXAMPLE_IDS.organization,
+          name: 'Marketing',
+          description: 'Campaigns and launches',
+          metadata: { cost_center: 'CC-101' },
+          settings: {
+            permissions: { visibility: 'private' },
+            features: { dark_mode: true },
+            integrations: { github: { enabled: true, config: { repository: 'acme/site' } } },
+          },
+        },
+        ...createMeta,
+      }),
+    )
     .input(s.createWorkspaceInput)
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { organization_id, ...fields } }) => createIn(ctx, organization_id, fields)),
@@ -58,6 +78,8 @@ export const workspacesRouter = router({
       rest('GET', '/workspaces', 'listWorkspaces', {
         tag,
         summary: "List the workspaces of the caller's organizations (keyset-paginated)",
+        description:
+          'Filter by `organization_id` (404 when the caller is not a member) and `q` (case-insensitive substring of name or slug; `%` and `_` are literal); sort by `created_at` or `name`, `asc` or `desc`, with the id as tie-break. Cursors are signed and bound to the filters: a tampered cursor, or one used with other filters, is 400.',
         errors: [404],
       }),
     )
@@ -70,6 +92,13 @@ export const workspacesRouter = router({
       rest('POST', '/workspaces/provision', 'provisionWorkspaces', {
         tag,
         summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
+        description:
+          "A template's description, metadata and settings overrides are the base of each new workspace, the item's own fields merged on top. `atomic` (default): if any item conflicts (slug taken, or repeated in the batch), nothing is created and the 409 lists every conflicting item in `failed`. `partial`: what can be created is, the rest is reported in `failed`. Answers 201 without a Location (it makes several).",
+        requestExample: {
+          organization_id: EXAMPLE_IDS.organization,
+          mode: 'partial',
+          workspaces: [{ name: 'Sales EMEA' }, { name: 'Sales APAC', metadata: { region: 'apac' } }],
+        },
         successStatus: 201,
         withoutLocation: true,
         errors: [403, 404, 409, 422],
@@ -95,6 +124,7 @@ export const workspacesRouter = router({
       rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', {
         tag,
         summary: 'One workspace',
+        description: 'Any member of its organization may read it; 404 otherwise. `ETag` is its version, for `If-Match`.',
         errors: [404],
         responseHeaders: etagHeader,
       }),
@@ -108,6 +138,13 @@ export const workspacesRouter = router({
       rest('PUT', '/workspaces/{workspace_id}', 'updateWorkspace', {
         tag,
         summary: "Update a workspace's name, slug, description, metadata, or make it the default (admin)",
+        description:
+          'Give at least one of `name`, `slug`, `description`, `metadata`, `is_default`; fields left out stay as they are. Metadata merges key by key (`null` removes a key); `is_default: true` moves the default flag here. `If-Match` (or `expected_version`) makes it conditional: 412 when the version moved on.',
+        requestExample: {
+          name: 'Marketing and Growth',
+          description: 'Campaigns, launches and growth experiments',
+          metadata: { cost_center: 'CC-102', legacy_code: null },
+        },
         errors: [403, 404, 409, 412],
         requestHeaders: ifMatchHeader,
         responseHeaders: etagHeader,
@@ -125,6 +162,8 @@ export const workspacesRouter = router({
       rest('DELETE', '/workspaces/{workspace_id}', 'deleteWorkspace', {
         tag,
         summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
+        description:
+          'A hard delete; its settings go with it. The default workspace is 409. `If-Match` or `expected_version` make it conditional (412).',
         successStatus: 204,
         errors: [403, 404, 409, 412],
         requestHeaders: ifMatchHeader,
@@ -142,6 +181,9 @@ export const workspacesRouter = router({
       rest('POST', '/workspaces/{workspace_id}/clone', 'cloneWorkspace', {
         tag,
         summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
+        description:
+          "Reading the source needs membership in its organization; creating needs admin in the target (`organization_id`, default the source's). The copy is never linked to the source; `cloned_from_id` names it.",
+        requestExample: { name: 'Marketing (copy)' },
         successStatus: 201,
         errors: [403, 404, 409, 422],
         requestHeaders: idempotencyKeyHeader,
@@ -165,6 +207,8 @@ export const workspacesRouter = router({
       rest('GET', '/workspaces/{workspace_id}/settings', 'getWorkspaceSettings', {
         tag,
         summary: 'Effective settings (defaults ← organization ← workspace), the overrides, and where each value comes from',
+        description:
+          '`sources` mirrors `effective` leaf by leaf with `default`, `organization` or `workspace`. Sent with `ETag` (the workspace version) and `Cache-Control: no-store`.',
         errors: [404],
         responseHeaders: etagHeader,
       }),
@@ -178,6 +222,9 @@ export const workspacesRouter = router({
       rest('PUT', '/workspaces/{workspace_id}/settings', 'updateWorkspaceSettings', {
         tag,
         summary: "Deep-merge a partial settings document into the workspace's overrides (null removes an override; admin)",
+        description:
+          'Objects merge key by key and scalars replace; `null` at any key removes the override, so the value is inherited again. A write that changes something bumps the version; an empty one does not. A stored layer is at most 64 KiB. `If-Match` or `expected_version` make it conditional (412).',
+        requestExample: { permissions: { allow_guests: true }, features: { dark_mode: false }, integrations: { github: null } },
         errors: [403, 404, 412],
         requestHeaders: ifMatchHeader,
         responseHeaders: etagHeader,
@@ -196,6 +243,7 @@ export const workspacesRouter = router({
       rest('GET', '/organizations/{org_id}/workspaces', 'listOrganizationWorkspaces', {
         tag: 'organizations',
         summary: "The organization's workspaces (same as GET /workspaces?organization_id=…)",
+        description: 'The same filters, sorting and cursors as GET /workspaces, within this organization.',
         errors: [404],
       }),
     )
@@ -210,6 +258,8 @@ export const workspacesRouter = router({
       rest('POST', '/organizations/{org_id}/workspaces', 'createOrganizationWorkspace', {
         tag: 'organizations',
         summary: 'Create a workspace in the organization (same as POST /workspaces)',
+        description: CREATE_DESCRIPTION,
+        requestExample: { name: 'Design', description: 'Brand and product design', settings: { features: { beta_editor: true } } },
         ...createMeta,
         requestHeaders: idempotencyKeyHeader,
       }),

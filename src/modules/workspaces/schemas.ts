@@ -27,17 +27,27 @@ export const workspaceSchema = z
 /** A workspace as the API returns it. */
 export type Workspace = z.output<typeof workspaceSchema>;
 
-const metadataKey = z.string().regex(METADATA_KEY, 'metadata keys must match ^[a-zA-Z0-9_.-]{1,40}$').meta({ maxLength: 40 });
+// `__proto__` matches the pattern but is refused (checkedRecord): the document says so.
+const metadataKey = z
+  .string()
+  .regex(METADATA_KEY, 'metadata keys must match ^[a-zA-Z0-9_.-]{1,40}$')
+  .meta({ maxLength: 40, not: { const: '__proto__' } });
 const metadataValue = safeString(500);
 const maxKeys = (value: Record<string, unknown>) => Object.keys(value).length <= METADATA_MAX_KEYS;
 
 /** The caller's own string map, as given at creation. */
 export const metadataSchema = checkedRecord(
-  z.record(metadataKey, metadataValue).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`),
+  z
+    .record(metadataKey, metadataValue)
+    .refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`)
+    .meta({ maxProperties: METADATA_MAX_KEYS }),
 );
 /** A metadata change: merged key by key, `null` removes a key. */
 export const metadataPatchSchema = checkedRecord(
-  z.record(metadataKey, metadataValue.nullable()).refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`),
+  z
+    .record(metadataKey, metadataValue.nullable())
+    .refine(maxKeys, `at most ${METADATA_MAX_KEYS} metadata keys`)
+    .meta({ maxProperties: METADATA_MAX_KEYS }),
 );
 
 const description = safeString(1000).nullable();
