@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import pino from 'pino';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app';
+import { loadConfig } from '../src/config';
+import type { DatabaseHandle } from '../src/db/client';
+import { runMigrations } from '../src/db/migrate';
+import { openDatabase } from '../src/db/open';
+import { createDeps } from '../src/deps';
+import { databaseUrlFor } from './helpers/database-url';
+import { runScript } from './helpers/run-script';
+
+/**
+ * `npm run seed` (scripts/seed.ts) as a person runs it: a child process on a fresh database
+ * (an empty PostgreSQL database when DATABASE_URL is set, else an empty DATA_DIR), twice.
+ */
+const serverUrl = process.env.DATABASE_URL;
+const SEED_TIMEOUT = 120_000;
+
+let dataDir: string;
+let env: Record<string, string>;
+let dropDatabase = async () => {};
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'workspaces-seed-'));
+  env = { DATA_DIR: dataDir };
+  if (serverUrl) {
+    // An empty database, not the migrated template: the seed migrates it as `npm start` would.
+    const name = `ws_seed_${randomUUID().replace(/-/g, '')}`;
+    const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    env.DATABASE_URL = databaseUrlFor(serverUrl, name);
+    dropDatabase = async () => {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    };
+  }
+});
+afterAll(async () => {
+  await dropDatabase();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+const seed = (extra: Record<string, string> = {}) => runScript('scripts/seed.ts', [], { ...env, ...extra }, SEED_TIMEOUT);
+const tokenIn = (stdout: string) => /^\s*token:\s+(\S+)$/m.exec(stdout)?.[1];
+
+/** Opens the seeded database in this process (the seed has exited, so the embedded one is free). */
+async function withDatabase<T>(work: (database: DatabaseHandle) => Promise<T>): Promise<T> {
+  const database = await openDatabase(loadConfig({ ...env, LOG_LEVEL: 'silent' }));
+  try {
+    return await work(database);
+  } finally {
+    await database.close();
+  }
+}
+
+/** Every row the demo data consists of, as text: a second run must leave it identical. */
+async function contents(database: DatabaseHandle) {
+  const one = async (query: string) => (await database.rows<{ n: number }>(sql.raw(query)))[0]!.n;
+  return {
+    users: await one('select count(*)::int as n from users'),
+    organizations: await one('select count(*)::int as n from organizations'),
+    memberships: await one('select count(*)::int as n from memberships'),
+    workspaces: await one('select count(*)::int as n from workspaces'),
+    clones: await one('select count(*)::int as n from workspaces where cloned_from_id is not null'),
+    overridden: await one("select count(*)::int as n from workspaces where settings <> '{}'::jsonb"),
+    rows: await database.rows(
+      sql.raw(
+        `select o.slug as organization, o.name as organization_name, o.settings::text as organization_settings,
+                w.slug, w.name, w.version, w.is_default, w.settings::text as settings, w.metadata::text as metadata,
+                w.updated_at::text as updated_at
+           from workspaces w join organizations o on o.id = w.organization_id
+          order by o.slug, w.slug`,
+      ),
+    ),
+  };
+}
+
+describe('npm run seed', () => {
+  let first: Awaited<ReturnType<typeof contents>>;
+  let token: string | undefined;
+
+  it(
+    'fills a fresh database with a demo user, two organizations and a dozen workspaces, and prints how to sign in',
+    async () => {
+      const run = await seed();
+      expect(run.stderr, run.stdout).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('email:    demo@example.com');
+      expect(run.stdout).toContain('password: demo password');
+      expect(run.stdout).toContain('added now:     1 users, 2 organizations, 12 workspaces');
+      expect(run.stdout).toContain('Acme Corp (acme-demo, 8 workspaces), Globex (globex-demo, 4 workspaces)');
+      token = tokenIn(run.stdout);
+      expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+
+      first = await withDatabase(contents);
+      expect(first).toMatchObject({ users: 1, organizations: 2, memberships: 2, workspaces: 12, clones: 1 });
+      // Most workspaces override something; the defaults, Marketing and Operations inherit everything.
+      expect(first.overridden).toBe(8);
+      expect(first.rows.find((r) => r.slug === 'platform-staging')).toMatchObject({ organization: 'acme-demo', version: 2 });
+    },
+    SEED_TIMEOUT,
+  );
+
+  it(
+    'adds and changes nothing when run again',
+    async () => {
+      const run = await seed();
+      expect(run.stderr, run.stdout).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('added now:     0 users, 0 organizations, 0 workspaces');
+      expect(await withDatabase(contents)).toEqual(first);
+      // A fresh token each run; the first one still works (checked below).
+      expect(tokenIn(run.stdout)).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    },
+    SEED_TIMEOUT,
+  );
+
+  it('prints a token the service accepts, for data a person can look at', async () => {
+    const database = await openDatabase(loadConfig({ ...env, LOG_LEVEL: 'silent' }));
+    const config = loadConfig({ ...env, LOG_LEVEL: 'silent' });
+    const server: Server = await new Promise((resolve, reject) => {
+      const s = createApp(createDeps(config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', (error?: Error) =>
+        error ? reject(error) : resolve(s),
+      );
+    });
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+      const get = async (path: string) => {
+        const res = await fetch(base + path, { headers: { authorization: `Bearer ${token}` } });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      const me = await get('/auth/me');
+      expect(me.status).toBe(200);
+      expect(me.body.user.email).toBe('demo@example.com');
+      expect(me.body.memberships).toHaveLength(2);
+
+      const list = await get('/workspaces?limit=100&sort=name');
+      expect(list.status).toBe(200);
+      expect(list.body.items).toHaveLength(12);
+      const staging = list.body.items.find((w: any) => w.slug === 'platform-staging');
+      const platform = list.body.items.find((w: any) => w.slug === 'platform');
+      expect(staging.cloned_from_id).toBe(platform.id);
+
+      // Settings from every layer: the clone's own override, the organization's, and the defaults.
+      const settings = await get(`/workspaces/${staging.id}/settings`);
+      expect(settings.status).toBe(200);
+      expect(settings.body.effective.features).toMatchObject({ beta: true, audit_log: true, 'ci.fast_lane': true });
+      expect(settings.body.sources.features).toMatchObject({ beta: 'workspace', audit_log: 'organization' });
+      expect(settings.body.effective.integrations.github.config).toEqual({ org: 'acme', required_reviews: 2, branch: 'staging' });
+      expect(settings.body.sources.permissions.visibility).toBe('default');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await database.close();
+    }
+  });
+
+  it(
+    'refuses the embedded database while another process has it open, with one clear line, and leaves it as it was',
+    async () => {
+      // This process holds the data directory, as `npm start` would.
+      const holder = await openDatabase(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' }));
+      try {
+        // Seeded already on the embedded database; on PostgreSQL runs, an empty one of its own.
+        await runMigrations(holder);
+        const before = await contents(holder);
+        const run = await runScript('scripts/seed.ts', [], { DATA_DIR: dataDir }, SEED_TIMEOUT);
+        expect(run.code).toBe(1);
+        expect(run.stdout).toBe('');
+        expect(run.stderr.trim().split('\n')).toEqual([
+          `npm run seed: The embedded database is in use by another process (pid ${process.pid}); stop it or set DATA_DIR to another directory. Stop the server (npm start) first, seed, then start it again.`,
+        ]);
+        expect(await contents(holder)).toEqual(before);
+      } finally {
+        await holder.close();
+      }
+    },
+    SEED_TIMEOUT,
+  );
+});
