@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 
 /**
@@ -11,6 +12,30 @@ const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 const BROWSER_TEST_TIMEOUT = 90_000;
 const UI_TIMEOUT = 30_000;
+/** The page as the last test left it, to look at after a run (git-ignored). */
+const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
+const SCREENSHOT = `${RESULTS_DIR}docs-page.png`;
+
+/** Opens an operation's block unless it is open already (a second click on the summary would close it). */
+async function expandOperation(block: Locator): Promise<void> {
+  await block.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+  if (!(await block.getAttribute('class'))?.split(/\s+/).includes('is-open')) await block.locator('.opblock-summary').first().click();
+  await expect.poll(async () => (await block.getAttribute('class'))?.split(/\s+/), { timeout: UI_TIMEOUT }).toContain('is-open');
+  // tryItOutEnabled starts every operation in edit mode; without it the button is there to press.
+  const tryItOut = block.locator('button.try-out__btn', { hasText: 'Try it out' });
+  if (await tryItOut.count()) await tryItOut.click();
+  await block.locator('button.execute').waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+}
+
+/** The live response Swagger UI shows under an operation after Execute: its status cell and its body. */
+async function liveResponse(block: Locator): Promise<{ status: string; body: string }> {
+  const row = block.locator('.live-responses-table tbody tr.response').first();
+  const status = row.locator('.response-col_status');
+  await status.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+  const body = row.locator('.response-col_description pre').first();
+  await body.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+  return { status: (await status.innerText()).trim(), body: await body.innerText() };
+}
 
 if (!hasChromium) {
   console.warn(`docs-browser.test.ts skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
@@ -21,10 +46,16 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
   let account: SignedUp;
   let browser: Browser;
   let page: Page;
+  let origin: string;
   /** Every URL the page asked for, and those that were not the app's. */
   const requested: string[] = [];
   const foreign: string[] = [];
+  /** Every request the browser context saw, routed or not (data: URLs, workers, sockets included). */
+  const observed: string[] = [];
   const pageErrors: string[] = [];
+  const consoleErrors: string[] = [];
+  /** What the create operation made through the page, for the settings step. */
+  let created: { id: string; name: string } | undefined;
 
   beforeAll(async () => {
     app = await startTestApp();
@@ -45,7 +76,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
     });
     const context = await browser.newContext();
     page = await context.newPage();
-    const origin = new URL(app.url).origin;
+    origin = new URL(app.url).origin;
     // Nothing leaves the machine: anything not from the app is recorded and refused.
     await context.route('**/*', async (route) => {
       const url = route.request().url();
@@ -56,7 +87,12 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
         await route.abort();
       }
     });
+    context.on('request', (request) => observed.push(request.url()));
+    page.on('websocket', (socket) => observed.push(socket.url()));
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
+    });
   }, BROWSER_TEST_TIMEOUT);
 
   afterAll(async () => {
@@ -167,11 +203,141 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
     BROWSER_TEST_TIMEOUT,
   );
 
-  it("loads no asset from outside the app's origin and throws no page error", () => {
-    expect(requested.length).toBeGreaterThan(3);
-    expect(requested.some((url) => /swagger-ui.*\.js$/.test(url))).toBe(true);
-    expect(requested.some((url) => /swagger-ui.*\.css$/.test(url))).toBe(true);
-    expect(foreign).toEqual([]);
-    expect(pageErrors).toEqual([]);
-  });
+  it(
+    'lists workspaces through Try it out / Execute on GET /workspaces, with the token from Authorize',
+    async () => {
+      // persistAuthorization keeps the token of the Authorize dialog across the navigation above.
+      const authorize = page.locator('.auth-wrapper button.authorize');
+      await expect.poll(() => authorize.getAttribute('class'), { timeout: UI_TIMEOUT }).toContain('locked');
+
+      const list = page.locator('#operations-workspaces-listWorkspaces');
+      await expandOperation(list);
+      const sent = page.waitForRequest((r) => r.method() === 'GET' && new URL(r.url()).pathname === '/api/v1/workspaces', {
+        timeout: UI_TIMEOUT,
+      });
+      await list.locator('button.execute').click();
+      const request = await sent;
+      expect(new URL(request.url()).origin).toBe(origin);
+      expect(request.headers().authorization).toBe(`Bearer ${account.token}`);
+
+      const { status, body } = await liveResponse(list);
+      expect(status).toBe('200');
+      const shown = JSON.parse(body);
+      expect(shown.next_cursor).toBeNull();
+      expect(shown.items).toEqual([
+        expect.objectContaining({ id: account.workspace.id, organization_id: account.organization.id, slug: 'default', is_default: true }),
+      ]);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'creates a workspace with the pre-filled example of POST /workspaces (organization_id set): 201, and it is there',
+    async () => {
+      const create = page.locator('#operations-workspaces-createWorkspace');
+      await expandOperation(create);
+      const editor = create.locator('textarea.body-param__text');
+      await editor.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      const prefilled = await editor.inputValue();
+      const example = JSON.parse(prefilled);
+      expect(Object.keys(example)).toContain('organization_id');
+      expect(example.name).toEqual(expect.any(String));
+      // What Swagger UI pre-fills is the document's own example for the operation, where it has one.
+      const documented = (await app.request('GET', '/openapi.json')).body.paths['/workspaces'].post.requestBody.content['application/json']
+        .example;
+      if (documented !== undefined) expect(example).toEqual(documented);
+
+      // Only organization_id's value changes; the rest stays as Swagger UI pre-filled it.
+      const field = /("organization_id"\s*:\s*)"[^"]*"/g;
+      expect(prefilled.match(field)).toHaveLength(1);
+      const edited = prefilled.replace(field, `$1"${account.organization.id}"`);
+      expect(JSON.parse(edited)).toEqual({ ...example, organization_id: account.organization.id });
+      await editor.fill(edited);
+
+      const sent = page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/workspaces', {
+        timeout: UI_TIMEOUT,
+      });
+      await create.locator('button.execute').click();
+      const request = await sent;
+      expect(request.headers().authorization).toBe(`Bearer ${account.token}`);
+      expect(request.postDataJSON()).toEqual(JSON.parse(edited));
+
+      const { status, body } = await liveResponse(create);
+      expect(status, body).toBe('201');
+      const workspace = JSON.parse(body);
+      expect(workspace).toMatchObject({
+        organization_id: account.organization.id,
+        name: example.name.trim(),
+        is_default: false,
+        version: 1,
+      });
+      if (example.slug !== undefined) expect(workspace.slug).toBe(example.slug);
+      if (example.description !== undefined) expect(workspace.description).toBe(example.description);
+      if (example.metadata !== undefined) expect(workspace.metadata).toEqual(example.metadata);
+      created = { id: workspace.id, name: workspace.name };
+
+      // The API and the database agree that it exists.
+      const direct = await app.request('GET', `/api/v1/workspaces/${workspace.id}`, { token: account.token });
+      expect(direct.status).toBe(200);
+      expect(direct.body).toEqual(workspace);
+      expect(await app.query('select organization_id, name, is_default, version from workspaces where id = $1', [workspace.id])).toEqual([
+        { organization_id: account.organization.id, name: workspace.name, is_default: false, version: 1 },
+      ]);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    "reads the new workspace's settings through Try it out / Execute on GET /workspaces/{workspace_id}/settings",
+    async () => {
+      expect(created, 'the create step made a workspace').toBeDefined();
+      const workspaceId = created!.id;
+      const settings = page.locator('#operations-workspaces-getWorkspaceSettings');
+      await expandOperation(settings);
+      const parameter = settings.locator('tr[data-param-name="workspace_id"][data-param-in="path"] input');
+      await parameter.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      await parameter.fill(workspaceId);
+
+      const path = `/api/v1/workspaces/${workspaceId}/settings`;
+      const sent = page.waitForRequest((r) => r.method() === 'GET' && new URL(r.url()).pathname === path, { timeout: UI_TIMEOUT });
+      await settings.locator('button.execute').click();
+      expect((await sent).headers().authorization).toBe(`Bearer ${account.token}`);
+
+      const { status, body } = await liveResponse(settings);
+      expect(status, body).toBe('200');
+      const shown = JSON.parse(body);
+      expect(shown).toMatchObject({ workspace_id: workspaceId, version: 1 });
+      expect(shown.effective.permissions).toEqual(expect.objectContaining({ default_role: expect.any(String) }));
+      // The same document as the API gives.
+      const direct = await app.request('GET', path, { token: account.token });
+      expect(direct.status).toBe(200);
+      expect(direct.body).toEqual(shown);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    "sends no request outside the app's origin, logs no console error, throws no page error, and leaves a screenshot",
+    async () => {
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      expect(readFileSync(SCREENSHOT).subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+
+      // Nothing left the machine: every request went to the app's origin, or was data: / blob:.
+      const elsewhere = observed.filter((url) => !url.startsWith('data:') && !url.startsWith('blob:') && new URL(url).origin !== origin);
+      expect(elsewhere).toEqual([]);
+      expect(foreign).toEqual([]);
+      expect(consoleErrors).toEqual([]);
+      expect(pageErrors).toEqual([]);
+
+      expect(requested.length).toBeGreaterThan(3);
+      expect(requested.some((url) => /swagger-ui.*\.js$/.test(url))).toBe(true);
+      expect(requested.some((url) => /swagger-ui.*\.css$/.test(url))).toBe(true);
+      const paths = observed.filter((url) => url.startsWith(`${origin}/`)).map((url) => new URL(url).pathname);
+      const executed = ['/openapi.json', '/api/v1/auth/me', '/api/v1/workspaces'];
+      if (created) executed.push(`/api/v1/workspaces/${created.id}/settings`);
+      for (const path of executed) expect(paths, path).toContain(path);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
 });
