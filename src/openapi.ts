@@ -116,7 +116,6 @@ const STATUS_CODE = Object.fromEntries(Object.entries(ERROR_STATUS).map(([code, 
  */
 const ERROR_EXAMPLES: Record<number, { message: string; issues?: Array<{ path: string; message: string }> }> = {
   400: { message: 'Invalid input: name: must not be blank', issues: [{ path: 'name', message: 'must not be blank' }] },
-  401: { message: 'The access token has been revoked' },
   403: { message: 'This needs the admin role in the organization (you are member)' },
   404: { message: 'Workspace not found' },
   409: { message: 'The slug "marketing" is taken in this organization' },
@@ -128,9 +127,48 @@ const ERROR_EXAMPLES: Record<number, { message: string; issues?: Array<{ path: s
   500: { message: 'Internal server error' },
   503: { message: 'The database is unavailable; try again shortly' },
 };
-const errorExample = (status: number) => ({
+const lastOwner = 'an organization must keep at least one owner (make another member owner first)';
+const ORGANIZATION_NOT_FOUND = { 404: { message: 'Organization not found' } };
+/** Where an operation's own message says more than the general one, by operationId and status. */
+const OPERATION_ERROR_EXAMPLES: Record<string, Record<number, { message: string; failed?: unknown[] }>> = {
+  signup: { 409: { message: 'An account with this email already exists' } },
+  login: { 401: { message: 'Invalid email or password' } },
+  deleteMe: {
+    409: { message: 'You are the last owner of an organization that has other members; make another member owner first' },
+  },
+  createOrganization: { 409: { message: 'The organization slug "acme-research" is taken' } },
+  updateOrganization: { ...ORGANIZATION_NOT_FOUND, 409: { message: 'The organization slug "acme-research" is taken' } },
+  getOrganization: ORGANIZATION_NOT_FOUND,
+  deleteOrganization: ORGANIZATION_NOT_FOUND,
+  getOrganizationSettings: ORGANIZATION_NOT_FOUND,
+  updateOrganizationSettings: ORGANIZATION_NOT_FOUND,
+  listMembers: ORGANIZATION_NOT_FOUND,
+  addMember: {
+    404: { message: 'No account has this email; the person must sign up first' },
+    409: { message: 'This user is already a member of the organization' },
+  },
+  getMember: { 404: { message: 'Member not found' } },
+  updateMember: { 404: { message: 'Member not found' }, 409: { message: `Cannot demote the last owner: ${lastOwner}` } },
+  removeMember: { 404: { message: 'Member not found' }, 409: { message: `Cannot remove the last owner: ${lastOwner}` } },
+  listOrganizationWorkspaces: ORGANIZATION_NOT_FOUND,
+  createOrganizationWorkspace: ORGANIZATION_NOT_FOUND,
+  listWorkspaces: ORGANIZATION_NOT_FOUND,
+  createWorkspace: ORGANIZATION_NOT_FOUND,
+  provisionWorkspaces: {
+    ...ORGANIZATION_NOT_FOUND,
+    409: {
+      message: '1 item(s) conflict; nothing was created',
+      failed: [{ index: 1, code: 'CONFLICT', message: 'The slug "sales" is taken in this organization' }],
+    },
+  },
+  deleteWorkspace: { 409: { message: 'The default workspace cannot be deleted; make another workspace the default first' } },
+};
+const UNAUTHORIZED_EXAMPLE = { message: 'Missing Authorization header (expected "Bearer <access_token>")' };
+const errorExample = (operationId: string, status: number) => ({
   code: STATUS_CODE[status] ?? 'INTERNAL_SERVER_ERROR',
-  ...(ERROR_EXAMPLES[status] ?? { message: 'Error' }),
+  ...(OPERATION_ERROR_EXAMPLES[operationId]?.[status] ??
+    (status === 401 ? UNAUTHORIZED_EXAMPLE : undefined) ??
+    ERROR_EXAMPLES[status] ?? { message: 'Error' }),
 });
 
 const TAGS = [
@@ -246,7 +284,12 @@ function fixResponses(operation: Operation, { successStatus, withoutLocation }: 
         code === '429'
           ? tooManyRequests
           : { ...(['409', '503'].includes(code) ? { 'Retry-After': ref('Retry-After') } : {}), ...everyResponse },
-      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' }, example: errorExample(Number(code)) } },
+      content: {
+        'application/json': {
+          schema: { $ref: '#/components/schemas/Error' },
+          example: errorExample(operation.operationId ?? '', Number(code)),
+        },
+      },
     };
   }
   operation.responses = responses;

@@ -94,7 +94,7 @@ function urlOf(op: Operation, query: Record<string, unknown>): string {
     if (!id) throw new Error(`${op.key}: no real id for path parameter ${name}`);
     return id();
   });
-  const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
+  const search = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
   return `/api/v1${path}${search ? `?${search}` : ''}`;
 }
 
