@@ -83,6 +83,8 @@ const envSchema = z.object({
   DATABASE_PREPARE: booleanString.default(true),
   /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */
   DATABASE_DEADLINE_MS: integer(100, 60_000).default(2000),
+  /** Days audit events are kept; 0 keeps them forever (modules/audit/retention.ts). */
+  AUDIT_RETENTION_DAYS: integer(0, 3650).default(90),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

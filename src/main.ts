@@ -6,6 +6,7 @@ import { DataDirLockedError } from './db/pglite-lock';
 import { createDeps, createLogger } from './deps';
 import { createApp } from './app';
 import { configureHttpServer } from './http/server';
+import { startAuditRetention } from './modules/audit/retention';
 
 /** One clear line and a non-zero exit, never a stack, for problems an operator can fix. */
 function fail(message: string): never {
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
   });
 
   configureHttpServer(server);
+  const retention = startAuditRetention(database.db, config.AUDIT_RETENTION_DAYS, logger);
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -61,8 +63,9 @@ async function main(): Promise<void> {
     }, 10_000);
     forceExit.unref();
     server.close(() => {
-      void database
-        .close()
+      void retention
+        .stop()
+        .then(() => database.close())
         .catch((error: unknown) => logger.error({ err: error }, 'closing the database failed'))
         .finally(() => {
           logger.info('stopped');

@@ -181,7 +181,12 @@ const TAGS = [
   {
     name: 'workspaces',
     description:
-      "Workspaces across the caller's organizations: create, list, read, update (with If-Match), delete, clone, bulk provisioning, and settings overrides resolved over the organization's settings.",
+      "Workspaces across the caller's organizations: create, list, read, update (with If-Match), delete, archive and restore, clone, bulk provisioning, and settings overrides resolved over the organization's settings and locks.",
+  },
+  {
+    name: 'audit',
+    description:
+      'The audit trail: every change (workspaces, settings and locks, organizations, members) as an event with its actor, the changed paths and the request id; newest first, filtered, keyset-paginated.',
   },
 ];
 

@@ -46,7 +46,7 @@ describe('GET /organizations/{org_id}/settings', () => {
     const org = await team();
     const res = await getSettings(org);
     expect(res.status, res.text).toBe(200);
-    expect(res.body).toEqual({ organization_id: org, settings: {}, effective: DEFAULT_EFFECTIVE });
+    expect(res.body).toEqual({ organization_id: org, settings: {}, effective: DEFAULT_EFFECTIVE, locks: [] });
     expect(res.body.effective.permissions).toEqual({
       default_role: 'member',
       allow_guests: false,
@@ -148,7 +148,7 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
     expect(body.effective.integrations).toEqual({ slack: { enabled: false, config: { channel: '#ops' } } });
 
     body = await write(org, { features: null, integrations: null });
-    expect(body).toEqual({ organization_id: org, settings: {}, effective: DEFAULT_EFFECTIVE });
+    expect(body).toEqual({ organization_id: org, settings: {}, effective: DEFAULT_EFFECTIVE, locks: [] });
     // null is never stored.
     expect(JSON.stringify((await organizationRow(app, org))!.settings)).not.toContain('null');
   });

@@ -70,6 +70,8 @@ describe('GET /workspaces/{id}/settings', () => {
       effective: { permissions: DEFAULT_PERMISSIONS, features: {}, integrations: {} },
       overrides: {},
       sources: { permissions: DEFAULT_SOURCES, features: {}, integrations: {} },
+      locked: [],
+      shadowed: [],
     });
   });
 

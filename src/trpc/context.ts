@@ -3,6 +3,7 @@ import type { Db } from '../db/client';
 import type { Caller } from '../auth/caller';
 import type { AppDeps } from '../deps';
 import type { RateLimitState } from '../lib/rate-limits';
+import type { Author } from '../auth/author';
 
 export type Face = 'rest' | 'trpc';
 
@@ -30,6 +31,9 @@ export interface Context {
 
 /** The context once the auth middleware has established the caller. */
 export type AuthedContext = Context & { actor: Actor };
+
+/** Who makes a change, for its audit events: the caller and this request's id. */
+export const authorOf = (ctx: AuthedContext): Author => ({ id: ctx.actor.id, email: ctx.actor.email, requestId: ctx.requestId });
 
 /** The context of a read that confirms the caller in its own query (authedReadProcedure). */
 export type CallerContext = Context & { caller: Caller };

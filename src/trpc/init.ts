@@ -89,7 +89,8 @@ export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   return next({ ctx: { actor } });
 });
 
-const resolveActor = (ctx: Context, claims: TokenClaims) => ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work));
+const resolveActor = (ctx: Context, claims: TokenClaims) =>
+  ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work), ctx.requestId);
 
 /**
  * For the hot reads, which confirm the caller inside their own query (`confirmCaller`): one

@@ -5,3 +5,4 @@ export * from './workspaces';
 export * from './idempotency-keys';
 export * from './revoked-external-identities';
 export * from './rate-limits';
+export * from './audit-events';

@@ -9,6 +9,8 @@ export const organizations = pgTable('organizations', {
   slug: text('slug').notNull().unique('organizations_slug_key'),
   /** The organization's settings layer: a partial settings document. */
   settings: jsonb('settings').$type<SettingsLayer>().notNull().default({}),
+  /** Paths of the settings document every workspace takes from the organization (modules/settings/locks.ts). */
+  settingsLocks: jsonb('settings_locks').$type<string[]>().notNull().default([]),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, primaryId, updatedAt } from './columns';
 import { organizations } from './organizations';
 import type { SettingsLayer } from './settings-layer';
@@ -26,6 +26,8 @@ export const workspaces = pgTable(
     isDefault: boolean('is_default').notNull().default(false),
     /** A plain id, not a foreign key: deleting the source leaves it as it is. */
     clonedFromId: uuid('cloned_from_id'),
+    /** Set while the workspace is archived (read-only, left out of lists); null when active. */
+    archivedAt: timestamp('archived_at', { precision: 3, withTimezone: true, mode: 'date' }),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

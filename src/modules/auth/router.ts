@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { addressLimitedProcedure, authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { inTransaction } from '../../trpc/transaction';
+import { authorOf } from '../../trpc/context';
 import { hashPassword } from '../../auth/passwords';
 import { loginInput, loginOutput, meOutput, signupInput, signupOutput } from './schemas';
 import { deleteAccount, login, logout, me, signup } from './service';
@@ -28,7 +29,7 @@ export const authRouter = router({
     .output(signupOutput)
     .mutation(async ({ ctx, input: { password, ...account } }) => {
       const passwordHash = await hashPassword(password);
-      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }));
+      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }, ctx.requestId));
     }),
 
   login: addressLimitedProcedure
@@ -87,5 +88,5 @@ export const authRouter = router({
     )
     .input(z.void())
     .output(z.void())
-    .mutation(({ ctx }) => inTransaction(ctx, (tx) => deleteAccount(tx, ctx.actor.id))),
+    .mutation(({ ctx }) => inTransaction(ctx, (tx) => deleteAccount(tx, authorOf(ctx)))),
 });

@@ -6,6 +6,8 @@ import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
 import { confirmCaller } from '../../auth/caller';
 import type { TokenClaims, TokenService } from '../../auth/tokens';
 import { createOrganizationWithDefault } from '../organizations/service';
+import { memberRemoved } from '../organizations/members';
+import { recordEvents, type Author } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
 import type { Workspace } from '../workspaces/schemas';
 import type { LoginInput, LoginOutput, MeOutput, SignupInput, SignupOutput, User } from './schemas';
@@ -25,12 +27,17 @@ const emailTaken = () => new AppError('CONFLICT', 'An account with this email al
 async function createAccount(
   tx: Tx,
   values: typeof users.$inferInsert,
+  requestId: string,
 ): Promise<{ user: UserRow; organization: OrganizationWithRole; workspace: Workspace }> {
   const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
   if (!user) throw emailTaken();
-  const { organization, workspace } = await createOrganizationWithDefault(tx, user.id, {
-    name: truncate(`${values.name}'s organization`, 100),
-  });
+  const { organization, workspace } = await createOrganizationWithDefault(
+    tx,
+    { id: user.id, email: user.email, requestId },
+    {
+      name: truncate(`${values.name}'s organization`, 100),
+    },
+  );
   return { user, organization, workspace };
 }
 
@@ -39,12 +46,13 @@ export async function signup(
   tx: Tx,
   tokens: TokenService,
   input: Omit<SignupInput, 'password'> & { passwordHash: string },
+  requestId: string,
 ): Promise<SignupOutput> {
-  const { user, organization, workspace } = await createAccount(tx, {
-    email: input.email,
-    name: input.name,
-    passwordHash: input.passwordHash,
-  });
+  const { user, organization, workspace } = await createAccount(
+    tx,
+    { email: input.email, name: input.name, passwordHash: input.passwordHash },
+    requestId,
+  );
   return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user), organization, workspace };
 }
 
@@ -82,7 +90,8 @@ export async function me(db: DbOrTx, userId: string): Promise<MeOutput> {
  * Deletes the account. Organizations where the caller is the only member go with it; being
  * the last owner of an organization that has other members is a 409.
  */
-export async function deleteAccount(tx: Tx, userId: string): Promise<void> {
+export async function deleteAccount(tx: Tx, author: Author): Promise<void> {
+  const userId = author.id;
   const mine = await tx
     .select({ organizationId: memberships.organizationId, role: memberships.role })
     .from(memberships)
@@ -110,6 +119,14 @@ export async function deleteAccount(tx: Tx, userId: string): Promise<void> {
     }
   }
   if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
+  // The organizations that stay record the member leaving.
+  await recordEvents(
+    tx,
+    author,
+    mine
+      .filter((m) => !soleMemberOf.includes(m.organizationId))
+      .map((m) => memberRemoved(m.organizationId, { user_id: userId, email: author.email, role: m.role })),
+  );
   const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
   if (deleted?.externalIssuer && deleted.externalSubject) {
     // The provider's tokens issued so far must not bring the account back.
@@ -128,7 +145,12 @@ export async function deleteAccount(tx: Tx, userId: string): Promise<void> {
  * version; external tokens find the user by (issuer, subject) and create it on first
  * sight, never linking to an existing account by email.
  */
-export async function resolveActor(db: DbOrTx, claims: TokenClaims, transact: Transact): Promise<Pick<User, 'id' | 'email' | 'name'>> {
+export async function resolveActor(
+  db: DbOrTx,
+  claims: TokenClaims,
+  transact: Transact,
+  requestId: string,
+): Promise<Pick<User, 'id' | 'email' | 'name'>> {
   if (claims.kind === 'local') {
     const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
     confirmCaller({ id: claims.userId, tokenVersion: claims.tokenVersion }, user);
@@ -139,7 +161,7 @@ export async function resolveActor(db: DbOrTx, claims: TokenClaims, transact: Tr
     .from(users)
     .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
   if (!existing && (await deletedSince(db, claims))) throw unauthorized('The access token has been revoked');
-  const user = existing ?? (await createExternalUser(db, transact, claims));
+  const user = existing ?? (await createExternalUser(db, transact, claims, requestId));
   if (user.loggedOutAt && claims.issuedAt * 1000 <= user.loggedOutAt.getTime()) {
     throw unauthorized('The access token has been revoked');
   }
@@ -164,7 +186,12 @@ async function deletedSince(db: DbOrTx, claims: Extract<TokenClaims, { kind: 'ex
   return !!row && claims.issuedAt * 1000 <= row.revokedAt.getTime();
 }
 
-async function createExternalUser(db: DbOrTx, transact: Transact, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<UserRow> {
+async function createExternalUser(
+  db: DbOrTx,
+  transact: Transact,
+  claims: Extract<TokenClaims, { kind: 'external' }>,
+  requestId: string,
+): Promise<UserRow> {
   const email = claimString(claims.email);
   const name = truncate(claimString(claims.name), 100).trim() || email;
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) {
@@ -172,7 +199,7 @@ async function createExternalUser(db: DbOrTx, transact: Transact, claims: Extrac
   }
   try {
     const { user } = await transact((tx) =>
-      createAccount(tx, { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject }),
+      createAccount(tx, { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject }, requestId),
     );
     return user;
   } catch (error) {

@@ -12,6 +12,7 @@ import { paginate, timestampParam, type PageRequest } from '../../lib/pagination
 import { hasRole, requireRole } from './access';
 import type { Member, MemberPage, NewMember } from './schemas';
 import { lockOrganization } from './service';
+import { changesBetween, recordEvents, type Author, type Changes, type NewEvent } from '../audit/events';
 
 const memberColumns = {
   user_id: memberships.userId,
@@ -71,8 +72,16 @@ export async function getMember(db: DbOrTx, actorId: string, organizationId: str
 
 const ownerOnly = (what: string) => new AppError('FORBIDDEN', `Only an owner can ${what}`);
 
-export async function addMember(tx: Tx, actorId: string, organizationId: string, input: NewMember): Promise<Member> {
-  const actorRole = await requireRole(tx, actorId, organizationId, 'admin');
+const memberEvent = (action: NewEvent['action'], organizationId: string, userId: string, changes: Changes): NewEvent => ({
+  organizationId,
+  action,
+  targetType: 'member',
+  targetId: userId,
+  changes,
+});
+
+export async function addMember(tx: Tx, author: Author, organizationId: string, input: NewMember): Promise<Member> {
+  const actorRole = await requireRole(tx, author.id, organizationId, 'admin');
   if (input.role === 'owner' && actorRole !== 'owner') throw ownerOnly('add an owner');
   const [user] = await tx
     .select({ id: users.id })
@@ -85,7 +94,11 @@ export async function addMember(tx: Tx, actorId: string, organizationId: string,
     .onConflictDoNothing()
     .returning();
   if (!inserted) throw new AppError('CONFLICT', 'This user is already a member of the organization');
-  return toMember(await findMember(tx, organizationId, user.id));
+  const member = await findMember(tx, organizationId, user.id);
+  await recordEvents(tx, author, [
+    memberEvent('member.added', organizationId, user.id, changesBetween(null, { email: member.email, role: member.role })),
+  ]);
+  return toMember(member);
 }
 
 /** Whether an owner other than `leavingUserId` remains (call under `lockOrganization`). */
@@ -102,9 +115,9 @@ async function otherOwnersRemain(tx: Tx, organizationId: string, leavingUserId: 
 const lastOwner = (what: string) =>
   new AppError('CONFLICT', `${what}: an organization must keep at least one owner (make another member owner first)`);
 
-export async function updateMemberRole(tx: Tx, actorId: string, organizationId: string, userId: string, role: Role): Promise<Member> {
+export async function updateMemberRole(tx: Tx, author: Author, organizationId: string, userId: string, role: Role): Promise<Member> {
   await lockOrganization(tx, organizationId);
-  const actorRole = await requireRole(tx, actorId, organizationId, 'admin');
+  const actorRole = await requireRole(tx, author.id, organizationId, 'admin');
   const member = await findMember(tx, organizationId, userId);
   if (member.role === role) return toMember(member);
   if ((role === 'owner' || member.role === 'owner') && actorRole !== 'owner') throw ownerOnly('grant or remove the owner role');
@@ -113,15 +126,21 @@ export async function updateMemberRole(tx: Tx, actorId: string, organizationId: 
     .update(memberships)
     .set({ role })
     .where(and(eq(memberships.organizationId, organizationId), eq(memberships.userId, userId)));
+  await recordEvents(tx, author, [memberEvent('member.role_changed', organizationId, userId, { role: { from: member.role, to: role } })]);
   return toMember({ ...member, role });
 }
 
-export async function removeMember(tx: Tx, actorId: string, organizationId: string, userId: string): Promise<void> {
+export async function removeMember(tx: Tx, author: Author, organizationId: string, userId: string): Promise<void> {
   await lockOrganization(tx, organizationId);
-  const leaving = actorId === userId;
-  const actorRole = await requireRole(tx, actorId, organizationId, leaving ? 'member' : 'admin');
+  const leaving = author.id === userId;
+  const actorRole = await requireRole(tx, author.id, organizationId, leaving ? 'member' : 'admin');
   const member = await findMember(tx, organizationId, userId);
   if (member.role === 'owner' && !leaving && !hasRole(actorRole, 'owner')) throw ownerOnly('remove an owner');
   if (member.role === 'owner' && !(await otherOwnersRemain(tx, organizationId, userId))) throw lastOwner('Cannot remove the last owner');
   await tx.delete(memberships).where(and(eq(memberships.organizationId, organizationId), eq(memberships.userId, userId)));
+  await recordEvents(tx, author, [memberRemoved(organizationId, member)]);
 }
+
+/** The event of a membership that ends (removal, leaving, account deletion). */
+export const memberRemoved = (organizationId: string, member: { user_id: string; email: string; role: Role }): NewEvent =>
+  memberEvent('member.removed', organizationId, member.user_id, changesBetween({ email: member.email, role: member.role }, null));

@@ -3,6 +3,7 @@ import { authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { idempotentCreate, inTransaction } from '../../trpc/transaction';
 import { idempotencyKeyHeader } from '../../lib/api-schemas';
+import { authorOf } from '../../trpc/context';
 import { requireRole } from './access';
 import * as members from './members';
 import * as service from './service';
@@ -55,7 +56,7 @@ export const organizationsRouter = router({
           stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member'),
         },
         async (tx) => {
-          const { organization } = await service.createOrganizationWithDefault(tx, ctx.actor.id, input);
+          const { organization } = await service.createOrganizationWithDefault(tx, authorOf(ctx), input);
           return { body: organization, location: `/api/v1/organizations/${organization.id}`, organizationId: organization.id };
         },
       ),
@@ -87,7 +88,7 @@ export const organizationsRouter = router({
     .input(s.updateOrganizationInput)
     .output(s.organizationWithRoleSchema)
     .mutation(({ ctx, input: { org_id, ...changes } }) =>
-      inTransaction(ctx, (tx) => service.updateOrganization(tx, ctx.actor.id, org_id, changes)),
+      inTransaction(ctx, (tx) => service.updateOrganization(tx, authorOf(ctx), org_id, changes)),
     ),
 
   delete: authedProcedure
@@ -102,7 +103,7 @@ export const organizationsRouter = router({
     )
     .input(s.organizationIdInput)
     .output(z.void())
-    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => service.deleteOrganization(tx, ctx.actor.id, input.org_id))),
+    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => service.deleteOrganization(tx, authorOf(ctx), input.org_id))),
 
   getSettings: authedProcedure
     .meta(
@@ -130,8 +131,8 @@ export const organizationsRouter = router({
     )
     .input(s.updateOrganizationSettingsInput)
     .output(s.organizationSettingsOutput)
-    .mutation(({ ctx, input: { org_id, ...patch } }) =>
-      inTransaction(ctx, (tx) => service.updateOrganizationSettings(tx, ctx.actor.id, org_id, patch)),
+    .mutation(({ ctx, input: { org_id, ...changes } }) =>
+      inTransaction(ctx, (tx) => service.updateOrganizationSettings(tx, authorOf(ctx), org_id, changes)),
     ),
 
   listMembers: authedProcedure
@@ -162,7 +163,7 @@ export const organizationsRouter = router({
     .input(s.addMemberInput)
     .output(s.memberSchema)
     .mutation(async ({ ctx, input: { org_id, ...member } }) => {
-      const added = await inTransaction(ctx, (tx) => members.addMember(tx, ctx.actor.id, org_id, member));
+      const added = await inTransaction(ctx, (tx) => members.addMember(tx, authorOf(ctx), org_id, member));
       ctx.setHeader('Location', `/api/v1/organizations/${org_id}/members/${added.user_id}`);
       return added;
     }),
@@ -193,7 +194,7 @@ export const organizationsRouter = router({
     .input(s.updateMemberInput)
     .output(s.memberSchema)
     .mutation(({ ctx, input }) =>
-      inTransaction(ctx, (tx) => members.updateMemberRole(tx, ctx.actor.id, input.org_id, input.user_id, input.role)),
+      inTransaction(ctx, (tx) => members.updateMemberRole(tx, authorOf(ctx), input.org_id, input.user_id, input.role)),
     ),
 
   removeMember: authedProcedure
@@ -209,5 +210,5 @@ export const organizationsRouter = router({
     )
     .input(s.memberIdInput)
     .output(z.void())
-    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => members.removeMember(tx, ctx.actor.id, input.org_id, input.user_id))),
+    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => members.removeMember(tx, authorOf(ctx), input.org_id, input.user_id))),
 });

@@ -11,6 +11,7 @@ import {
   timestamp,
 } from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema } from '../settings/document';
+import { locksInput, MAX_LOCKS } from '../settings/locks';
 
 export const orgIdParam = { org_id: uuidString };
 
@@ -39,11 +40,19 @@ export const updateOrganizationInput = z
 export type OrganizationChanges = Omit<z.output<typeof updateOrganizationInput>, 'org_id'>;
 
 export const organizationSettingsOutput = z
-  .object({ organization_id: z.uuid(), settings: settingsLayerSchema, effective: effectiveSettingsSchema })
+  .object({
+    organization_id: z.uuid(),
+    settings: settingsLayerSchema,
+    effective: effectiveSettingsSchema,
+    locks: z
+      .array(z.string().meta({ maxLength: 200 }))
+      .meta({ maxItems: MAX_LOCKS, description: 'paths every workspace takes from the organization, sorted' }),
+  })
   .meta({ id: 'OrganizationSettings' });
 export type OrganizationSettings = z.output<typeof organizationSettingsOutput>;
 
-export const updateOrganizationSettingsInput = settingsPatchSchema.extend(orgIdParam);
+export const updateOrganizationSettingsInput = settingsPatchSchema.extend({ ...orgIdParam, locks: locksInput });
+export type OrganizationSettingsChanges = Omit<z.output<typeof updateOrganizationSettingsInput>, 'org_id'>;
 
 export const memberSchema = z
   .object({ user_id: z.uuid(), email: responseEmail(), name: responseUserName(), role: roleSchema, created_at: timestamp })

@@ -6,9 +6,9 @@ import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
 import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
-import { canonicalJson } from '../../lib/canonical-json';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
-import type { SettingsPatch } from '../settings/document';
+import { normalizeLocks } from '../settings/locks';
+import { changesBetween, recordEvents, type AuditAction, type Author, type Changes, type NewEvent } from '../audit/events';
 import { insertDefaultWorkspace } from '../workspaces/default-workspace';
 import type { Workspace } from '../workspaces/schemas';
 import { requireRole } from './access';
@@ -18,6 +18,7 @@ import type {
   OrganizationChanges,
   OrganizationPage,
   OrganizationSettings,
+  OrganizationSettingsChanges,
   OrganizationWithRole,
 } from './schemas';
 
@@ -56,19 +57,39 @@ function insertOrganization(tx: Tx, name: string, slug: string | undefined): Pro
 }
 
 /**
- * Creates an organization owned by `ownerId`, with its default workspace, inside the
- * caller's transaction (signup, external first sight and POST /organizations share it).
+ * Creates an organization owned by `owner`, with its default workspace, inside the caller's
+ * transaction (signup, external first sight and POST /organizations share it), with the
+ * events of all three.
  */
 export async function createOrganizationWithDefault(
   tx: Tx,
-  ownerId: string,
+  owner: Author,
   input: NewOrganization,
 ): Promise<{ organization: OrganizationWithRole; workspace: Workspace }> {
   const row = await insertOrganization(tx, input.name, input.slug);
-  await tx.insert(memberships).values({ organizationId: row.id, userId: ownerId, role: 'owner' });
-  const workspace = await insertDefaultWorkspace(tx, row.id);
+  await tx.insert(memberships).values({ organizationId: row.id, userId: owner.id, role: 'owner' });
+  const { workspace, event } = await insertDefaultWorkspace(tx, row.id);
+  await recordEvents(tx, owner, [
+    organizationEvent('organization.created', row.id, changesBetween(null, { name: row.name, slug: row.slug })),
+    {
+      organizationId: row.id,
+      action: 'member.added',
+      targetType: 'member',
+      targetId: owner.id,
+      changes: changesBetween(null, { email: owner.email, role: 'owner' }),
+    },
+    event,
+  ]);
   return { organization: { ...toOrganization(row), role: 'owner' }, workspace };
 }
+
+const organizationEvent = (action: AuditAction, organizationId: string, changes: Changes): NewEvent => ({
+  organizationId,
+  action,
+  targetType: 'organization',
+  targetId: organizationId,
+  changes,
+});
 
 export async function listOrganizations(db: DbOrTx, cursors: CursorCodec, userId: string, request: PageRequest): Promise<OrganizationPage> {
   const { rows, next_cursor } = await paginate(
@@ -106,11 +127,11 @@ export async function getOrganization(db: DbOrTx, userId: string, organizationId
 
 export async function updateOrganization(
   tx: Tx,
-  userId: string,
+  author: Author,
   organizationId: string,
   input: OrganizationChanges,
 ): Promise<OrganizationWithRole> {
-  const role: Role = await requireRole(tx, userId, organizationId, 'admin');
+  const role: Role = await requireRole(tx, author.id, organizationId, 'admin');
   const current = await findOrganization(tx, organizationId);
   const changes: Partial<OrganizationRow> = {};
   if (input.name !== undefined && input.name !== current.name) changes.name = input.name;
@@ -122,6 +143,13 @@ export async function updateOrganization(
       .set({ ...changes, updatedAt: sql`now()` })
       .where(eq(organizations.id, organizationId))
       .returning();
+    await recordEvents(tx, author, [
+      organizationEvent(
+        'organization.updated',
+        organizationId,
+        changesBetween({ name: current.name, slug: current.slug }, { name: row!.name, slug: row!.slug }),
+      ),
+    ]);
     return { ...toOrganization(row!), role };
   } catch (error) {
     if (isUniqueViolation(error)) throw slugTaken(input.slug!);
@@ -129,8 +157,16 @@ export async function updateOrganization(
   }
 }
 
-export async function deleteOrganization(tx: Tx, userId: string, organizationId: string): Promise<void> {
-  await requireRole(tx, userId, organizationId, 'owner');
+/**
+ * Deletes the organization, its workspaces, memberships and events. Its `organization.deleted`
+ * event is written like every other, and leaves with the organization (README, Audit events).
+ */
+export async function deleteOrganization(tx: Tx, author: Author, organizationId: string): Promise<void> {
+  await requireRole(tx, author.id, organizationId, 'owner');
+  const current = await findOrganization(tx, organizationId);
+  await recordEvents(tx, author, [
+    organizationEvent('organization.deleted', organizationId, changesBetween({ name: current.name, slug: current.slug }, null)),
+  ]);
   await tx.delete(organizations).where(eq(organizations.id, organizationId));
 }
 
@@ -139,6 +175,7 @@ function toSettings(row: OrganizationRow): OrganizationSettings {
     organization_id: row.id,
     settings: row.settings,
     effective: resolveEffectiveSettings(row.settings).effective,
+    locks: row.settingsLocks,
   };
 }
 
@@ -147,22 +184,33 @@ export async function getOrganizationSettings(db: DbOrTx, userId: string, organi
   return toSettings(await findOrganization(db, organizationId));
 }
 
+/**
+ * Merges a settings write and replaces the locks (when given) under the organization's update
+ * lock, which every workspace settings write and create waits for (they take a share lock),
+ * so no workspace write slips under a new lock.
+ */
 export async function updateOrganizationSettings(
   tx: Tx,
-  userId: string,
+  author: Author,
   organizationId: string,
-  patch: SettingsPatch,
+  { locks, ...patch }: OrganizationSettingsChanges,
 ): Promise<OrganizationSettings> {
-  await requireRole(tx, userId, organizationId, 'admin');
+  await requireRole(tx, author.id, organizationId, 'admin');
   const [current] = await tx.select().from(organizations).where(eq(organizations.id, organizationId)).for('update');
   if (!current) throw notFound('Organization');
-  const next = applySettingsPatch(current.settings, patch);
-  if (canonicalJson(next) === canonicalJson(current.settings)) return toSettings(current);
+  const before = { settings: current.settings, locks: current.settingsLocks };
+  const after = {
+    settings: applySettingsPatch(current.settings, patch),
+    locks: locks === undefined ? current.settingsLocks : normalizeLocks(locks),
+  };
+  const changes = changesBetween(before, after);
+  if (Object.keys(changes).length === 0) return toSettings(current);
   const [row] = await tx
     .update(organizations)
-    .set({ settings: next, updatedAt: sql`now()` })
+    .set({ settings: after.settings, settingsLocks: after.locks, updatedAt: sql`now()` })
     .where(eq(organizations.id, organizationId))
     .returning();
+  await recordEvents(tx, author, [organizationEvent('organization.settings_updated', organizationId, changes)]);
   return toSettings(row!);
 }
 

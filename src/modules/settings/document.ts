@@ -13,6 +13,8 @@ export type { ConfigValue, SettingsLayer } from '../../db/schema/settings-layer'
 
 const KEY_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** Whether `key` may name a flag, an integration or a config key. */
+export const isSettingsKey = (key: string) => KEY_PATTERN.test(key) && !FORBIDDEN_KEYS.has(key);
 const settingsKey = z
   .string()
   .regex(KEY_PATTERN, 'keys must match ^[a-z][a-z0-9_.-]{0,63}$')
@@ -25,6 +27,7 @@ const storedKey = () => z.string().meta({ maxLength: 64, pattern: KEY_PATTERN.so
 export const LIMITS = { features: 100, integrations: 50, config: 50, layerBytes: 64 * 1024 } as const;
 
 const ROLE_VALUES = ['admin', 'member', 'viewer'] as const;
+export const PERMISSION_KEYS = ['default_role', 'allow_guests', 'allow_member_invites', 'visibility'] as const;
 const VISIBILITY_VALUES = ['private', 'organization'] as const;
 
 const configValue = z.union([

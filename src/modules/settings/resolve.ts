@@ -8,6 +8,7 @@ import {
   type SettingsPatch,
   type SettingsSources,
 } from './document';
+import { joinPath, lockOver, parseLocks, settingsLeaves, type SettingsPath } from './locks';
 
 type Patch<T> = { readonly [key: string]: T | null | undefined } | null | undefined;
 type IntegrationLayer = NonNullable<SettingsLayer['integrations']>[string];
@@ -90,20 +91,27 @@ function assertWithinLimits(layer: SettingsLayer): void {
 export interface ResolvedSettings {
   effective: EffectiveSettings;
   sources: SettingsSources;
+  /** The organization's lock paths. */
+  locked: string[];
+  /** The paths of the workspace's overrides that a lock hides (they apply again once it goes). */
+  shadowed: string[];
 }
 
 type LayerName = 'organization' | 'workspace';
 
 /**
  * Effective settings = system defaults, overlaid by the organization's layer, overlaid by
- * the workspace's overrides. `sources` names, leaf by leaf, the layer each value came from.
- * Resolved at read time, so an organization change shows in every workspace at once.
+ * the workspace's overrides, except where the organization locks a path: there the
+ * organization's value (or the default) holds, and the workspace's overrides under it are
+ * reported as `shadowed`. `sources` names, leaf by leaf, the layer each value came from
+ * (`organization` for every leaf under a lock). Resolved at read time, so an organization
+ * change shows in every workspace at once.
  */
-export function resolveEffectiveSettings(organization: SettingsLayer, workspace: SettingsLayer = {}): ResolvedSettings {
-  const layers: Array<[LayerName, SettingsLayer]> = [
-    ['organization', organization],
-    ['workspace', workspace],
-  ];
+export function resolveEffectiveSettings(
+  organization: SettingsLayer,
+  workspace: SettingsLayer = {},
+  locks: readonly string[] = [],
+): ResolvedSettings {
   const effective: EffectiveSettings = {
     permissions: { ...SYSTEM_DEFAULTS.permissions },
     features: {},
@@ -114,28 +122,51 @@ export function resolveEffectiveSettings(organization: SettingsLayer, workspace:
     features: {},
     integrations: {},
   };
-  for (const [layerName, layer] of layers) {
-    for (const [key, value] of Object.entries(layer.permissions ?? {})) {
-      const k = key as keyof EffectiveSettings['permissions'];
-      (effective.permissions as Record<string, unknown>)[k] = value;
-      sources.permissions[k] = layerName;
+  const parsedLocks = parseLocks(locks);
+  const shadowed: string[] = [];
+  const apply = (layer: SettingsLayer, layerName: LayerName) => {
+    for (const { path, value } of settingsLeaves(layer)) {
+      if (layerName === 'workspace' && lockOver(path, parsedLocks)) shadowed.push(joinPath(path));
+      else setLeaf(effective, sources, path, value, layerName);
     }
-    for (const [flag, value] of Object.entries(layer.features ?? {})) {
-      effective.features[flag] = value;
-      sources.features[flag] = layerName;
-    }
-    for (const [name, integration] of Object.entries(layer.integrations ?? {})) {
-      const target = (effective.integrations[name] ??= { enabled: false, config: {} });
-      const origin = (sources.integrations[name] ??= { enabled: 'default', config: {} });
-      if (integration.enabled !== undefined) {
-        target.enabled = integration.enabled;
-        origin.enabled = layerName;
-      }
-      for (const [key, value] of Object.entries(integration.config ?? {})) {
-        target.config[key] = value;
-        origin.config[key] = layerName;
-      }
+  };
+  apply(organization, 'organization');
+  apply(workspace, 'workspace');
+  if (parsedLocks.length > 0) markLocked(sources, parsedLocks);
+  return { effective, sources, locked: [...locks], shadowed };
+}
+
+function setLeaf(effective: EffectiveSettings, sources: SettingsSources, path: SettingsPath, value: unknown, layerName: LayerName): void {
+  const [section, key, part, configKey] = path as [string, string, string?, string?];
+  if (section === 'permissions') {
+    const k = key as keyof EffectiveSettings['permissions'];
+    (effective.permissions as Record<string, unknown>)[k] = value;
+    sources.permissions[k] = layerName;
+  } else if (section === 'features') {
+    effective.features[key] = value as boolean;
+    sources.features[key] = layerName;
+  } else {
+    const target = (effective.integrations[key] ??= { enabled: false, config: {} });
+    const origin = (sources.integrations[key] ??= { enabled: 'default', config: {} });
+    if (part === 'enabled') {
+      target.enabled = value as boolean;
+      origin.enabled = layerName;
+    } else if (part === 'config') {
+      target.config[configKey!] = value as ConfigValue;
+      origin.config[configKey!] = layerName;
     }
   }
-  return { effective, sources };
+}
+
+/** Every leaf under a lock is the organization's to decide, even where its value is the default. */
+function markLocked(sources: SettingsSources, locks: readonly SettingsPath[]): void {
+  const locked = (...path: string[]) => lockOver(path, locks) !== undefined;
+  for (const key of Object.keys(sources.permissions) as Array<keyof SettingsSources['permissions']>) {
+    if (locked('permissions', key)) sources.permissions[key] = 'organization';
+  }
+  for (const flag of Object.keys(sources.features)) if (locked('features', flag)) sources.features[flag] = 'organization';
+  for (const [name, origin] of Object.entries(sources.integrations)) {
+    if (locked('integrations', name, 'enabled')) origin.enabled = 'organization';
+    for (const key of Object.keys(origin.config)) if (locked('integrations', name, 'config', key)) origin.config[key] = 'organization';
+  }
 }

@@ -1,13 +1,14 @@
 import type { Tx } from '../../db/client';
 import { workspaces } from '../../db/schema';
-import { nameKey, toWorkspace } from './rows';
+import { changesBetween, workspaceEvent, type NewEvent } from '../audit/events';
+import { auditedState, nameKey, toWorkspace } from './rows';
 import type { Workspace } from './schemas';
 
-/** The workspace every organization is created with: name `Default`, slug `default`. */
-export async function insertDefaultWorkspace(tx: Tx, organizationId: string): Promise<Workspace> {
+/** The workspace every organization is created with (name `Default`, slug `default`), and its creation event. */
+export async function insertDefaultWorkspace(tx: Tx, organizationId: string): Promise<{ workspace: Workspace; event: NewEvent }> {
   const [row] = await tx
     .insert(workspaces)
     .values({ organizationId, name: 'Default', nameKey: nameKey('Default'), slug: 'default', isDefault: true })
     .returning();
-  return toWorkspace(row!);
+  return { workspace: toWorkspace(row!), event: workspaceEvent('workspace.created', row!, changesBetween(null, auditedState(row!))) };
 }

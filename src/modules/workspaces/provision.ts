@@ -5,10 +5,12 @@ import type { SettingsLayer } from '../../db/schema/settings-layer';
 import { AppError, type FailedItem } from '../../lib/errors';
 import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
+import { lockedError, lockViolations } from '../settings/locks';
 import { requireRole } from '../organizations/access';
-import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
-import type { ProvisionInput, ProvisionResult, Workspace } from './schemas';
-import { mergeMetadata, readableWorkspace, takenSlugs } from './service';
+import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
+import { auditedState, nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import type { ProvisionInput, ProvisionResult } from './schemas';
+import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs } from './service';
 import { assertWriteWithinBudget } from './write-budget';
 
 /** An item to insert; `base` is set when its slug is derived from the name (and may move on). */
@@ -23,12 +25,13 @@ type Planned = { index: number; base: string | undefined; values: typeof workspa
  * listing every one) and only those items in `partial` mode. Derived slugs never conflict:
  * they skip what is taken, in the organization and earlier in the batch.
  */
-export async function provisionWorkspaces(tx: Tx, actorId: string, input: ProvisionInput): Promise<ProvisionResult> {
+export async function provisionWorkspaces(tx: Tx, author: Author, input: ProvisionInput): Promise<ProvisionResult> {
   const { organization_id: organizationId, mode } = input;
-  await requireRole(tx, actorId, organizationId, 'admin');
+  await requireRole(tx, author.id, organizationId, 'admin');
   const template: Pick<WorkspaceRow, 'description' | 'metadata' | 'settings'> = input.template_workspace_id
-    ? await readableWorkspace(tx, actorId, input.template_workspace_id)
+    ? await readableWorkspace(tx, author.id, input.template_workspace_id)
     : { description: null, metadata: {}, settings: {} };
+  const { locks } = await organizationRules(tx, { organizationId });
 
   const explicit = input.workspaces.flatMap((item) => (item.slug ? [item.slug] : []));
   const derivedBases = input.workspaces.map((item) => (item.slug ? undefined : slugify(item.name, 'workspace')));
@@ -75,13 +78,16 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
     });
   });
 
+  // A lock refuses the whole call in either mode: it is a rule of the organization, not one item's conflict.
+  const locked = pending.flatMap((p) => lockViolations(p.values.settings ?? {}, locks, `workspaces.${p.index}.settings`));
+  if (locked.length > 0) throw lockedError(locked);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
   assertWriteWithinBudget(pending.map((p) => p.values));
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the
   // insert causes another round: derived slugs move on to the next free candidate, explicit
   // ones have become conflicts.
-  const createdByIndex = new Map<number, Workspace>();
+  const createdByIndex = new Map<number, WorkspaceRow>();
   for (let round = 0; pending.length > 0; round++) {
     if (round > 0) {
       const derived = pending.filter((p) => p.base !== undefined);
@@ -102,7 +108,7 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
     const retry: Planned[] = [];
     for (const p of pending) {
       const row = bySlug.get(p.values.slug);
-      if (row) createdByIndex.set(p.index, toWorkspace(row));
+      if (row) createdByIndex.set(p.index, row);
       else if (p.base !== undefined && round + 1 < DERIVED_SLUG_ATTEMPTS) retry.push(p);
       else failed.push({ index: p.index, code: 'CONFLICT', message: `The slug "${p.values.slug}" was taken while provisioning` });
     }
@@ -111,8 +117,22 @@ export async function provisionWorkspaces(tx: Tx, actorId: string, input: Provis
 
   failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
-  const created = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, workspace]) => workspace);
-  return { created, failed };
+  const rows = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, row]) => row);
+  await recordEvents(tx, author, [
+    ...rows.map((row) => workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))),
+    {
+      organizationId,
+      action: 'workspaces.provisioned',
+      targetType: 'organization',
+      targetId: organizationId,
+      changes: changesBetween(null, {
+        created: rows.length,
+        failed: failed.length,
+        template_workspace_id: input.template_workspace_id ?? null,
+      }),
+    },
+  ]);
+  return { created: rows.map(toWorkspace), failed };
 }
 
 /**
@@ -148,6 +168,7 @@ function insertBatch(tx: Tx, organizationId: string, batch: Array<Planned['value
           settings: sql<SettingsLayer>`r.settings`.as('settings'),
           isDefault: sql<boolean>`false`.as('is_default'),
           clonedFromId: sql<string | null>`null::uuid`.as('cloned_from_id'),
+          archivedAt: sql<Date | null>`null::timestamptz`.as('archived_at'),
           version: sql<number>`1`.as('version'),
           createdAt: sql<Date>`now()`.as('created_at'),
           updatedAt: sql<Date>`now()`.as('updated_at'),

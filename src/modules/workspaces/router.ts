@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { authedProcedure, authedReadProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
-import type { AuthedContext, Context } from '../../trpc/context';
+import { authorOf, type AuthedContext, type Context } from '../../trpc/context';
 import { idempotentCreate, inTransaction } from '../../trpc/transaction';
 import { etagFor, type VersionCondition } from '../../lib/etag';
 import { etagHeader, EXAMPLE_IDS, idempotencyKeyHeader, ifMatchHeader } from '../../lib/api-schemas';
@@ -35,11 +35,16 @@ const settingsAnswer = <T extends { version: number }>(ctx: Context, value: T): 
   return withEtag(ctx, value);
 };
 
+async function setArchived(ctx: AuthedContext, input: s.ArchiveWorkspaceInput, archive: boolean) {
+  const condition = conditionFrom(ctx, input.expected_version);
+  return withEtag(ctx, await inTransaction(ctx, (tx) => service.setArchived(tx, authorOf(ctx), input.workspace_id, archive, condition)));
+}
+
 /** Create in an organization, shared by POST /workspaces and POST /organizations/{org_id}/workspaces (one idempotency operation). */
 function createIn(ctx: AuthedContext, organizationId: string, fields: s.NewWorkspace) {
   const input = { organization_id: organizationId, ...fields };
   return idempotentCreate(ctx, { operation: 'workspaces.create', input, stillVisible: workspaceStillVisible(ctx) }, async (tx) => {
-    const workspace = await service.createWorkspace(tx, ctx.actor.id, organizationId, fields);
+    const workspace = await service.createWorkspace(tx, authorOf(ctx), organizationId, fields);
     return { body: workspace, location: location(workspace), organizationId };
   });
 }
@@ -115,7 +120,7 @@ export const workspacesRouter = router({
           input,
           stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member', 'Resource'),
         },
-        async (tx) => ({ body: await provisionWorkspaces(tx, ctx.actor.id, input), organizationId: input.organization_id }),
+        async (tx) => ({ body: await provisionWorkspaces(tx, authorOf(ctx), input), organizationId: input.organization_id }),
       ),
     ),
 
@@ -154,7 +159,7 @@ export const workspacesRouter = router({
     .output(s.workspaceSchema)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...changes } }) => {
       const condition = conditionFrom(ctx, expected_version);
-      return withEtag(ctx, await inTransaction(ctx, (tx) => service.updateWorkspace(tx, ctx.actor.id, workspace_id, changes, condition)));
+      return withEtag(ctx, await inTransaction(ctx, (tx) => service.updateWorkspace(tx, authorOf(ctx), workspace_id, changes, condition)));
     }),
 
   delete: authedProcedure
@@ -173,8 +178,42 @@ export const workspacesRouter = router({
     .output(z.void())
     .mutation(({ ctx, input }) => {
       const condition = conditionFrom(ctx, input.expected_version);
-      return inTransaction(ctx, (tx) => service.deleteWorkspace(tx, ctx.actor.id, input.workspace_id, condition));
+      return inTransaction(ctx, (tx) => service.deleteWorkspace(tx, authorOf(ctx), input.workspace_id, condition));
     }),
+
+  archive: authedProcedure
+    .meta(
+      rest('POST', '/workspaces/{workspace_id}/archive', 'archiveWorkspace', {
+        tag,
+        summary: 'Archive a workspace: read-only, left out of lists, slug kept (admin)',
+        description:
+          'The workspace keeps its data, settings and slug; writes to it answer 409 until it is restored, while reads, clones from it and provisioning from it as a template still work. Lists leave it out unless `archived=true` or `all`. The default workspace cannot be archived (409). Archiving an archived workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
+        requestExample: { expected_version: 1 },
+        errors: [403, 404, 409, 412],
+        requestHeaders: ifMatchHeader,
+        responseHeaders: etagHeader,
+      }),
+    )
+    .input(s.archiveWorkspaceInput)
+    .output(s.workspaceSchema)
+    .mutation(({ ctx, input }) => setArchived(ctx, input, true)),
+
+  restore: authedProcedure
+    .meta(
+      rest('POST', '/workspaces/{workspace_id}/restore', 'restoreWorkspace', {
+        tag,
+        summary: 'Restore an archived workspace (admin)',
+        description:
+          'It is active again: writable and listed, with the slug it kept. Restoring an active workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
+        requestExample: { expected_version: 2 },
+        errors: [403, 404, 412],
+        requestHeaders: ifMatchHeader,
+        responseHeaders: etagHeader,
+      }),
+    )
+    .input(s.archiveWorkspaceInput)
+    .output(s.workspaceSchema)
+    .mutation(({ ctx, input }) => setArchived(ctx, input, false)),
 
   clone: authedProcedure
     .meta(
@@ -196,7 +235,7 @@ export const workspacesRouter = router({
         ctx,
         { operation: 'workspaces.clone', input: { workspace_id, ...fields }, stillVisible: workspaceStillVisible(ctx) },
         async (tx) => {
-          const workspace = await service.cloneWorkspace(tx, ctx.actor.id, workspace_id, fields);
+          const workspace = await service.cloneWorkspace(tx, authorOf(ctx), workspace_id, fields);
           return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
         },
       ),
@@ -234,7 +273,7 @@ export const workspacesRouter = router({
     .output(s.workspaceSettingsOutput)
     .mutation(async ({ ctx, input: { workspace_id, expected_version, ...patch } }) => {
       const condition = conditionFrom(ctx, expected_version);
-      const settings = await inTransaction(ctx, (tx) => service.updateWorkspaceSettings(tx, ctx.actor.id, workspace_id, patch, condition));
+      const settings = await inTransaction(ctx, (tx) => service.updateWorkspaceSettings(tx, authorOf(ctx), workspace_id, patch, condition));
       return settingsAnswer(ctx, settings);
     }),
 

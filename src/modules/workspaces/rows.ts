@@ -14,6 +14,7 @@ export function toWorkspace(row: WorkspaceRow): Workspace {
     metadata: row.metadata,
     is_default: row.isDefault,
     cloned_from_id: row.clonedFromId,
+    archived_at: row.archivedAt ? row.archivedAt.toISOString() : null,
     version: row.version,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
@@ -22,3 +23,13 @@ export function toWorkspace(row: WorkspaceRow): Workspace {
 
 /** The sort key for `sort=name`: computed in JS so both engines compare the same bytes. */
 export const nameKey = (name: string) => name.normalize('NFC').toLowerCase();
+
+/** A workspace's state as its audit events compare it (README, Audit events). */
+export const auditedState = (row: WorkspaceRow) => ({
+  name: row.name,
+  slug: row.slug,
+  description: row.description,
+  metadata: row.metadata,
+  is_default: row.isDefault,
+  settings: row.settings,
+});

@@ -3,6 +3,7 @@ import { checkedRecord, expectedVersion, nameString, queryInt, safeString, slugS
 import { ERROR_STATUS } from '../../lib/errors';
 import { pageOf, pageQuery, responseInt, responseSlug, responseText, responseVersion, timestamp } from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema, settingsSourcesSchema } from '../settings/document';
+import { MAX_LOCKS } from '../settings/locks';
 
 const METADATA_KEY = /^[a-zA-Z0-9_.-]{1,40}$/;
 export const METADATA_MAX_KEYS = 50;
@@ -19,6 +20,7 @@ export const workspaceSchema = z
       .meta({ maxProperties: METADATA_MAX_KEYS }),
     is_default: z.boolean(),
     cloned_from_id: z.uuid().nullable(),
+    archived_at: timestamp.nullable().meta({ description: 'when it was archived (read-only, left out of lists); null while active' }),
     version: responseVersion(),
     created_at: timestamp,
     updated_at: timestamp,
@@ -77,6 +79,10 @@ const listFilters = {
   q: safeString(100).meta({ description: 'case-insensitive substring of name or slug' }).optional(),
   sort: z.enum(['created_at', 'name']).default('created_at'),
   order: z.enum(['asc', 'desc']).default('asc'),
+  archived: z
+    .enum(['false', 'true', 'all'])
+    .default('false')
+    .meta({ description: 'false (default): active workspaces only; true: archived only; all: both' }),
   ...pageQuery,
 };
 
@@ -113,6 +119,10 @@ export const deleteWorkspaceInput = z.strictObject({
     .optional(),
 });
 
+/** Archive or restore, conditional like the other writes. */
+export const archiveWorkspaceInput = z.strictObject({ ...workspaceId, expected_version: expectedVersion });
+export type ArchiveWorkspaceInput = z.output<typeof archiveWorkspaceInput>;
+
 export const cloneWorkspaceInput = z.strictObject({
   ...workspaceId,
   name: nameString(100),
@@ -129,6 +139,12 @@ export const workspaceSettingsOutput = z
     effective: effectiveSettingsSchema,
     overrides: settingsLayerSchema,
     sources: settingsSourcesSchema,
+    locked: z
+      .array(z.string().meta({ maxLength: 200 }))
+      .meta({ maxItems: MAX_LOCKS, description: "the organization's lock paths: there its value (or the default) holds" }),
+    shadowed: z
+      .array(z.string().meta({ maxLength: 200 }))
+      .meta({ maxItems: 10000, description: 'paths of these overrides that a lock hides; they apply again once the lock goes' }),
   })
   .meta({ id: 'WorkspaceSettings' });
 export type WorkspaceSettings = z.output<typeof workspaceSettingsOutput>;

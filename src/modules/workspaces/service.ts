@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, like, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNotNull, isNull, like, or, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
@@ -13,8 +13,10 @@ import { paginate, timestampParam } from '../../lib/pagination';
 import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
+import { assertNotLocked } from '../settings/locks';
 import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
-import { nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
+import { auditedState, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import { assertWriteWithinBudget } from './write-budget';
 import {
   METADATA_MAX_KEYS,
@@ -62,6 +64,36 @@ async function lockOrganizationOf(tx: Tx, workspaceId: string): Promise<void> {
     .from(organizations)
     .where(eq(organizations.id, sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`))
     .for('update');
+}
+
+/** What a workspace write must obey in its organization: the settings it inherits and the locks. */
+export interface OrganizationRules {
+  settings: SettingsLayer;
+  locks: string[];
+}
+
+/**
+ * The organization's settings and locks, read under a share lock that a change of them (its
+ * update lock) waits for and that waits for it: a workspace write checks the locks that hold
+ * when it commits. Taken before any workspace row, in the order every other write locks
+ * (organization, then workspace). `of` is the organization's id, or a workspace's.
+ */
+export async function organizationRules(tx: Tx, of: { organizationId: string } | { workspaceId: string }): Promise<OrganizationRules> {
+  const id =
+    'organizationId' in of
+      ? sql`${of.organizationId}::uuid`
+      : sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${of.workspaceId})`;
+  const [row] = await tx
+    .select({ settings: organizations.settings, locks: organizations.settingsLocks })
+    .from(organizations)
+    .where(eq(organizations.id, id))
+    .for('key share');
+  return row ?? { settings: {}, locks: [] };
+}
+
+/** 409 for a write to an archived workspace: it is read-only until restored. */
+function assertActive(workspace: WorkspaceRow): void {
+  if (workspace.archivedAt) throw new AppError('CONFLICT', 'Workspace is archived; restore it first');
 }
 
 /**
@@ -121,8 +153,10 @@ function insertWorkspace(tx: Tx, values: Omit<typeof workspaces.$inferInsert, 's
   });
 }
 
-export async function createWorkspace(tx: Tx, actorId: string, organizationId: string, input: NewWorkspace): Promise<Workspace> {
-  await requireRole(tx, actorId, organizationId, 'admin');
+export async function createWorkspace(tx: Tx, author: Author, organizationId: string, input: NewWorkspace): Promise<Workspace> {
+  await requireRole(tx, author.id, organizationId, 'admin');
+  const { locks } = await organizationRules(tx, { organizationId });
+  assertNotLocked(input.settings ?? {}, locks, 'settings');
   const row = await insertWorkspace(
     tx,
     {
@@ -134,6 +168,7 @@ export async function createWorkspace(tx: Tx, actorId: string, organizationId: s
     },
     input.slug,
   );
+  await recordEvents(tx, author, [workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))]);
   return toWorkspace(row);
 }
 
@@ -146,11 +181,11 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * filters, so it cannot be replayed against another query.
  */
 export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: Caller, input: ListWorkspacesInput): Promise<WorkspacePage> {
-  const { organization_id, q, sort, order } = input;
+  const { organization_id, q, sort, order, archived } = input;
   if (organization_id) await requireCallerRole(db, caller, organization_id, 'member');
   else await confirmAccount(db, caller);
   const actorId = caller.id;
-  const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order };
+  const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order, archived };
 
   const byName = sort === 'name';
   const sortKey = byName ? sql`${workspaces.nameKey} collate "C"` : sql`${workspaces.createdAt}`;
@@ -163,6 +198,7 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
           db.select({ id: memberships.organizationId }).from(memberships).where(eq(memberships.userId, actorId)),
         ),
   ];
+  if (archived !== 'all') conditions.push(archived === 'true' ? isNotNull(workspaces.archivedAt) : isNull(workspaces.archivedAt));
   if (q) {
     const pattern = `%${escapeLike(nameKey(q))}%`;
     conditions.push(or(like(workspaces.nameKey, pattern), like(workspaces.slug, pattern)));
@@ -194,23 +230,25 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
  * A workspace the caller may read, found by the one query that also confirms the caller
  * (the read's only round trip): 401 when the account is gone or the token revoked, then 404
  * when the workspace does not exist or the caller is not a member of its organization — the
- * order and messages of authedProcedure followed by loadWorkspace. With `organizationSettings`,
- * the same query reads the organization's settings layer.
+ * order and messages of authedProcedure followed by loadWorkspace. With `withOrganization`,
+ * the same query reads the organization's settings layer and locks.
  */
 async function readWorkspace(
   db: DbOrTx,
   caller: Caller,
   workspaceId: string,
-  { withOrganizationSettings = false } = {},
-): Promise<{ workspace: WorkspaceRow; organizationSettings?: SettingsLayer }> {
-  const query = withOrganizationSettings ? readWorkspaceWithOrganizationQuery(db) : readWorkspaceQuery(db);
+  { withOrganization = false } = {},
+): Promise<{ workspace: WorkspaceRow; organization?: OrganizationRules }> {
+  const query = withOrganization ? readWorkspaceWithOrganizationQuery(db) : readWorkspaceQuery(db);
   const [row] = await query.execute({ userId: caller.id, workspaceId });
   confirmCaller(caller, row);
   if (!row.workspace || !row.role) throw workspaceNotFound();
-  return {
-    workspace: row.workspace,
-    organizationSettings: 'organizationSettings' in row ? (row.organizationSettings ?? undefined) : undefined,
+  if (!withOrganization) return { workspace: row.workspace };
+  const { organizationSettings, organizationLocks } = row as {
+    organizationSettings?: SettingsLayer | null;
+    organizationLocks?: string[] | null;
   };
+  return { workspace: row.workspace, organization: { settings: organizationSettings ?? {}, locks: organizationLocks ?? [] } };
 }
 
 /** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's membership in its organization. */
@@ -229,7 +267,7 @@ const readWorkspaceQuery = preparedPerDatabase((db) =>
 
 const readWorkspaceWithOrganizationQuery = preparedPerDatabase((db) =>
   db
-    .select({ ...readFields, organizationSettings: organizations.settings })
+    .select({ ...readFields, organizationSettings: organizations.settings, organizationLocks: organizations.settingsLocks })
     .from(users)
     .leftJoin(workspaces, eq(workspaces.id, sql.placeholder('workspaceId')))
     .leftJoin(memberships, memberOfWorkspaceOrganization)
@@ -262,7 +300,7 @@ export function mergeMetadata(current: Record<string, string>, patch: Record<str
  */
 export async function updateWorkspace(
   tx: Tx,
-  actorId: string,
+  author: Author,
   workspaceId: string,
   changes: WorkspaceChanges,
   condition: VersionCondition,
@@ -270,7 +308,8 @@ export async function updateWorkspace(
   // Moving the default flag touches two rows: serialize such moves per organization, taking
   // the organization's lock before the workspace's (the order deleting an organization uses).
   if (changes.is_default) await lockOrganizationOf(tx, workspaceId);
-  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
+  assertActive(workspace);
   const set: Partial<typeof workspaces.$inferInsert> = {};
   if (changes.name !== undefined && changes.name !== workspace.name) {
     set.name = changes.name;
@@ -282,12 +321,15 @@ export async function updateWorkspace(
     const metadata = mergeMetadata(workspace.metadata, changes.metadata);
     if (canonicalJson(metadata) !== canonicalJson(workspace.metadata)) set.metadata = metadata;
   }
+  const events = [];
   if (changes.is_default && !workspace.isDefault) {
     // Clear the old default first: the partial unique index allows one per organization.
-    await tx
+    const cleared = await tx
       .update(workspaces)
       .set({ isDefault: false, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
-      .where(and(eq(workspaces.organizationId, workspace.organizationId), eq(workspaces.isDefault, true)));
+      .where(and(eq(workspaces.organizationId, workspace.organizationId), eq(workspaces.isDefault, true)))
+      .returning({ id: workspaces.id, organizationId: workspaces.organizationId });
+    for (const old of cleared) events.push(workspaceEvent('workspace.updated', old, { is_default: { from: true, to: false } }));
     set.isDefault = true;
   }
   if (Object.keys(set).length === 0) return toWorkspace(workspace);
@@ -297,6 +339,8 @@ export async function updateWorkspace(
       .set({ ...set, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
       .where(eq(workspaces.id, workspaceId))
       .returning();
+    events.unshift(workspaceEvent('workspace.updated', row!, changesBetween(auditedState(workspace), auditedState(row!))));
+    await recordEvents(tx, author, events);
     return toWorkspace(row!);
   } catch (error) {
     if (isUniqueViolation(error, 'workspaces_org_slug_key')) throw slugTaken(changes.slug!);
@@ -304,12 +348,45 @@ export async function updateWorkspace(
   }
 }
 
-export async function deleteWorkspace(tx: Tx, actorId: string, workspaceId: string, condition: VersionCondition): Promise<void> {
-  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
+/** A hard delete, archived or not; its events stay in the organization's list. */
+export async function deleteWorkspace(tx: Tx, author: Author, workspaceId: string, condition: VersionCondition): Promise<void> {
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
   if (workspace.isDefault) {
     throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
   }
   await tx.delete(workspaces).where(eq(workspaces.id, workspaceId));
+  await recordEvents(tx, author, [workspaceEvent('workspace.deleted', workspace, changesBetween(auditedState(workspace), null))]);
+}
+
+/**
+ * Archives (read-only, out of the lists, slug kept) or restores a workspace: version + 1 and
+ * an event; a workspace already in that state is answered as it is. The default workspace
+ * cannot be archived.
+ */
+export async function setArchived(
+  tx: Tx,
+  author: Author,
+  workspaceId: string,
+  archive: boolean,
+  condition: VersionCondition,
+): Promise<Workspace> {
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
+  if ((workspace.archivedAt !== null) === archive) return toWorkspace(workspace);
+  if (archive && workspace.isDefault) {
+    throw new AppError('CONFLICT', 'The default workspace cannot be archived; make another workspace the default first');
+  }
+  const [row] = await tx
+    .update(workspaces)
+    .set({ archivedAt: archive ? sql`now()` : null, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
+    .where(eq(workspaces.id, workspaceId))
+    .returning();
+  const archivedAt = (r: WorkspaceRow) => r.archivedAt?.toISOString() ?? null;
+  await recordEvents(tx, author, [
+    workspaceEvent(archive ? 'workspace.archived' : 'workspace.restored', row!, {
+      archived_at: { from: archivedAt(workspace), to: archivedAt(row!) },
+    }),
+  ]);
+  return toWorkspace(row!);
 }
 
 /**
@@ -317,10 +394,12 @@ export async function deleteWorkspace(tx: Tx, actorId: string, workspaceId: stri
  * workspace (of the source's organization, or another where the caller is admin). Reading
  * the source needs membership in its organization. The copy shares nothing with the source.
  */
-export async function cloneWorkspace(tx: Tx, actorId: string, sourceId: string, input: CloneFields): Promise<Workspace> {
-  const { workspace: source } = await loadWorkspace(tx, actorId, sourceId, 'member');
+export async function cloneWorkspace(tx: Tx, author: Author, sourceId: string, input: CloneFields): Promise<Workspace> {
+  const { workspace: source } = await loadWorkspace(tx, author.id, sourceId, 'member');
   const organizationId = input.organization_id ?? source.organizationId;
-  await requireRole(tx, actorId, organizationId, 'admin');
+  await requireRole(tx, author.id, organizationId, 'admin');
+  // The source's overrides become the copy's: they obey the target organization's locks.
+  assertNotLocked(source.settings, (await organizationRules(tx, { organizationId })).locks, 'settings');
   const copy = <T>(value: T): T => structuredClone(value);
   const values = {
     organizationId,
@@ -332,42 +411,50 @@ export async function cloneWorkspace(tx: Tx, actorId: string, sourceId: string, 
   };
   assertWriteWithinBudget([values]);
   const row = await insertWorkspace(tx, values, input.slug);
+  await recordEvents(tx, author, [
+    workspaceEvent('workspace.cloned', row, changesBetween(null, { ...auditedState(row), cloned_from_id: source.id })),
+  ]);
   return toWorkspace(row);
 }
 
-function toSettings(workspace: WorkspaceRow, organizationSettings: SettingsLayer): WorkspaceSettings {
-  const { effective, sources } = resolveEffectiveSettings(organizationSettings, workspace.settings);
-  return { workspace_id: workspace.id, version: workspace.version, effective, overrides: workspace.settings, sources };
+function toSettings(workspace: WorkspaceRow, organization: OrganizationRules): WorkspaceSettings {
+  const { effective, sources, locked, shadowed } = resolveEffectiveSettings(organization.settings, workspace.settings, organization.locks);
+  return { workspace_id: workspace.id, version: workspace.version, effective, overrides: workspace.settings, sources, locked, shadowed };
 }
 
-async function organizationSettings(db: DbOrTx, organizationId: string): Promise<SettingsLayer> {
-  const [row] = await db.select({ settings: organizations.settings }).from(organizations).where(eq(organizations.id, organizationId));
-  return row?.settings ?? {};
-}
-
-/** Effective settings are resolved at read time, so an organization change shows at once. */
+/** Effective settings are resolved at read time, so an organization change (or lock) shows at once. */
 export async function getWorkspaceSettings(db: DbOrTx, caller: Caller, workspaceId: string): Promise<WorkspaceSettings> {
-  const { workspace, organizationSettings } = await readWorkspace(db, caller, workspaceId, { withOrganizationSettings: true });
-  return toSettings(workspace, organizationSettings ?? {});
+  const { workspace, organization } = await readWorkspace(db, caller, workspaceId, { withOrganization: true });
+  return toSettings(workspace, organization!);
 }
 
+/**
+ * Deep-merges a write into the overrides. Refused whole (409) when the workspace is archived
+ * or the write sets a value under one of the organization's locks, which are read under the
+ * organization's share lock (see organizationRules).
+ */
 export async function updateWorkspaceSettings(
   tx: Tx,
-  actorId: string,
+  author: Author,
   workspaceId: string,
   patch: SettingsPatch,
   condition: VersionCondition,
 ): Promise<WorkspaceSettings> {
-  const workspace = await loadForWrite(tx, actorId, workspaceId, condition);
-  const orgSettings = await organizationSettings(tx, workspace.organizationId);
+  const organization = await organizationRules(tx, { workspaceId });
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
+  assertActive(workspace);
+  assertNotLocked(patch, organization.locks);
   const overrides = applySettingsPatch(workspace.settings, patch);
-  if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettings(workspace, orgSettings);
+  if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettings(workspace, organization);
   const [row] = await tx
     .update(workspaces)
     .set({ settings: overrides, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
     .where(eq(workspaces.id, workspaceId))
     .returning();
-  return toSettings(row!, orgSettings);
+  await recordEvents(tx, author, [
+    workspaceEvent('workspace.settings_updated', row!, changesBetween(workspace.settings, overrides, 'settings')),
+  ]);
+  return toSettings(row!, organization);
 }
 
 /** Loads a workspace the caller may read (for provisioning templates). */

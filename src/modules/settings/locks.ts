@@ -1,0 +1,140 @@
+/**
+ * Locked settings: paths of the settings document that an organization decides for every
+ * one of its workspaces. A lock is stored as its path (`integrations.slack.config`) and
+ * applied at read time by `resolveEffectiveSettings`; writes that would set a value under a
+ * lock are refused by `assertNotLocked`. README, Locked settings, states the rules.
+ * @module
+ */
+import { z } from 'zod';
+import { AppError } from '../../lib/errors';
+import { isSettingsKey, PERMISSION_KEYS, type SettingsLayer, type SettingsPatch } from './document';
+
+/** A path as its segments, keys whole (`['integrations', 'a.b', 'config', 'c']`). */
+export type SettingsPath = readonly string[];
+
+export const MAX_LOCKS = 100;
+const MAX_LOCK_PATH_LENGTH = 200;
+const PERMISSIONS = new Set<string>(PERMISSION_KEYS);
+
+/**
+ * The segments of a lock path, or undefined when it names nothing in the document. Keys may
+ * hold dots: after `features.` the rest is the flag; an integration's name ends at the first
+ * `enabled` or `config` segment that leaves a well-formed path.
+ */
+export function parseSettingsPath(path: string): SettingsPath | undefined {
+  const [section, ...rest] = path.split('.');
+  if (rest.length === 0) return section === 'permissions' || section === 'features' || section === 'integrations' ? [section] : undefined;
+  if (section === 'permissions') return rest.length === 1 && PERMISSIONS.has(rest[0]!) ? [section, rest[0]!] : undefined;
+  if (section === 'features') return isSettingsKey(rest.join('.')) ? [section, rest.join('.')] : undefined;
+  if (section !== 'integrations') return undefined;
+  for (let end = 1; end <= rest.length; end++) {
+    const name = rest.slice(0, end).join('.');
+    const [part, ...key] = rest.slice(end);
+    if (!isSettingsKey(name)) continue;
+    if (part === undefined) return [section, name];
+    if (part === 'enabled' && key.length === 0) return [section, name, part];
+    if (part === 'config' && key.length === 0) return [section, name, part];
+    if (part === 'config' && isSettingsKey(key.join('.'))) return [section, name, part, key.join('.')];
+  }
+  return undefined;
+}
+
+export const joinPath = (path: SettingsPath) => path.join('.');
+
+const lockPath = z
+  .string()
+  .max(MAX_LOCK_PATH_LENGTH)
+  .refine((path) => parseSettingsPath(path) !== undefined, {
+    message:
+      'not a path of the settings document (permissions[.<key>], features[.<flag>], integrations[.<name>[.enabled|.config[.<key>]]])',
+  })
+  .meta({ maxLength: MAX_LOCK_PATH_LENGTH, description: 'a path of the settings document, e.g. permissions.allow_guests' });
+
+/** `locks` of an organization settings write: replaces the list; `null` (or `[]`) removes every lock. */
+export const locksInput = z
+  .array(lockPath)
+  .max(MAX_LOCKS)
+  .nullable()
+  .optional()
+  .meta({ description: `Paths every workspace takes from the organization (at most ${MAX_LOCKS}); replaces the list, null removes all` });
+
+/** The stored form of a lock list: without repeats, sorted. */
+export const normalizeLocks = (paths: readonly string[] | null): string[] => [...new Set(paths ?? [])].sort();
+
+/** Whether one path is at, under or above the other (they name overlapping parts of the document). */
+export function overlaps(a: SettingsPath, b: SettingsPath): boolean {
+  const common = Math.min(a.length, b.length);
+  for (let i = 0; i < common; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+type Leaf = { path: SettingsPath; value: unknown };
+
+/**
+ * The values a layer or a write sets, leaf by leaf (`null`s, which remove, are left out). An
+ * integration declared without any value (`{"jira": {}}`) is a leaf at its own path.
+ */
+export function settingsLeaves(layer: SettingsLayer | SettingsPatch): Leaf[] {
+  const leaves: Leaf[] = [];
+  for (const [key, value] of Object.entries(layer.permissions ?? {})) {
+    if (value !== null && value !== undefined) leaves.push({ path: ['permissions', key], value });
+  }
+  for (const [flag, value] of Object.entries(layer.features ?? {})) {
+    if (value !== null && value !== undefined) leaves.push({ path: ['features', flag], value });
+  }
+  for (const [name, integration] of Object.entries(layer.integrations ?? {})) {
+    if (integration === null || integration === undefined) continue;
+    const before = leaves.length;
+    if (integration.enabled !== null && integration.enabled !== undefined) {
+      leaves.push({ path: ['integrations', name, 'enabled'], value: integration.enabled });
+    }
+    let removes = integration.enabled === null || integration.config === null;
+    for (const [key, value] of Object.entries(integration.config ?? {})) {
+      if (value === null) removes = true;
+      else if (value !== undefined) leaves.push({ path: ['integrations', name, 'config', key], value });
+    }
+    if (leaves.length === before && !removes) leaves.push({ path: ['integrations', name], value: undefined });
+  }
+  return leaves;
+}
+
+/** The parsed form of stored lock paths (they were validated on the way in). */
+export const parseLocks = (locks: readonly string[]): SettingsPath[] => locks.map((lock) => parseSettingsPath(lock) ?? [lock]);
+
+/** The lock a path falls under, if any. */
+export const lockOver = (path: SettingsPath, locks: readonly SettingsPath[]) => locks.find((lock) => overlaps(lock, path));
+
+/** A path a write would set, and the lock it falls under. */
+export interface LockViolation {
+  path: string;
+  lock: string;
+}
+
+/**
+ * 409 when `settings` (a write, or the overrides a new workspace would start with) sets a value
+ * at, under or above one of the organization's locks: the whole write is refused, naming each
+ * refused path (under `issuePrefix` in `issues`, e.g. `workspaces.3.settings`).
+ */
+export function assertNotLocked(settings: SettingsLayer | SettingsPatch, locks: readonly string[], issuePrefix = ''): void {
+  const violations = lockViolations(settings, locks, issuePrefix);
+  if (violations.length > 0) throw lockedError(violations);
+}
+
+/** The paths of `settings` that fall under `locks`. */
+export function lockViolations(settings: SettingsLayer | SettingsPatch, locks: readonly string[], issuePrefix = ''): LockViolation[] {
+  if (locks.length === 0) return [];
+  const parsed = parseLocks(locks);
+  const violations: LockViolation[] = [];
+  for (const { path } of settingsLeaves(settings)) {
+    const lock = lockOver(path, parsed);
+    if (lock) violations.push({ path: issuePrefix ? `${issuePrefix}.${joinPath(path)}` : joinPath(path), lock: joinPath(lock) });
+  }
+  return violations;
+}
+
+export function lockedError(violations: LockViolation[]): AppError {
+  const locks = [...new Set(violations.map((v) => v.lock))];
+  return new AppError('CONFLICT', `Locked by the organization: ${locks.join(', ')}`, {
+    issues: violations.map((v) => ({ path: v.path, message: `locked by the organization (lock "${v.lock}")` })),
+  });
+}
