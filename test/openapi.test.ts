@@ -7,7 +7,7 @@ import { ERROR_STATUS } from '../src/lib/errors';
 import type { AppMeta } from '../src/trpc/init';
 import { signup, startTestApp, type TestApp } from './helpers/app';
 
-const TAGS = ['auth', 'organizations', 'workspaces'];
+const TAGS = ['auth', 'organizations', 'workspaces', 'audit'];
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 /** Creates that make several resources answer 201 without a Location (API.md, Conventions). */
 const CREATES_WITHOUT_LOCATION = new Set(['POST /auth/signup', 'POST /workspaces/provision']);
@@ -150,7 +150,13 @@ describe('operations', () => {
     const tagOf = (key: string) => allOperations().find(([k]) => k === key)?.[1].tags?.[0];
     expect(tagOf('POST /auth/signup')).toBe('auth');
     expect(tagOf('GET /organizations')).toBe('organizations');
+    expect(tagOf('GET /organizations/{org_id}/events')).toBe('audit');
     for (const [key, operation] of allOperations()) {
+      // The audit trail is its own section (README, Audit events), whichever resource its path hangs from.
+      if (key.endsWith('/events')) {
+        expect(operation.tags, key).toEqual(['audit']);
+        continue;
+      }
       if (key.includes(' /auth/')) expect(operation.tags, key).toEqual(['auth']);
       if (/ \/workspaces(\/|$)/.test(key)) expect(operation.tags, key).toEqual(['workspaces']);
       if (/ \/organizations(\/|$)/.test(key)) expect(operation.tags, key).toEqual(['organizations']);

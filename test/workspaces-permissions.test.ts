@@ -10,7 +10,8 @@ import {
   type Team,
   type WorkspaceBody,
 } from './helpers/workspace-helpers';
-import { UNKNOWN_UUID } from './helpers/values';
+import { ISO_MS_PATTERN, UNKNOWN_UUID } from './helpers/values';
+import { isoSql } from './helpers/sql';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
 let app: TestApp;
@@ -50,7 +51,9 @@ const wsPath = (id: string) => `/api/v1/workspaces/${id}`;
 
 interface Operation {
   kind: 'read' | 'write';
-  /** The call, made on `ws`: a fresh workspace of the team's organization, at version 1. */
+  /** Brings the fresh workspace into the state the call needs (as the owner, before the snapshot); returns it as it now is. */
+  prepare?(ws: WorkspaceBody): Promise<WorkspaceBody>;
+  /** The call, made on `ws`: a fresh workspace of the team's organization, at version 1 (or as `prepare` left it). */
   call(token: string | undefined, ws: WorkspaceBody): Promise<ApiResponse>;
   /** What a successful call answers and leaves in the database. */
   succeeded(res: ApiResponse, ws: WorkspaceBody): Promise<void> | void;
@@ -69,6 +72,22 @@ function listedNewestFirst(res: ApiResponse, ws: WorkspaceBody): void {
   expect(res.status, res.text).toBe(200);
   expect(res.body.items).toContainEqual(ws);
   for (const item of res.body.items) expect(item.organization_id).toBe(team.organizationId);
+}
+
+/** The workspace's version and archived_at as stored (archived_at rendered the API's way, null while active). */
+async function archiveState(id: string) {
+  const [row] = await app.query<{ version: number; archived_at: string | null }>(
+    `select version, ${isoSql('archived_at')} as archived_at from workspaces where id = $1`,
+    [id],
+  );
+  return row ?? null;
+}
+
+/** Archives `ws` as the owner over REST; fails the test unless 200. */
+async function archivedByOwner(ws: WorkspaceBody): Promise<WorkspaceBody> {
+  const res = await app.request('POST', `${wsPath(ws.id)}/archive`, { token: team.owner.token, body: {} });
+  expect(res.status, res.text).toBe(200);
+  return res.body;
 }
 
 const names = new Map<string, string>();
@@ -158,6 +177,40 @@ const OPERATIONS: Record<string, Operation> = {
       expect(await workspaceRow(app, ws.id)).toMatchObject({ version: 2, settings: { features: { seeded: true, added: true } } });
     },
   },
+  archive: {
+    kind: 'write',
+    call: (token, ws) => app.request('POST', `${wsPath(ws.id)}/archive`, { token, body: {} }),
+    succeeded: async (res, ws) => {
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ id: ws.id, version: 2, archived_at: expect.stringMatching(ISO_MS_PATTERN) });
+      expect(res.headers.get('etag')).toBe('"2"');
+      expect(await archiveState(ws.id)).toEqual({ version: 2, archived_at: res.body.archived_at });
+    },
+  },
+  restore: {
+    kind: 'write',
+    prepare: archivedByOwner,
+    call: (token, ws) => app.request('POST', `${wsPath(ws.id)}/restore`, { token, body: {} }),
+    succeeded: async (res, ws) => {
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ id: ws.id, version: 3, archived_at: null });
+      expect(res.headers.get('etag')).toBe('"3"');
+      expect(await archiveState(ws.id)).toEqual({ version: 3, archived_at: null });
+    },
+  },
+  'workspace events': {
+    kind: 'read',
+    call: (token, ws) => app.request('GET', `${wsPath(ws.id)}/events`, { token }),
+    succeeded: async (res, ws) => {
+      expect(res.status, res.text).toBe(200);
+      expect(Object.keys(res.body).sort()).toEqual(['items', 'next_cursor']);
+      const items = res.body.items as Array<{ workspace_id: string; action: string; target_id: string }>;
+      for (const event of items) expect(event.workspace_id).toBe(ws.id);
+      expect(items).toContainEqual(expect.objectContaining({ action: 'workspace.created', target_type: 'workspace', target_id: ws.id }));
+      const [stored] = await app.query<{ n: number }>('select count(*)::int as n from audit_events where workspace_id = $1', [ws.id]);
+      expect(items).toHaveLength(stored!.n);
+    },
+  },
   provision: {
     kind: 'write',
     call: (token, ws) =>
@@ -187,7 +240,9 @@ const DENIALS = { '401': [401, 'UNAUTHORIZED'], '403': [403, 'FORBIDDEN'], '404'
 
 /** What a denied call must leave as it was: every workspace row of the database. */
 const allWorkspaces = () =>
-  app.query(`select id, name, slug, description, metadata, settings, is_default, version, updated_at from workspaces order by id`);
+  app.query(
+    `select id, name, slug, description, metadata, settings, is_default, version, archived_at, updated_at from workspaces order by id`,
+  );
 
 const MATRIX = Object.entries(OPERATIONS).flatMap(([operation, op]) =>
   WHO.map((who) => ({ operation, who, expected: expectedFor(op, who) })),
@@ -196,11 +251,12 @@ const MATRIX = Object.entries(OPERATIONS).flatMap(([operation, op]) =>
 describe('permission matrix (REST)', () => {
   it.each(MATRIX)('$operation by $who → $expected', async ({ operation, who, expected }) => {
     const op = OPERATIONS[operation]!;
-    const ws = await createWorkspace(app, team.owner.token, team.organizationId, {
+    const created = await createWorkspace(app, team.owner.token, team.organizationId, {
       description: 'fixture',
       metadata: { fixture: 'yes' },
       settings: { features: { seeded: true } },
     });
+    const ws = op.prepare ? await op.prepare(created) : created;
     const before = await allWorkspaces();
 
     const res = await op.call(tokenOf(who), ws);
@@ -215,15 +271,16 @@ describe('permission matrix (REST)', () => {
   });
 
   it('covers every operation for every caller', () => {
-    expect(MATRIX).toHaveLength(11 * 5);
+    expect(MATRIX).toHaveLength(14 * 5);
   });
 });
 
 describe('authorization comes before the version check', () => {
-  const conditional: Array<[string, 'PUT' | 'DELETE', string, unknown]> = [
+  const conditional: Array<[string, 'PUT' | 'DELETE' | 'POST', string, unknown]> = [
     ['update', 'PUT', '', { description: 'stale write' }],
     ['delete', 'DELETE', '', undefined],
     ['update settings', 'PUT', '/settings', { features: { stale: true } }],
+    ['archive', 'POST', '/archive', {}],
   ];
   const outcomes: Array<[Who, number, string]> = [
     ['non-member', 404, 'NOT_FOUND'],
@@ -368,5 +425,33 @@ describe('permissions over tRPC', () => {
       .workspaces.update.mutate({ workspace_id: ws.id, name: 'Admin Renamed', expected_version: 1 });
     expect(updated).toMatchObject({ name: 'Admin Renamed', version: 2 });
     expect(await workspaceRow(app, ws.id)).toMatchObject({ name: 'Admin Renamed', version: 2 });
+  });
+
+  it('answers archive, restore and workspace events with the same codes as REST', async () => {
+    const ws = await createWorkspace(app, team.owner.token, team.organizationId);
+    const archivedWs = await archivedByOwner(await createWorkspace(app, team.owner.token, team.organizationId));
+    const before = await allWorkspaces();
+
+    for (const [token, status, code] of [
+      [team.member.token, 403, 'FORBIDDEN'],
+      [team.outsider.token, 404, 'NOT_FOUND'],
+      [undefined, 401, 'UNAUTHORIZED'],
+    ] as const) {
+      await expectTrpcFailure(app.trpc(token).workspaces.archive.mutate({ workspace_id: ws.id }), status, code);
+      await expectTrpcFailure(app.trpc(token).workspaces.restore.mutate({ workspace_id: archivedWs.id }), status, code);
+    }
+    await expectTrpcFailure(app.trpc(team.outsider.token).audit.listWorkspaceEvents.query({ workspace_id: ws.id }), 404, 'NOT_FOUND');
+    await expectTrpcFailure(app.trpc().audit.listWorkspaceEvents.query({ workspace_id: ws.id }), 401, 'UNAUTHORIZED');
+    expect(await allWorkspaces()).toEqual(before);
+
+    const events = await app.trpc(team.member.token).audit.listWorkspaceEvents.query({ workspace_id: ws.id });
+    expect(events.items).toContainEqual(expect.objectContaining({ action: 'workspace.created', target_id: ws.id, workspace_id: ws.id }));
+
+    const archived = await app.trpc(team.admin.token).workspaces.archive.mutate({ workspace_id: ws.id, expected_version: 1 });
+    expect(archived).toMatchObject({ id: ws.id, version: 2, archived_at: expect.stringMatching(ISO_MS_PATTERN) });
+    expect(await archiveState(ws.id)).toEqual({ version: 2, archived_at: archived.archived_at });
+    const restored = await app.trpc(team.owner.token).workspaces.restore.mutate({ workspace_id: archivedWs.id });
+    expect(restored).toMatchObject({ id: archivedWs.id, version: 3, archived_at: null });
+    expect(await archiveState(archivedWs.id)).toEqual({ version: 3, archived_at: null });
   });
 });

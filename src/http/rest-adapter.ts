@@ -95,7 +95,12 @@ const hasContent = (body: unknown) =>
 
 export const isJsonContentType = (value: string | undefined) => !!value && /^application\/json\s*(;|$)/i.test(value.trim());
 
+/** A request that carries no body at all (no Content-Length, or 0, and no chunked transfer). */
+const isBodyless = (req: Request) => !req.headers['transfer-encoding'] && (req.headers['content-length'] ?? '0') === '0';
+
+/** The JSON object a body method was sent; no body at all is `{}` (archive, restore), whatever its Content-Type. */
 function bodyInput(req: Request): Record<string, unknown> {
+  if (isBodyless(req)) return {};
   if (!isJsonContentType(req.headers['content-type'])) {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON (Content-Type: application/json)');
   }

@@ -4,7 +4,14 @@ import { pageOf, pageQuery, responseEmail, responseText, timestamp } from '../..
 import { AUDIT_ACTIONS, TARGET_TYPES } from './events';
 
 /** A value of a changed path: any JSON value (documentation only: answers are not re-checked). */
-const jsonValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
+const jsonValue = z.union([
+  responseText(64 * 1024),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  z.array(z.unknown()).meta({ maxItems: 100 }),
+  z.record(z.string().meta({ maxLength: 64 }), z.unknown()).meta({ maxProperties: 100 }),
+]);
 
 export const auditEventSchema = z
   .object({

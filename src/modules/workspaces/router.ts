@@ -188,7 +188,7 @@ export const workspacesRouter = router({
         summary: 'Archive a workspace: read-only, left out of lists, slug kept (admin)',
         description:
           'The workspace keeps its data, settings and slug; writes to it answer 409 until it is restored, while reads, clones from it and provisioning from it as a template still work. Lists leave it out unless `archived=true` or `all`. The default workspace cannot be archived (409). Archiving an archived workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
-        requestExample: { expected_version: 1 },
+        requestExample: {},
         errors: [403, 404, 409, 412],
         requestHeaders: ifMatchHeader,
         responseHeaders: etagHeader,
@@ -205,7 +205,7 @@ export const workspacesRouter = router({
         summary: 'Restore an archived workspace (admin)',
         description:
           'It is active again: writable and listed, with the slug it kept. Restoring an active workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
-        requestExample: { expected_version: 2 },
+        requestExample: {},
         errors: [403, 404, 412],
         requestHeaders: ifMatchHeader,
         responseHeaders: etagHeader,

@@ -24,12 +24,14 @@ export function toWorkspace(row: WorkspaceRow): Workspace {
 /** The sort key for `sort=name`: computed in JS so both engines compare the same bytes. */
 export const nameKey = (name: string) => name.normalize('NFC').toLowerCase();
 
-/** A workspace's state as its audit events compare it (README, Audit events). */
+const unlessEmpty = <T extends object>(value: T) => (Object.keys(value).length > 0 ? value : undefined);
+
+/** A workspace's state as its audit events compare it (README, Audit events); empty maps are "not set". */
 export const auditedState = (row: WorkspaceRow) => ({
   name: row.name,
   slug: row.slug,
   description: row.description,
-  metadata: row.metadata,
+  metadata: unlessEmpty(row.metadata),
   is_default: row.isDefault,
-  settings: row.settings,
+  settings: unlessEmpty(row.settings),
 });
