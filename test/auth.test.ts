@@ -61,6 +61,7 @@ describe('POST /auth/signup', () => {
       metadata: {},
       is_default: true,
       cloned_from_id: null,
+      archived_at: null,
       version: 1,
       created_at: expect.stringMatching(ISO_MS_PATTERN),
       updated_at: expect.stringMatching(ISO_MS_PATTERN),

@@ -197,6 +197,7 @@ describe('PUT /organizations/{org_id}/settings: deep merge', () => {
       organization_id: org,
       settings: { features: { owner_flag: true } },
       effective: { ...DEFAULT_EFFECTIVE, features: { owner_flag: true } },
+      locks: [],
     });
   });
 });
@@ -417,6 +418,7 @@ describe('settings over tRPC', () => {
       organization_id: org,
       settings: { features: { beta: true }, permissions: { allow_guests: true } },
       effective: { ...DEFAULT_EFFECTIVE, features: { beta: true }, permissions: { ...SYSTEM_DEFAULT_PERMISSIONS, allow_guests: true } },
+      locks: [],
     });
     expect(await app.trpc(member.token).organizations.getSettings.query({ org_id: org })).toEqual(updated);
     expect((await getSettings(org)).body).toEqual(updated);

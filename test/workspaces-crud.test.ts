@@ -53,6 +53,7 @@ describe('POST /api/v1/workspaces', () => {
     const ws = res.body as WorkspaceBody;
     expect(res.headers.get('location')).toBe(`/api/v1/workspaces/${ws.id}`);
     expect(Object.keys(ws).sort()).toEqual([
+      'archived_at',
       'cloned_from_id',
       'created_at',
       'description',
@@ -73,6 +74,7 @@ describe('POST /api/v1/workspaces', () => {
       metadata: {},
       is_default: false,
       cloned_from_id: null,
+      archived_at: null,
       version: 1,
     });
     expect(ws.id).toMatch(UUID_PATTERN);

@@ -67,7 +67,8 @@ export async function teamOf(app: TestApp): Promise<Team> {
 /** The workspace's row as stored, or null when there is none. */
 export async function workspaceRow(app: TestApp, id: string): Promise<WorkspaceRow | null> {
   const [row] = await app.query<WorkspaceRow>(
-    `select id, organization_id, name, slug, description, metadata, settings, is_default, cloned_from_id, version,
+    `select id, organization_id, name, slug, description, metadata, settings, is_default, cloned_from_id,
+            case when archived_at is null then null else ${isoSql('archived_at')} end as archived_at, version,
             ${isoSql('created_at')} as created_at, ${isoSql('updated_at')} as updated_at
        from workspaces where id = $1`,
     [id],
