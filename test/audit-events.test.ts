@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, uniqueEmail, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
@@ -1284,5 +1285,33 @@ describe('retention: pruneAuditEvents', () => {
     // Again: nothing left to prune.
     expect(await pruneAuditEvents(app.database.db, { retentionDays: 90 })).toBe(0);
     expect(await totalEventCount()).toBe(total - 5);
+  });
+
+  it('runs on its own schedule in the process (startAuditRetention), and stops cleanly', async () => {
+    const { startAuditRetention } = await import('../src/modules/audit/retention');
+    const org = await createOrganizationFor(app, owner.token, 'Scheduled retention');
+    await app.query(
+      `insert into audit_events (organization_id, actor_id, actor_email, action, target_type, target_id, changes, request_id, created_at)
+       select $1::uuid, $2::uuid, 'old@example.com', 'workspace.updated', 'workspace', gen_random_uuid(), '{}'::jsonb,
+              'scheduled-' || g, now() - interval '40 days'
+         from generate_series(1, 3) g`,
+      [org, owner.user.id],
+    );
+    const scheduled = () => countWhere("request_id like 'scheduled-%'", []);
+    expect(await scheduled()).toBe(3);
+    const logger = pino({ level: 'silent' });
+    // Keeping forever: the task never runs.
+    const never = startAuditRetention(app.database.db, 0, logger, { firstRunMs: 1, everyMs: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await never.stop();
+    expect(await scheduled()).toBe(3);
+    // 30 days: the first run deletes them, later runs find nothing; the organization's recent events stay.
+    const task = startAuditRetention(app.database.db, 30, logger, { firstRunMs: 10, everyMs: 50 });
+    try {
+      await expect.poll(scheduled, { timeout: 10_000, interval: 50 }).toBe(0);
+    } finally {
+      await task.stop();
+    }
+    expect(await countWhere("organization_id = $1 and action = 'organization.created'", [org])).toBe(1);
   });
 });

@@ -33,6 +33,7 @@ describe('loadConfig defaults', () => {
       AUTH_RATE_LIMIT_PER_MINUTE: 20,
       RATE_LIMIT_STORE: 'memory',
       DATABASE_PREPARE: true,
+      AUDIT_RETENTION_DAYS: 90,
       LOG_LEVEL: 'info',
       JWT_ISSUER: 'workspaces-api',
       JWT_AUDIENCE: 'workspaces-api',
@@ -136,6 +137,8 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['a negative RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: '-5' }, 'RATE_LIMIT_PER_MINUTE'],
     ['a fractional AUTH_RATE_LIMIT_PER_MINUTE', { AUTH_RATE_LIMIT_PER_MINUTE: '1.5' }, 'AUTH_RATE_LIMIT_PER_MINUTE'],
     ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
+    ['an AUDIT_RETENTION_DAYS over ten years', { AUDIT_RETENTION_DAYS: '3651' }, 'AUDIT_RETENTION_DAYS'],
+    ['an AUDIT_RETENTION_DAYS that is not a number', { AUDIT_RETENTION_DAYS: '90d' }, 'AUDIT_RETENTION_DAYS'],
     ['CORS_ORIGINS that are not origins', { CORS_ORIGINS: 'not an origin' }, 'CORS_ORIGINS'],
     ['a TRUST_PROXY Express would refuse at start', { TRUST_PROXY: 'not-an-ip' }, 'TRUST_PROXY'],
   ];
