@@ -1,8 +1,9 @@
 /**
  * `npm run seed`: demo data in the configured database (DATABASE_URL, or the embedded one in
  * DATA_DIR, as `npm start` would open it), so that a person opening /docs has something to
- * look at: a demo user, two organizations with settings of their own, a dozen workspaces that
- * inherit some settings and override others, and a clone.
+ * look at: a demo user, two organizations with settings of their own (one with a locked
+ * setting), a dozen workspaces that inherit some settings and override others, a clone, an
+ * archived workspace, and the audit events all of that wrote.
  *
  * Everything goes through the service's own procedures (appRouter.createCaller), so the rules,
  * transactions and validation are the API's. Idempotent: each piece is looked up by its slug
@@ -44,6 +45,8 @@ const ACME: OrganizationSpec = {
     permissions: { default_role: 'member', allow_guests: false },
     features: { beta: true, audit_log: true },
     integrations: { slack: { enabled: true, config: { channel: '#general' } } },
+    // Every Acme workspace keeps the audit log on: a workspace cannot override it.
+    locks: ['features.audit_log'],
   },
   workspaces: [
     {
@@ -114,8 +117,12 @@ const GLOBEX: OrganizationSpec = {
       description: 'Private, no guests, no invites by members',
       settings: { permissions: { visibility: 'private', allow_guests: false } },
     },
+    { name: 'Legacy CRM', slug: 'legacy-crm', description: 'Archived: read-only, kept for its history' },
   ],
 };
+
+/** Globex's workspace that is archived once made (lists show it with archived=true or all). */
+const ARCHIVED_SLUG = 'legacy-crm';
 
 /** The clone: Acme's Platform copied into a staging workspace, whose settings then diverge. */
 const CLONE = {
@@ -158,7 +165,7 @@ async function allWorkspaces(api: Caller, organizationId: string): Promise<Works
   const items: Workspace[] = [];
   let cursor: string | undefined;
   do {
-    const page = await api.workspaces.list({ organization_id: organizationId, limit: 100, cursor });
+    const page = await api.workspaces.list({ organization_id: organizationId, archived: 'all', limit: 100, cursor });
     items.push(...page.items);
     cursor = page.next_cursor ?? undefined;
   } while (cursor);
@@ -276,6 +283,8 @@ export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
     const { created } = await api.workspaces.provision({ organization_id: globex.id, mode: 'atomic', workspaces: missing });
     added.workspaces += created.length;
   }
+  const legacy = (await allWorkspaces(api, globex.id)).find((w) => w.slug === ARCHIVED_SLUG);
+  if (legacy && !legacy.archived_at) await api.workspaces.archive({ workspace_id: legacy.id, expected_version: legacy.version });
 
   organizations = await allOrganizations(api);
   const summary = [];

@@ -10,7 +10,7 @@ type Response = { description: string; headers?: Record<string, unknown>; conten
 type Operation = {
   operationId?: string;
   security?: unknown[];
-  requestBody?: { content?: Record<string, { schema?: Record<string, unknown>; example?: unknown }> };
+  requestBody?: { required?: boolean; content?: Record<string, { schema?: Record<string, unknown>; example?: unknown }> };
   responses: Record<string, Response>;
 };
 
@@ -253,10 +253,14 @@ const isStrictObject = (schema: unknown) => {
   return def?.type === 'object' && def.catchall?._zod?.def?.type === 'never';
 };
 
+/** Whether a schema carries a rule of its own (`.refine`) beyond its fields'. */
+const isRefined = (schema: unknown) => ((schema as { _zod?: { def?: { checks?: unknown[] } } })?._zod?.def?.checks?.length ?? 0) > 0;
+
 /**
  * The body's example (so Swagger UI pre-fills one the server accepts, not `additionalProp1`
- * keys the settings maps refuse), and `additionalProperties: false` where the generator
- * dropped it: it rebuilds a refined input without its path parameters as a plain object.
+ * keys the settings maps refuse), `additionalProperties: false` where the generator
+ * dropped it (it rebuilds a refined input without its path parameters as a plain object), and
+ * `required: false` for a body without required fields.
  */
 function fixRequestBody(operation: Operation, { requestExample }: AppMeta, input: unknown): void {
   const media = operation.requestBody?.content?.['application/json'];
@@ -266,6 +270,10 @@ function fixRequestBody(operation: Operation, { requestExample }: AppMeta, input
   if (schema && schema.type === 'object' && schema.additionalProperties === undefined && isStrictObject(input)) {
     schema.additionalProperties = false;
   }
+  // A body of optional fields only, with no rule over them ("give at least one"), may be left
+  // out (archive, restore, settings): the adapter reads no body as {}.
+  const requiresFields = Array.isArray(schema?.required) && schema.required.length > 0;
+  if (schema && schema.type === 'object' && !requiresFields && !isRefined(input)) operation.requestBody!.required = false;
 }
 
 function fixResponses(operation: Operation, { successStatus, withoutLocation }: AppMeta): void {

@@ -15,6 +15,8 @@ const UI_TIMEOUT = 30_000;
 /** The page as the last test left it, to look at after a run (git-ignored). */
 const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
 const SCREENSHOT = `${RESULTS_DIR}docs-page.png`;
+/** The setting the governance steps lock for every workspace of the organization. */
+const LOCKED_PATH = 'permissions.allow_guests';
 
 /** Opens an operation's block unless it is open already (a second click on the summary would close it). */
 async function expandOperation(block: Locator): Promise<void> {
@@ -37,6 +39,13 @@ async function liveResponse(block: Locator): Promise<{ status: string; body: str
   return { status: (await status.innerText()).trim(), body: await body.innerText() };
 }
 
+/** Types a path parameter of an open operation. */
+async function fillPathParameter(block: Locator, name: string, value: string): Promise<void> {
+  const input = block.locator(`tr[data-param-name="${name}"][data-param-in="path"] input`);
+  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+  await input.fill(value);
+}
+
 if (!hasChromium) {
   console.warn(`docs-browser.test.ts skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
 }
@@ -56,6 +65,24 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
   const consoleErrors: string[] = [];
   /** What the create operation made through the page, for the settings step. */
   let created: { id: string; name: string } | undefined;
+  /** The API paths the governance steps executed through the page. */
+  const executedPaths: string[] = [];
+
+  /** Opens a workspace operation, fills workspace_id, keeps the pre-filled body and executes it: the live response. */
+  async function executeOnWorkspace(block: Locator, path: string, workspaceId: string): Promise<{ status: string; body: string }> {
+    await expandOperation(block);
+    await fillPathParameter(block, 'workspace_id', workspaceId);
+    const editor = block.locator('textarea.body-param__text');
+    await editor.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+    const prefilled = JSON.parse(await editor.inputValue());
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === path, { timeout: UI_TIMEOUT });
+    await block.locator('button.execute').click();
+    const request = await sent;
+    expect(request.headers().authorization).toBe(`Bearer ${account.token}`);
+    expect(request.postDataJSON()).toEqual(prefilled);
+    executedPaths.push(path);
+    return liveResponse(block);
+  }
 
   beforeAll(async () => {
     app = await startTestApp();
@@ -116,7 +143,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
       expect(await listOrganizations.locator('.opblock-summary-method').innerText()).toBe('GET');
       expect(await listOrganizations.locator('.opblock-summary-path').getAttribute('data-path')).toBe('/organizations');
 
-      for (const name of ['auth', 'organizations', 'workspaces']) {
+      for (const name of ['auth', 'organizations', 'workspaces', 'audit']) {
         expect(await page.locator(`#operations-tag-${name}`).count(), `tag ${name}`).toBe(1);
       }
       expect(await page.locator('#operations-auth-signup').count()).toBe(1);
@@ -317,6 +344,161 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
   );
 
   it(
+    'renders the audit tag at /docs#/audit, with the events operations, and archive / restore under workspaces',
+    async () => {
+      await page.goto(`${app.url}/docs#/audit`, { waitUntil: 'load' });
+      const tag = page.locator('#operations-tag-audit');
+      await tag.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      await expect.poll(() => tag.getAttribute('data-is-open'), { timeout: UI_TIMEOUT }).toBe('true');
+      const operations = [
+        ['audit', 'listOrganizationEvents', 'GET', '/organizations/{org_id}/events'],
+        ['audit', 'listWorkspaceEvents', 'GET', '/workspaces/{workspace_id}/events'],
+        ['workspaces', 'archiveWorkspace', 'POST', '/workspaces/{workspace_id}/archive'],
+        ['workspaces', 'restoreWorkspace', 'POST', '/workspaces/{workspace_id}/restore'],
+        ['organizations', 'updateOrganizationSettings', 'PUT', '/organizations/{org_id}/settings'],
+      ];
+      for (const [tagName, operationId, method, path] of operations) {
+        const block = page.locator(`#operations-${tagName}-${operationId}`);
+        await block.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+        expect(await block.locator('.opblock-summary-method').innerText(), operationId).toBe(method);
+        expect(await block.locator('.opblock-summary-path').getAttribute('data-path'), operationId).toBe(path);
+      }
+      // The audit operations sit in the audit section, not elsewhere.
+      expect(await page.locator('[id^="operations-"][id$="-listOrganizationEvents"]').count()).toBe(1);
+      // persistAuthorization keeps the token across this navigation too.
+      const authorize = page.locator('.auth-wrapper button.authorize');
+      await expect.poll(() => authorize.getAttribute('class'), { timeout: UI_TIMEOUT }).toContain('locked');
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'locks a setting for every workspace with PUT /organizations/{org_id}/settings: the pre-filled example plus "locks"',
+    async () => {
+      const orgId = account.organization.id;
+      const update = page.locator('#operations-organizations-updateOrganizationSettings');
+      await expandOperation(update);
+      await fillPathParameter(update, 'org_id', orgId);
+      const editor = update.locator('textarea.body-param__text');
+      await editor.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      const prefilled = await editor.inputValue();
+      const example = JSON.parse(prefilled);
+      expect(example.permissions).toEqual(expect.objectContaining({ allow_guests: false }));
+
+      // The example as Swagger UI pre-filled it, with one more top-level member.
+      const edited = prefilled.replace(/\}\s*$/, `,\n  "locks": ["${LOCKED_PATH}"]\n}`);
+      expect(JSON.parse(edited)).toEqual({ ...example, locks: [LOCKED_PATH] });
+      await editor.fill(edited);
+
+      const path = `/api/v1/organizations/${orgId}/settings`;
+      const sent = page.waitForRequest((r) => r.method() === 'PUT' && new URL(r.url()).pathname === path, { timeout: UI_TIMEOUT });
+      await update.locator('button.execute').click();
+      const request = await sent;
+      expect(request.headers().authorization).toBe(`Bearer ${account.token}`);
+      expect(request.postDataJSON()).toEqual(JSON.parse(edited));
+      executedPaths.push(path);
+
+      const { status, body } = await liveResponse(update);
+      expect(status, body).toBe('200');
+      const shown = JSON.parse(body);
+      expect(shown).toMatchObject({ organization_id: orgId, locks: [LOCKED_PATH] });
+      expect(shown.effective.permissions.allow_guests).toBe(false);
+
+      expect(await app.query('select settings_locks from organizations where id = $1', [orgId])).toEqual([
+        { settings_locks: [LOCKED_PATH] },
+      ]);
+      // Enforced: a workspace of the organization reports the lock and cannot override it.
+      expect(created, 'the create step made a workspace').toBeDefined();
+      const settings = await app.request('GET', `/api/v1/workspaces/${created!.id}/settings`, { token: account.token });
+      expect(settings.status).toBe(200);
+      expect(settings.body.locked).toEqual([LOCKED_PATH]);
+      const refused = await app.request('PUT', `/api/v1/workspaces/${created!.id}/settings`, {
+        token: account.token,
+        body: { permissions: { allow_guests: true } },
+      });
+      expect(refused.status, refused.text).toBe(409);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'archives the new workspace with POST /workspaces/{workspace_id}/archive: 200, archived_at set',
+    async () => {
+      expect(created, 'the create step made a workspace').toBeDefined();
+      const workspaceId = created!.id;
+      const before = await app.query<{ version: number }>('select version from workspaces where id = $1', [workspaceId]);
+      const archive = page.locator('#operations-workspaces-archiveWorkspace');
+      const { status, body } = await executeOnWorkspace(archive, `/api/v1/workspaces/${workspaceId}/archive`, workspaceId);
+      expect(status, body).toBe('200');
+      const shown = JSON.parse(body);
+      expect(shown).toMatchObject({ id: workspaceId, archived_at: expect.any(String), version: before[0]!.version + 1 });
+
+      const [row] = await app.query<{ archived_at: Date | string | null }>('select archived_at from workspaces where id = $1', [
+        workspaceId,
+      ]);
+      expect(row?.archived_at).not.toBeNull();
+      expect(new Date(row!.archived_at!).toISOString()).toBe(new Date(shown.archived_at).toISOString());
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'restores it with POST /workspaces/{workspace_id}/restore: 200, archived_at null again',
+    async () => {
+      expect(created, 'the create step made a workspace').toBeDefined();
+      const workspaceId = created!.id;
+      const before = await app.query<{ version: number; archived_at: unknown }>(
+        'select version, archived_at from workspaces where id = $1',
+        [workspaceId],
+      );
+      expect(before[0]?.archived_at, 'the archive step archived it').not.toBeNull();
+      const restore = page.locator('#operations-workspaces-restoreWorkspace');
+      const { status, body } = await executeOnWorkspace(restore, `/api/v1/workspaces/${workspaceId}/restore`, workspaceId);
+      expect(status, body).toBe('200');
+      expect(JSON.parse(body)).toMatchObject({ id: workspaceId, archived_at: null, version: before[0]!.version + 1 });
+      expect(await app.query('select archived_at from workspaces where id = $1', [workspaceId])).toEqual([{ archived_at: null }]);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'shows who changed what with GET /organizations/{org_id}/events: the lock, the archive and the restore, newest first',
+    async () => {
+      const orgId = account.organization.id;
+      const events = page.locator('#operations-audit-listOrganizationEvents');
+      await expandOperation(events);
+      await fillPathParameter(events, 'org_id', orgId);
+      const path = `/api/v1/organizations/${orgId}/events`;
+      const sent = page.waitForRequest((r) => r.method() === 'GET' && new URL(r.url()).pathname === path, { timeout: UI_TIMEOUT });
+      await events.locator('button.execute').click();
+      expect((await sent).headers().authorization).toBe(`Bearer ${account.token}`);
+      executedPaths.push(path);
+
+      const { status, body } = await liveResponse(events);
+      expect(status, body).toBe('200');
+      for (const action of ['workspace.archived', 'workspace.restored', 'organization.settings_updated']) expect(body).toContain(action);
+      const shown = JSON.parse(body);
+      const actor = { id: account.user.id, email: account.user.email };
+      expect(shown.items.slice(0, 3)).toEqual([
+        expect.objectContaining({ action: 'workspace.restored', target_id: created?.id, workspace_id: created?.id, actor }),
+        expect.objectContaining({ action: 'workspace.archived', target_id: created?.id, workspace_id: created?.id, actor }),
+        expect.objectContaining({
+          action: 'organization.settings_updated',
+          target_type: 'organization',
+          target_id: orgId,
+          actor,
+          changes: expect.objectContaining({ locks: expect.objectContaining({ to: [LOCKED_PATH] }) }),
+        }),
+      ]);
+      // The same page as the API gives.
+      const direct = await app.request('GET', path, { token: account.token });
+      expect(direct.status).toBe(200);
+      expect(direct.body).toEqual(shown);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
     "sends no request outside the app's origin, logs no console error, throws no page error, and leaves a screenshot",
     async () => {
       mkdirSync(RESULTS_DIR, { recursive: true });
@@ -336,6 +518,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
       const paths = observed.filter((url) => url.startsWith(`${origin}/`)).map((url) => new URL(url).pathname);
       const executed = ['/openapi.json', '/api/v1/auth/me', '/api/v1/workspaces'];
       if (created) executed.push(`/api/v1/workspaces/${created.id}/settings`);
+      executed.push(...executedPaths);
       for (const path of executed) expect(paths, path).toContain(path);
     },
     BROWSER_TEST_TIMEOUT,

@@ -146,6 +146,19 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('marks a body optional only where the operation takes none at all (archive, restore, the settings writes)', () => {
+    const optional = allOperations()
+      .filter(([, operation]) => operation.requestBody && (operation.requestBody as { required?: boolean }).required === false)
+      .map(([key]) => key)
+      .sort();
+    expect(optional).toEqual([
+      'POST /workspaces/{workspace_id}/archive',
+      'POST /workspaces/{workspace_id}/restore',
+      'PUT /organizations/{org_id}/settings',
+      'PUT /workspaces/{workspace_id}/settings',
+    ]);
+  });
+
   it("tags every operation of the contract's sections", () => {
     const tagOf = (key: string) => allOperations().find(([k]) => k === key)?.[1].tags?.[0];
     expect(tagOf('POST /auth/signup')).toBe('auth');

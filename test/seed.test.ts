@@ -74,7 +74,7 @@ async function contents(database: DatabaseHandle) {
       sql.raw(
         `select o.slug as organization, o.name as organization_name, o.settings::text as organization_settings,
                 w.slug, w.name, w.version, w.is_default, w.settings::text as settings, w.metadata::text as metadata,
-                w.updated_at::text as updated_at
+                w.updated_at::text as updated_at, o.settings_locks::text as locks, w.archived_at::text as archived_at
            from workspaces w join organizations o on o.id = w.organization_id
           order by o.slug, w.slug`,
       ),
@@ -94,13 +94,13 @@ describe('npm run seed', () => {
       expect(run.code).toBe(0);
       expect(run.stdout).toContain('email:    demo@example.com');
       expect(run.stdout).toContain('password: demo password');
-      expect(run.stdout).toContain('added now:     1 users, 2 organizations, 12 workspaces');
-      expect(run.stdout).toContain('Acme Corp (acme-demo, 8 workspaces), Globex (globex-demo, 4 workspaces)');
+      expect(run.stdout).toContain('added now:     1 users, 2 organizations, 13 workspaces');
+      expect(run.stdout).toContain('Acme Corp (acme-demo, 8 workspaces), Globex (globex-demo, 5 workspaces)');
       token = tokenIn(run.stdout);
       expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
 
       first = await withDatabase(contents);
-      expect(first).toMatchObject({ users: 1, organizations: 2, memberships: 2, workspaces: 12, clones: 1 });
+      expect(first).toMatchObject({ users: 1, organizations: 2, memberships: 2, workspaces: 13, clones: 1 });
       // Most workspaces override something; the defaults, Marketing and Operations inherit everything.
       expect(first.overridden).toBe(8);
       expect(first.rows.find((r) => r.slug === 'platform-staging')).toMatchObject({ organization: 'acme-demo', version: 2 });
@@ -155,6 +155,14 @@ describe('npm run seed', () => {
       expect(settings.body.sources.features).toMatchObject({ beta: 'workspace', audit_log: 'organization' });
       expect(settings.body.effective.integrations.github.config).toEqual({ org: 'acme', required_reviews: 2, branch: 'staging' });
       expect(settings.body.sources.permissions.visibility).toBe('default');
+      // Acme locks its audit log on; Globex's Legacy CRM is archived, out of the default list.
+      expect(settings.body.locked).toEqual(['features.audit_log']);
+      const archived = await get('/workspaces?limit=100&archived=true');
+      expect(archived.body.items.map((w: any) => w.slug)).toEqual(['legacy-crm']);
+      expect(list.body.items.some((w: any) => w.slug === 'legacy-crm')).toBe(false);
+      // And the trail of it all: the archive is the newest of Globex's events.
+      const events = await get(`/organizations/${archived.body.items[0].organization_id}/events?limit=1`);
+      expect(events.body.items[0]).toMatchObject({ action: 'workspace.archived', actor: { email: 'demo@example.com' } });
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -16,6 +16,7 @@ const SETTINGS_EXAMPLE = {
   permissions: { default_role: 'member', allow_guests: false },
   features: { dark_mode: true },
   integrations: { slack: { enabled: true, config: { channel: '#general', retention_days: 30 } } },
+  locks: ['permissions.default_role', 'integrations.slack'],
 };
 
 export const organizationsRouter = router({
@@ -124,7 +125,7 @@ export const organizationsRouter = router({
         tag,
         summary: "Deep-merge a partial settings document into the organization's settings (null removes a key; admin)",
         description:
-          'Objects merge key by key and scalars replace; `null` at any key removes it, so the value is inherited again. An empty write changes nothing. A stored layer is at most 64 KiB.',
+          'Objects merge key by key and scalars replace; `null` at any key removes it, so the value is inherited again. An empty write changes nothing. A stored layer is at most 64 KiB. `locks` (paths such as `permissions.allow_guests` or `integrations.slack`) replaces the list of paths every workspace takes from the organization; `null` or `[]` removes them all, and leaving it out keeps them. A workspace write that sets a value under a lock is 409.',
         requestExample: SETTINGS_EXAMPLE,
         errors: [403, 404],
       }),
