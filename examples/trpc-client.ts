@@ -13,6 +13,8 @@
  * - Conditional writes pass `expected_version` in the input (If-Match is REST's way).
  * - Errors are TRPCClientError<AppRouter>: `error.data` carries the contract's `code`,
  *   `httpStatus`, `issues` and `failed`, typed from the router.
+ * - Governance (step 8) works on a throwaway workspace it deletes at the end, and puts the
+ *   organization's locks back as it found them.
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -155,7 +157,88 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
     'the list shows the new workspace',
   );
   console.log('listed', page.items.map((w) => w.slug).join(' '));
+
+  // 8. Governance: lock a setting, archive and restore a workspace, read the audit trail.
+  await governance(client, organization.id, me.user.id);
   console.log('example finished');
+}
+
+type WorkspacesClient = ReturnType<typeof createWorkspacesClient>;
+
+/** Governance, on a throwaway workspace; the organization's locks are put back as they were. */
+async function governance(client: WorkspacesClient, organizationId: string, userId: string): Promise<void> {
+  const scratch = await client.workspaces.create.mutate({
+    organization_id: organizationId,
+    name: `tRPC governance ${randomUUID().slice(0, 8)}`,
+  });
+  const { locks: locksBefore } = await client.organizations.getSettings.query({ org_id: organizationId });
+  try {
+    // 8a. Lock a setting: every workspace takes the organization's value (or the default) for it.
+    const LOCK = 'permissions.allow_guests';
+    const locked = await client.organizations.updateSettings.mutate({ org_id: organizationId, locks: [...locksBefore, LOCK] });
+    check(locked.locks.includes(LOCK), 'the organization reports the lock');
+    const settings = await client.workspaces.getSettings.query({ workspace_id: scratch.id });
+    check(settings.locked.includes(LOCK), 'the workspace settings list the lock');
+    check(settings.sources.permissions.allow_guests === 'organization', 'a locked leaf comes from the organization');
+    console.log('locked:', settings.locked.join(','));
+
+    // 8b. A workspace write under the lock is CONFLICT (409), naming the path in error.data.issues; nothing changes.
+    try {
+      await client.workspaces.updateSettings.mutate({ workspace_id: scratch.id, permissions: { allow_guests: true } });
+      check(false, 'a write under a lock was accepted');
+    } catch (error) {
+      const { data } = apiError(error);
+      check(data?.code === 'CONFLICT' && data.httpStatus === 409, `locked write answered ${data?.code} ${data?.httpStatus}`);
+      check(
+        data.issues?.some((i) => i.path === LOCK),
+        'the conflict names the locked path',
+      );
+      console.log('locked write refused:', data.code, data.httpStatus, data.issues?.map((i) => i.path).join(','));
+    }
+    const unchanged = await client.workspaces.getSettings.query({ workspace_id: scratch.id });
+    check(unchanged.version === settings.version, 'the refused write left the version alone');
+
+    // 8c. Archive (conditional on the version): read-only, left out of lists unless asked for.
+    const archived = await client.workspaces.archive.mutate({ workspace_id: scratch.id, expected_version: scratch.version });
+    check(archived.archived_at !== null && archived.version === scratch.version + 1, 'archive sets archived_at and bumps the version');
+    const [active, onlyArchived] = await Promise.all([
+      client.workspaces.list.query({ organization_id: organizationId, q: scratch.slug }),
+      client.workspaces.list.query({ organization_id: organizationId, q: scratch.slug, archived: 'true' }),
+    ]);
+    check(!active.items.some((w) => w.id === scratch.id), 'the default list leaves the archived workspace out');
+    check(
+      onlyArchived.items.some((w) => w.id === scratch.id),
+      'archived: true lists it',
+    );
+    console.log('archived', scratch.slug, 'listed with archived=true only');
+
+    // 8d. Restore: active and writable again, with the slug it kept.
+    const restored = await client.workspaces.restore.mutate({ workspace_id: scratch.id, expected_version: archived.version });
+    check(restored.archived_at === null && restored.slug === scratch.slug, 'restore clears archived_at and keeps the slug');
+    console.log('restored version', restored.version);
+
+    // 8e. The audit trail: the workspace's own events (members), and the organization's (admins), filtered.
+    const own = await client.audit.listWorkspaceEvents.query({ workspace_id: scratch.id });
+    const ownActions = own.items.map((e) => e.action);
+    check(
+      (['workspace.restored', 'workspace.archived', 'workspace.created'] as const).every((a) => ownActions.includes(a)),
+      `workspace events: ${ownActions.join(',')}`,
+    );
+    const mine = await client.audit.listOrganizationEvents.query({
+      org_id: organizationId,
+      actor_id: userId,
+      action: 'organization.settings_updated',
+      limit: 1,
+    });
+    const lockChange = mine.items[0]?.changes.locks;
+    check(Array.isArray(lockChange?.to) && lockChange.to.includes(LOCK), 'the organization events show the lock change');
+    console.log('workspace events:', ownActions.join(' '));
+    console.log('organization event: organization.settings_updated locks', JSON.stringify(lockChange));
+  } finally {
+    // Leave the organization as it was: its locks back, the throwaway workspace gone.
+    await client.organizations.updateSettings.mutate({ org_id: organizationId, locks: locksBefore });
+    await client.workspaces.delete.mutate({ workspace_id: scratch.id });
+  }
 }
 
 async function main() {

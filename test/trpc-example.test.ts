@@ -27,6 +27,11 @@ describe('examples/trpc-client.ts', () => {
     expect(result.stdout).toContain('version 2');
     expect(result.stdout).toContain('stale write refused: PRECONDITION_FAILED 412');
     expect(result.stdout).toContain('batch refused: CONFLICT failed items 1');
+    // Governance: a locked setting refuses the workspace's write; archive and restore; the trail.
+    expect(result.stdout).toContain('locked write refused: CONFLICT 409 permissions.allow_guests');
+    expect(result.stdout).toMatch(/archived \S+ listed with archived=true only/);
+    expect(result.stdout).toContain('restored version 3');
+    expect(result.stdout).toMatch(/workspace events: workspace\.restored workspace\.archived/);
     expect(result.stdout).toContain('example finished');
 
     // One workspace for the two creates with one Idempotency-Key, renamed once; nothing provisioned.

@@ -64,7 +64,8 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
 
   it('type-checks the client against them with --strict, and would catch a caller the document does not allow', () => {
     // A caller that gets the contract wrong, so the check is known to bite: an unknown path,
-    // a wrong path parameter, a body field that does not exist, a status code that is not an error code.
+    // a wrong path parameter, a body field that does not exist, a status code that is not an error code,
+    // an `archived` filter and an audit action that do not exist.
     const wrong = join(dir, 'wrong-caller.ts');
     writeFileSync(
       wrong,
@@ -76,6 +77,8 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
         "void client.GET('/workspaces/{workspace_id}', { params: { path: { id: 'x' } } });",
         "void client.POST('/workspaces', { body: { organisation_id: 'x', name: 'n' } });",
         "export const code: components['schemas']['Error']['code'] = 'PRECONDITION_FAILURE';",
+        "void client.GET('/workspaces', { params: { query: { archived: 'yes' } } });",
+        "void client.GET('/organizations/{org_id}/events', { params: { path: { org_id: 'x' }, query: { action: 'workspace.archive' } } });",
         '',
       ].join('\n'),
     );
@@ -83,10 +86,10 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     const inClient = diagnostics.filter((d) => !d.startsWith(wrong));
     expect(inClient).toEqual([]);
     const lines = new Set(diagnostics.map((d) => /^[^:]+:(\d+):/.exec(d)?.[1]));
-    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['4', '5', '6', '7']);
+    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['4', '5', '6', '7', '8', '9']);
   }, 60_000);
 
-  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412', async () => {
+  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412, governance', async () => {
     const { runRestSession } = await import('./typed-clients/rest-client');
     const session = await runRestSession(app.url, uniqueEmail('typed'));
 
@@ -110,6 +113,75 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     expect(session.stale).toMatchObject({ status: 412, code: 'PRECONDITION_FAILED' });
     expect(session.afterStale).toEqual({ version: 2, etag: '"2"', slackChannel: '#platform' });
 
+    // Governance: the lock, the write it refuses, archive and restore, the audit trail.
+    const g = session.governance;
+    expect(g.locks).toEqual(['features.beta', 'permissions.allow_guests']);
+    expect(g.lockedRead).toEqual({
+      locked: ['features.beta', 'permissions.allow_guests'],
+      shadowed: ['features.beta'],
+      sources: { allowGuests: 'organization', beta: 'organization' },
+      effectiveBeta: false,
+      overrideBeta: true,
+    });
+    expect(g.lockedWrite).toEqual({
+      status: 409,
+      code: 'CONFLICT',
+      message: 'Locked by the organization: permissions.allow_guests',
+      issuePaths: ['permissions.allow_guests'],
+    });
+    const cloneId = session.clone.workspace.id;
+    expect(g.archived).toMatchObject({ status: 200, etag: '"2"', version: 2 });
+    expect(Date.parse(g.archived.archivedAt ?? '')).not.toBeNaN();
+    expect(g.archivedWrite).toEqual({ status: 409, code: 'CONFLICT', message: 'Workspace is archived; restore it first' });
+    expect(g.lists).toEqual({
+      active: ['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform'],
+      archived: ['platform-copy'],
+      all: ['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform', 'platform-copy'],
+    });
+    expect(g.restored).toEqual({ status: 200, etag: '"3"', version: 3, archivedAt: null });
+
+    // Newest first: this session's changes in order, then the batch and the signup (each one transaction, in any order within).
+    const actions = g.organizationEvents.map((e) => e.action);
+    expect(actions.slice(0, 5)).toEqual([
+      'workspace.restored',
+      'workspace.archived',
+      'organization.settings_updated',
+      'workspace.settings_updated',
+      'workspace.cloned',
+    ]);
+    expect([...actions].sort()).toEqual(
+      [
+        ...['organization.created', 'member.added', 'workspace.created'],
+        'workspace.created',
+        ...['workspace.created', 'workspace.created', 'workspace.created', 'workspace.created', 'workspaces.provisioned'],
+        'workspace.cloned',
+        'workspace.settings_updated',
+        'organization.settings_updated',
+        'workspace.archived',
+        'workspace.restored',
+      ].sort(),
+    );
+    const lockEvent = g.organizationEvents.find((e) => e.action === 'organization.settings_updated');
+    expect(lockEvent).toMatchObject({
+      organization_id: session.organizationId,
+      workspace_id: null,
+      target_type: 'organization',
+      target_id: session.organizationId,
+      changes: {
+        'settings.features.beta': { from: null, to: false },
+        locks: { from: [], to: ['features.beta', 'permissions.allow_guests'] },
+      },
+    });
+    expect(g.archivedEvents).toHaveLength(1);
+    expect(g.archivedEvents[0]).toMatchObject({
+      workspace_id: cloneId,
+      target_type: 'workspace',
+      target_id: cloneId,
+      changes: { archived_at: { from: null, to: g.archived.archivedAt } },
+    });
+    expect(g.workspaceEvents.map((e) => e.action)).toEqual(['workspace.restored', 'workspace.archived', 'workspace.cloned']);
+    expect(new Set(g.workspaceEvents.map((e) => e.workspace_id))).toEqual(new Set([cloneId]));
+
     // What a plain follow-up GET and the database show.
     const workspace = await app.request('GET', `/api/v1/workspaces/${session.created.workspace.id}`, { token: session.token });
     expect(workspace.status).toBe(200);
@@ -118,5 +190,13 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
       session.organizationId,
     ]);
     expect(rows.map((r) => r.slug)).toEqual(['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform', 'platform-copy']);
+    const [copy] = await app.query<{ version: number; archived_at: unknown }>('select version, archived_at from workspaces where id = $1', [
+      session.clone.workspace.id,
+    ]);
+    expect(copy).toEqual({ version: 3, archived_at: null });
+    const [org] = await app.query<{ settings_locks: unknown }>('select settings_locks from organizations where id = $1', [
+      session.organizationId,
+    ]);
+    expect(org!.settings_locks).toEqual(['features.beta', 'permissions.allow_guests']);
   });
 });

@@ -14,6 +14,7 @@ import type { components, paths } from 'workspaces-rest-api';
 
 type Workspace = components['schemas']['Workspace'];
 type ApiError = components['schemas']['Error'];
+type AuditEvent = components['schemas']['AuditEvent'];
 
 /** What the session saw, for the test to assert. */
 export interface RestSession {
@@ -29,6 +30,33 @@ export interface RestSession {
   stale: { status: number; code: ApiError['code']; message: string };
   /** The settings as a GET shows them after the refused write. */
   afterStale: { version: number; etag: string | null; slackChannel: string | number | boolean | undefined };
+  governance: Governance;
+}
+
+/** The governance part of the session: a lock, a write it refuses, archive and restore, the audit trail. */
+export interface Governance {
+  /** The organization's locks as its settings PUT answers them. */
+  locks: string[];
+  /** The locked workspace's settings, as a GET shows them under the lock. */
+  lockedRead: {
+    locked: string[];
+    shadowed: string[];
+    sources: { allowGuests: string; beta: string | undefined };
+    effectiveBeta: boolean | undefined;
+    overrideBeta: boolean | null | undefined;
+  };
+  lockedWrite: { status: number; code: ApiError['code']; message: string; issuePaths: string[] };
+  archived: { status: number; etag: string | null; version: number; archivedAt: string | null };
+  archivedWrite: { status: number; code: ApiError['code']; message: string };
+  /** The organization's slugs, sorted by name, under each `archived` filter. */
+  lists: { active: string[]; archived: string[]; all: string[] };
+  restored: { status: number; etag: string | null; version: number; archivedAt: string | null };
+  /** The organization's events, newest first (one page). */
+  organizationEvents: AuditEvent[];
+  /** What `action=workspace.archived` returns. */
+  archivedEvents: AuditEvent[];
+  /** The archived workspace's own events, newest first. */
+  workspaceEvents: AuditEvent[];
 }
 
 function fail(step: string, status: number, error: unknown): never {
@@ -118,6 +146,82 @@ export async function runRestSession(baseUrl: string, email: string): Promise<Re
   const after = await client.GET('/workspaces/{workspace_id}/settings', { params: { path: { workspace_id: create.data.id } } });
   if (!after.data) fail('settings after the 412', after.response.status, after.error);
 
+  // Governance 1. Lock settings for every workspace of the organization: the organization's
+  // value (features.beta: false) or the default (permissions.allow_guests) holds everywhere.
+  const lock = await client.PUT('/organizations/{org_id}/settings', {
+    params: { path: { org_id: organizationId } },
+    body: { features: { beta: false }, locks: ['permissions.allow_guests', 'features.beta'] },
+  });
+  if (!lock.data) fail('lock', lock.response.status, lock.error);
+
+  // 2. The workspace's settings show the locks; its own features.beta override is shadowed, not gone.
+  const locked = await client.GET('/workspaces/{workspace_id}/settings', { params: { path: { workspace_id: create.data.id } } });
+  if (!locked.data) fail('settings under the lock', locked.response.status, locked.error);
+  if (locked.data.sources.permissions.allow_guests !== 'organization') fail('sources under the lock', locked.response.status, locked.data);
+
+  // 3. A write under the lock is 409 CONFLICT, naming each refused path in issues; nothing changes.
+  const refused = await client.PUT('/workspaces/{workspace_id}/settings', {
+    params: { path: { workspace_id: create.data.id } },
+    body: { permissions: { allow_guests: true }, features: { dark_mode: true } },
+  });
+  if (refused.data || !refused.error) throw new Error('a settings write under a lock was accepted');
+  if (refused.response.status !== 409 || refused.error.code !== 'CONFLICT') fail('locked write', refused.response.status, refused.error);
+
+  // 4. Archive the clone, conditionally on the ETag a GET gives: read-only, left out of lists.
+  const target = await client.GET('/workspaces/{workspace_id}', { params: { path: { workspace_id: clone.data.id } } });
+  if (!target.data) fail('workspace to archive', target.response.status, target.error);
+  const targetEtag = target.response.headers.get('ETag') ?? fail('workspace ETag', target.response.status, null);
+  const archive = await client.POST('/workspaces/{workspace_id}/archive', {
+    params: { path: { workspace_id: clone.data.id }, header: { 'If-Match': targetEtag } },
+    body: {},
+  });
+  if (!archive.data) fail('archive', archive.response.status, archive.error);
+  if (archive.data.archived_at === null) fail('archive (archived_at)', archive.response.status, archive.data);
+
+  // 5. An archived workspace refuses writes: 409 until it is restored.
+  const archivedWrite = await client.PUT('/workspaces/{workspace_id}', {
+    params: { path: { workspace_id: clone.data.id } },
+    body: { name: 'Renamed while archived' },
+  });
+  if (archivedWrite.data || !archivedWrite.error) throw new Error('a write to an archived workspace was accepted');
+  if (archivedWrite.error.code !== 'CONFLICT') fail('write to the archived workspace', archivedWrite.response.status, archivedWrite.error);
+
+  // 6. The lists: active ones by default, archived=true only the archived, archived=all both.
+  const listSlugs = async (archived: 'false' | 'true' | 'all') => {
+    const page = await client.GET('/workspaces', {
+      params: { query: { organization_id: organizationId, sort: 'name', limit: 100, archived } },
+    });
+    if (!page.data) fail(`list archived=${archived}`, page.response.status, page.error);
+    if (page.data.next_cursor !== null) fail(`list archived=${archived} (one page)`, page.response.status, page.data.next_cursor);
+    return page.data.items.map((w: Workspace) => w.slug);
+  };
+  const lists = { active: await listSlugs('false'), archived: await listSlugs('true'), all: await listSlugs('all') };
+  if (lists.active.includes(clone.data.slug) || !lists.archived.includes(clone.data.slug)) fail('lists after archive', 200, lists);
+
+  // 7. Restore it, this time conditionally on expected_version in the body.
+  const restore = await client.POST('/workspaces/{workspace_id}/restore', {
+    params: { path: { workspace_id: clone.data.id } },
+    body: { expected_version: archive.data.version },
+  });
+  if (!restore.data) fail('restore', restore.response.status, restore.error);
+  if (restore.data.archived_at !== null) fail('restore (archived_at)', restore.response.status, restore.data);
+
+  // 8. The audit trail: the organization's events (admin), one action of them, and the workspace's own.
+  const orgEvents = await client.GET('/organizations/{org_id}/events', {
+    params: { path: { org_id: organizationId }, query: { limit: 100 } },
+  });
+  if (!orgEvents.data) fail('organization events', orgEvents.response.status, orgEvents.error);
+  const archivedEvents = await client.GET('/organizations/{org_id}/events', {
+    params: { path: { org_id: organizationId }, query: { action: 'workspace.archived', target_id: clone.data.id } },
+  });
+  if (!archivedEvents.data) fail('organization events (action filter)', archivedEvents.response.status, archivedEvents.error);
+  const wsEvents = await client.GET('/workspaces/{workspace_id}/events', { params: { path: { workspace_id: clone.data.id } } });
+  if (!wsEvents.data) fail('workspace events', wsEvents.response.status, wsEvents.error);
+  const actions = new Set(orgEvents.data.items.map((e: AuditEvent) => e.action));
+  for (const action of ['organization.settings_updated', 'workspace.archived', 'workspace.restored'] as const) {
+    if (!actions.has(action)) fail(`organization events (${action})`, orgEvents.response.status, [...actions]);
+  }
+
   return {
     token,
     organizationId,
@@ -144,6 +248,39 @@ export async function runRestSession(baseUrl: string, email: string): Promise<Re
       version: after.data.version,
       etag: after.response.headers.get('ETag'),
       slackChannel: after.data.effective.integrations.slack?.config.channel,
+    },
+    governance: {
+      locks: lock.data.locks,
+      lockedRead: {
+        locked: locked.data.locked,
+        shadowed: locked.data.shadowed,
+        sources: { allowGuests: locked.data.sources.permissions.allow_guests, beta: locked.data.sources.features.beta },
+        effectiveBeta: locked.data.effective.features.beta,
+        overrideBeta: locked.data.overrides.features?.beta,
+      },
+      lockedWrite: {
+        status: refused.response.status,
+        code: refused.error.code,
+        message: refused.error.message,
+        issuePaths: (refused.error.issues ?? []).map((i: { path: string }) => i.path),
+      },
+      archived: {
+        status: archive.response.status,
+        etag: archive.response.headers.get('ETag'),
+        version: archive.data.version,
+        archivedAt: archive.data.archived_at,
+      },
+      archivedWrite: { status: archivedWrite.response.status, code: archivedWrite.error.code, message: archivedWrite.error.message },
+      lists,
+      restored: {
+        status: restore.response.status,
+        etag: restore.response.headers.get('ETag'),
+        version: restore.data.version,
+        archivedAt: restore.data.archived_at,
+      },
+      organizationEvents: orgEvents.data.items,
+      archivedEvents: archivedEvents.data.items,
+      workspaceEvents: wsEvents.data.items,
     },
   };
 }

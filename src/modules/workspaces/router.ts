@@ -144,7 +144,7 @@ export const workspacesRouter = router({
         tag,
         summary: "Update a workspace's name, slug, description, metadata, or make it the default (admin)",
         description:
-          'Give at least one of `name`, `slug`, `description`, `metadata`, `is_default`; fields left out stay as they are. Metadata merges key by key (`null` removes a key); `is_default: true` moves the default flag here. `If-Match` (or `expected_version`) makes it conditional: 412 when the version moved on.',
+          'Give at least one of `name`, `slug`, `description`, `metadata`, `is_default`; fields left out stay as they are. Metadata merges key by key (`null` removes a key); `is_default: true` moves the default flag here. An archived workspace is 409 (restore it first). `If-Match` (or `expected_version`) makes it conditional: 412 when the version moved on.',
         requestExample: {
           name: 'Marketing and Growth',
           description: 'Campaigns, launches and growth experiments',
@@ -262,9 +262,9 @@ export const workspacesRouter = router({
         tag,
         summary: "Deep-merge a partial settings document into the workspace's overrides (null removes an override; admin)",
         description:
-          'Objects merge key by key and scalars replace; `null` at any key removes the override, so the value is inherited again. A write that changes something bumps the version; an empty one does not. A stored layer is at most 64 KiB. `If-Match` or `expected_version` make it conditional (412).',
+          'Objects merge key by key and scalars replace; `null` at any key removes the override, so the value is inherited again. A write that changes something bumps the version; an empty one does not. A stored layer is at most 64 KiB. A write that sets a value at, under or above a path the organization locks is 409 naming the paths (the whole write is refused; `null` there is allowed), as is any write to an archived workspace. `If-Match` or `expected_version` make it conditional (412).',
         requestExample: { permissions: { allow_guests: true }, features: { dark_mode: false }, integrations: { github: null } },
-        errors: [403, 404, 412],
+        errors: [403, 404, 409, 412],
         requestHeaders: ifMatchHeader,
         responseHeaders: etagHeader,
       }),
