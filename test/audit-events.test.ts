@@ -1039,6 +1039,9 @@ describe('event lists', () => {
       'BAD_REQUEST',
     );
     expectIssueAt(await app.request('GET', orgEventsPath(org, { since: 'yesterday' }), { token: owner.token }), 'since');
+    // Well-formed but outside what the database stores (year 0 once in UTC): 400, not a database error.
+    expectIssueAt(await app.request('GET', orgEventsPath(org, { since: '0000-02-29T02:03:29-13:39' }), { token: owner.token }), 'since');
+    expectIssueAt(await app.request('GET', wsEventsPath(ws, { until: '0001-01-01T00:30:00+01:00' }), { token: member.token }), 'until');
     expectIssueAt(await app.request('GET', orgEventsPath(org, { actor_id: 'not-a-uuid' }), { token: owner.token }), 'actor_id');
     expect(await orgEventCount(org)).toBe(before);
   });

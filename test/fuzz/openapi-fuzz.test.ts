@@ -24,6 +24,7 @@ import { appendFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSettingsPath } from '../../src/modules/settings/locks';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { nowSeconds, signLocalToken, unsignedToken } from '../helpers/auth-helpers';
 import { expectNoStack } from '../helpers/errors';
@@ -278,6 +279,8 @@ interface Spec {
   semantic?(run: RunContext): number[] | undefined;
   /** A rule for the body the document does not state. */
   bodyRule?(body: Record<string, unknown>): string | undefined;
+  /** A rule for the query parameters the document does not state (each given once). */
+  queryRule?(query: Record<string, string>): string | undefined;
   prepare?(run: RunContext): Promise<void>;
   after?(run: RunContext, res: RawResponse): Promise<void>;
 }
@@ -923,7 +926,8 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
     headers['content-type'] = 'application/json';
     adapter = [400];
   } else if (b.kind === 'none') {
-    if (op.bodySchema) adapter = [415];
+    // No body at all (no Content-Type either, as `curl -X POST` sends): read as {} (README, Errors).
+    if (op.bodySchema) bodyValue = {};
   } else if (b.kind === 'empty') {
     headers['content-type'] = 'application/json';
     bodyValue = {};
@@ -1023,6 +1027,8 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
   const invalid: string[] = [];
   let trimmedNameOnly = false;
   let badCursor = false;
+  /** A query the service refuses by a rule of its own (queryRule), judged after authorization like a cursor. */
+  let badQueryRule = false;
   let docBadCursor = false;
   if (!adapter) {
     const dupes = queryPairs.map(([k]) => k).filter((k, i, all) => all.indexOf(k) !== i);
@@ -1053,6 +1059,7 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
           invalid.push(`query ${k}=${v}`);
       } else if (!validators.compile(param.schema)(v) || v.includes('\u0000')) invalid.push(`query ${k}=${JSON.stringify(v)}`);
     }
+    if (spec.queryRule?.(Object.fromEntries(queryPairs))) badQueryRule = true;
   }
   if (op.bodySchema && bodyValue !== undefined && !adapter) {
     const validate = validators.compile(op.bodySchema);
@@ -1091,7 +1098,14 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
         queryPairs.some(([, v]) => v === c.unknownId)));
   const unauth = op.secured && c.auth !== 'token';
   const valid =
-    !adapter && invalid.length === 0 && !idemBad && !ifMatchFacts.malformed && !ifMatchFacts.disagree && !badCursor && !docBadCursor;
+    !adapter &&
+    invalid.length === 0 &&
+    !idemBad &&
+    !ifMatchFacts.malformed &&
+    !ifMatchFacts.disagree &&
+    !badCursor &&
+    !docBadCursor &&
+    !badQueryRule;
 
   let expected: number[];
   if (adapter) expected = adapter;
@@ -1107,7 +1121,7 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
   else if (c.variant === 'forbidden') expected = [403];
   else if (ifMatchFacts.malformed || ifMatchFacts.disagree) expected = [400];
   else if (ifMatchFacts.stale) expected = [412];
-  else if (badCursor) expected = [400];
+  else if (badCursor || badQueryRule) expected = [400];
   else expected = spec.semantic?.(run) ?? spec.statuses ?? [op.successStatus];
 
   // Send.
@@ -1371,6 +1385,7 @@ const EVERYONE: ActorName[] = ['A', 'B', 'C', 'D'];
 
 let sacrificialOrg: string | undefined;
 let sacrificialWorkspace: string | undefined;
+let archivableWorkspace: string | undefined;
 const inOrgAdd = new Set<string>();
 let s2InOrgDel = false;
 
@@ -1509,7 +1524,24 @@ const SPECS: Record<string, Spec> = {
     },
   },
   'GET /organizations/{org_id}/settings': { actors: READERS },
-  'PUT /organizations/{org_id}/settings': { actors: WRITERS, forbidden: 'C' },
+  'PUT /organizations/{org_id}/settings': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // Locks on paths no other generated write uses, so the fixtures stay writable, and paths that name nothing.
+    hints: {
+      locks: () =>
+        fc.oneof(
+          { weight: 3, arbitrary: fc.subarray(['features.fuzz_locked', 'integrations.fuzz-locked.config', 'integrations.fuzz-locked']) },
+          { weight: 1, arbitrary: fc.constant(null) },
+          { weight: 1, arbitrary: fc.array(fc.string({ maxLength: 30 }), { minLength: 1, maxLength: 3 }) },
+        ),
+    },
+    // README, Locked settings: each path must name a part of the settings document.
+    bodyRule: (body) =>
+      Array.isArray(body.locks) && body.locks.some((path) => typeof path !== 'string' || !parseSettingsPath(path))
+        ? 'a lock path that names nothing in the settings document'
+        : undefined,
+  },
   'GET /organizations/{org_id}/members': { actors: READERS },
   'POST /organizations/{org_id}/members': {
     actors: ['A'],
@@ -1630,8 +1662,44 @@ const SPECS: Record<string, Spec> = {
   },
   'POST /workspaces/{workspace_id}/clone': { actors: WRITERS, forbidden: 'C', statuses: [201, 409] },
   'GET /workspaces/{workspace_id}/settings': { actors: READERS },
-  'PUT /workspaces/{workspace_id}/settings': { actors: WRITERS, forbidden: 'C' },
+  // 409: a write under one of the organization's locks, which PUT organization settings may set.
+  'PUT /workspaces/{workspace_id}/settings': { actors: WRITERS, forbidden: 'C', statuses: [200, 409] },
+  'POST /workspaces/{workspace_id}/archive': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // The default workspace cannot be archived. The others archive a workspace of their own, so the
+    // fixtures other operations write to stay writable.
+    extras: [{ weight: 3, special: 'default' }],
+    real: {
+      async workspace_id(run) {
+        if (run.c.special === 'default') {
+          const rows = await app.query<{ id: string }>('select id from workspaces where organization_id = $1 and is_default', [world.orgA]);
+          return rows[0]!.id;
+        }
+        return archivable();
+      },
+    },
+    semantic: (run) => (run.c.special === 'default' ? [409] : undefined),
+  },
+  'POST /workspaces/{workspace_id}/restore': { actors: WRITERS, forbidden: 'C', real: { workspace_id: () => archivable() } },
+  'GET /organizations/{org_id}/events': { actors: WRITERS, forbidden: 'C', queryRule: eventWindowRule },
+  'GET /workspaces/{workspace_id}/events': { actors: READERS, queryRule: eventWindowRule },
 };
+
+/** README, Audit events: `since` and `until` are instants of the years 1 to 9999 (UTC), `since` not after `until`. */
+function eventWindowRule(query: Record<string, string>): string | undefined {
+  const [since, until] = [query.since, query.until].map((v) => (v === undefined ? undefined : new Date(v)));
+  for (const date of [since, until]) {
+    if (date && !(date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999)) return 'an instant outside the years 1 to 9999';
+  }
+  return since && until && since > until ? 'since after until' : undefined;
+}
+
+/** The workspace archive and restore take turns on (made on first use). */
+async function archivable(): Promise<string> {
+  archivableWorkspace ??= await createWorkspace(world.accounts.A.token, world.orgA, `Archivable ${randomUUID().slice(0, 8)}`);
+  return archivableWorkspace;
+}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -52,6 +52,18 @@ export async function listWorkspaceEvents(
   return listEvents(db, cursors, { workspaceId }, eq(auditEvents.workspaceId, workspaceId), filters);
 }
 
+const badQuery = (path: string, message: string) =>
+  new AppError('BAD_REQUEST', `Invalid input: ${path}: ${message}`, { issues: [{ path, message }] });
+
+/** `since` / `until` as a Date: an instant in the years 1 to 9999 (UTC), which both engines store. */
+function instant(path: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(value);
+  const year = date.getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) throw badQuery(path, 'must be an instant between the years 1 and 9999 (UTC)');
+  return date;
+}
+
 async function listEvents(
   db: DbOrTx,
   cursors: CursorCodec,
@@ -59,13 +71,9 @@ async function listEvents(
   inScope: SQL,
   { action, actor_id, target_id, since, until, ...page }: EventFilters,
 ): Promise<AuditEventPage> {
-  const sinceDate = since === undefined ? undefined : new Date(since);
-  const untilDate = until === undefined ? undefined : new Date(until);
-  if (sinceDate && untilDate && sinceDate > untilDate) {
-    throw new AppError('BAD_REQUEST', 'Invalid input: since: must not be after until', {
-      issues: [{ path: 'since', message: 'must not be after until' }],
-    });
-  }
+  const sinceDate = instant('since', since);
+  const untilDate = instant('until', until);
+  if (sinceDate && untilDate && sinceDate > untilDate) throw badQuery('since', 'must not be after until');
   const conditions = [
     inScope,
     action === undefined ? undefined : eq(auditEvents.action, action),
