@@ -783,7 +783,7 @@ describe('organization and member events', () => {
     expect(await orgEventCount(leaver.organization.id)).toBe(0);
   });
 
-  it('deleting the organization deletes its events (organization.deleted included)', async () => {
+  it('deleting the organization deletes its events (the deletion itself is a log line, not an event)', async () => {
     const org = await team();
     const ws = await newWorkspace(org, { metadata: { a: 'b' } });
     await app.request('PUT', `/api/v1/workspaces/${ws.id}`, { token: owner.token, body: { name: `${ws.name} x` } });
@@ -814,6 +814,20 @@ describe('no event for what does not happen', () => {
     expectApiError(res, 409, 'CONFLICT');
     await expectNoEvents(rid, org, before);
     expect(await app.query("select id from workspaces where organization_id = $1 and name like 'Atomic %'", [org])).toEqual([]);
+  });
+
+  it('a partial provision in which every item conflicts (201, created: []) writes none', async () => {
+    const taken = await newWorkspace(org);
+    const before = await orgEventCount(org);
+    const { res, rid } = await send('POST', '/api/v1/workspaces/provision', owner.token, {
+      organization_id: org,
+      mode: 'partial',
+      workspaces: [{ name: 'Nothing made', slug: taken.slug }],
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.created).toEqual([]);
+    expect(res.body.failed).toHaveLength(1);
+    await expectNoEvents(rid, org, before);
   });
 
   it('a PUT that fails its precondition (412) writes none', async () => {

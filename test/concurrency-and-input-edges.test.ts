@@ -55,6 +55,67 @@ describe('PUT /api/v1/workspaces/{id} {is_default: true} under concurrency', () 
   });
 });
 
+/**
+ * Every write to a workspace locks its organization's row before the workspace's (writing the
+ * audit event takes a key-share lock on the organization through its foreign key): writes
+ * racing a default move, which locks the organization first, wait instead of deadlocking.
+ */
+describe('workspace writes racing a default move (lock order: organization, then workspace)', () => {
+  const put = (id: string, body: Record<string, unknown>) =>
+    app.request('PUT', `/api/v1/workspaces/${id}`, { token: team.admin.token, body });
+  const post = (id: string, action: 'archive' | 'restore') =>
+    app.request('POST', `/api/v1/workspaces/${id}/${action}`, { token: team.admin.token });
+  const statuses = (answers: Array<{ status: number }>) => answers.map((a) => a.status).sort();
+
+  it.runIf(onPostgres)('renames the default while the flag moves away from it: both 200, every round', async () => {
+    const org = team.organizationId;
+    let current = team.defaultWorkspaceId;
+    for (let round = 0; round < 10; round++) {
+      const next = (await createWorkspace(app, team.owner.token, org)).id;
+      const answers = await Promise.all([put(current, { description: `round ${round}` }), put(next, { is_default: true })]);
+      expect(statuses(answers), answers.map((a) => a.text).join('\n')).toEqual([200, 200]);
+      expect(await defaultWorkspaceIds(app, org)).toEqual([next]);
+      current = next;
+    }
+    expect((await put(team.defaultWorkspaceId, { is_default: true })).status).toBe(200);
+  });
+
+  it.runIf(onPostgres)(
+    'archives or deletes a workspace while the flag moves onto it: one wins, the other is 409 or 404, never 500',
+    async () => {
+      const org = team.organizationId;
+      for (let round = 0; round < 8; round++) {
+        const target = (await createWorkspace(app, team.owner.token, org)).id;
+        const racing =
+          round % 2 === 0 ? post(target, 'archive') : app.request('DELETE', `/api/v1/workspaces/${target}`, { token: team.admin.token });
+        const answers = await Promise.all([racing, put(target, { is_default: true })]);
+        const [write, move] = answers;
+        expect(
+          answers.every((a) => a.status < 500),
+          answers.map((a) => `${a.status} ${a.text}`).join('\n'),
+        ).toBe(true);
+        const [row] = await app.query<{ is_default: boolean; archived: boolean }>(
+          'select is_default, archived_at is not null as archived from workspaces where id = $1',
+          [target],
+        );
+        if (move!.status === 200) {
+          // The move went first: the default cannot be archived or deleted.
+          expectApiError(write!, 409, 'CONFLICT');
+          expect(row).toEqual({ is_default: true, archived: false });
+          expect((await put(team.defaultWorkspaceId, { is_default: true })).status).toBe(200);
+        } else {
+          // The archive (or delete) went first: the move finds it archived (409) or gone (404).
+          expect(write!.status).toBe(round % 2 === 0 ? 200 : 204);
+          expect(move!.status).toBe(round % 2 === 0 ? 409 : 404);
+          expect(row ?? null).toEqual(round % 2 === 0 ? { is_default: false, archived: true } : null);
+        }
+        expect(await defaultWorkspaceIds(app, org)).toHaveLength(1);
+      }
+      expect(await defaultWorkspaceIds(app, org)).toEqual([team.defaultWorkspaceId]);
+    },
+  );
+});
+
 describe('Idempotency-Key replay of something deleted since', () => {
   it('answers 404 to a replayed create whose workspace was deleted, and creates nothing', async () => {
     const body = { organization_id: team.organizationId, name: 'Replayed after delete' };

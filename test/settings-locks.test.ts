@@ -257,15 +257,8 @@ describe('PUT /organizations/{org_id}/settings with locks', () => {
       'integrations.slack.enabled',
       'integrations.slack.config',
       'integrations.slack.config.channel',
-      // config key "a.b" of slack
+      // config key "a.b" of slack: after "config." the rest is the key
       'integrations.slack.config.a.b',
-      // key "c" of integration "a.b"
-      'integrations.a.b.config.c',
-      'integrations.a.b',
-      'integrations.a.b.enabled',
-      'integrations.a.b.config',
-      // integration names may hold dots: "x.bogus" is a well-formed name
-      'integrations.x.bogus',
       `integrations.${'i'.repeat(64)}.config.${'k'.repeat(64)}`,
     ];
     const res = await putOrg(org, { locks: forms });
@@ -311,6 +304,11 @@ describe('PUT /organizations/{org_id}/settings with locks', () => {
       ['an upper-case section', 'Permissions'],
       ['a leading space', ' features'],
       ['the empty string', ''],
+      // An integration's name is one segment: a mistyped part is refused, not read as a dotted name.
+      ['a mistyped part of an integration', 'integrations.slack.enable'],
+      ['a mistyped config part', 'integrations.slack.confg.channel'],
+      ['a config part with an empty key', 'integrations.slack.config.'],
+      ['a dotted integration name', 'integrations.a.b.config.c'],
     ])('answers 400 at locks.2 to %s (%j), and changes nothing', async (_what, path) => {
       const res = await putOrg(org, { features: { other: true }, locks: ['features', 'permissions', path] });
       expectIssueAt(res, 'locks.2');
@@ -508,24 +506,49 @@ describe('workspace settings under locks (read time)', () => {
     expect(res.locked).toEqual(['integrations.slack']);
   });
 
-  it('reads integration paths with dotted names: the config map of "a.b", then one key of it', async () => {
+  it('locks an integration whose name holds a dot with all of integrations (its own path is refused), and a config key "a.b"', async () => {
     const org = await team();
-    await writeOrg(org, { integrations: { 'a.b': { config: { c: 'org' } } } });
-    const ws = await newWorkspace(org, { integrations: { 'a.b': { enabled: true, config: { c: 'ws', d: 2 } } } });
+    await writeOrg(org, { integrations: { 'a.b': { config: { c: 'org' } }, slack: { config: { 'x.y': 'org' } } } });
+    const ws = await newWorkspace(org, {
+      integrations: { 'a.b': { enabled: true, config: { c: 'ws' } }, slack: { config: { 'x.y': 'ws', z: 1 } } },
+    });
 
-    await writeOrg(org, { locks: ['integrations.a.b.config'] });
+    expectIssueAt(await putOrg(org, { locks: ['integrations.a.b'] }), 'locks.0');
+    await writeOrg(org, { locks: ['integrations.slack.config.x.y'] });
     let res = await readWs(ws);
-    expect(res.effective.integrations).toEqual({ 'a.b': { enabled: true, config: { c: 'org' } } });
-    expect(res.sources.integrations).toEqual({ 'a.b': { enabled: 'workspace', config: { c: 'organization' } } });
-    expect(sorted(res.shadowed)).toEqual(['integrations.a.b.config.c', 'integrations.a.b.config.d']);
+    expect(res.effective.integrations.slack!.config).toEqual({ 'x.y': 'org', z: 1 });
+    expect(res.sources.integrations.slack!.config).toEqual({ 'x.y': 'organization', z: 'workspace' });
+    expect(res.shadowed).toEqual(['integrations.slack.config.x.y']);
 
-    await writeOrg(org, { locks: ['integrations.a.b.config.c'] });
+    await writeOrg(org, { locks: ['integrations'] });
     res = await readWs(ws);
-    expect(res.effective.integrations).toEqual({ 'a.b': { enabled: true, config: { c: 'org', d: 2 } } });
-    expect(res.sources.integrations).toEqual({ 'a.b': { enabled: 'workspace', config: { c: 'organization', d: 'workspace' } } });
-    expect(res.shadowed).toEqual(['integrations.a.b.config.c']);
-    expect(res.locked).toEqual(['integrations.a.b.config.c']);
-    expect(await wsState(ws)).toEqual({ settings: { integrations: { 'a.b': { enabled: true, config: { c: 'ws', d: 2 } } } }, version: 1 });
+    expect(res.effective.integrations).toEqual({
+      'a.b': { enabled: false, config: { c: 'org' } },
+      slack: { enabled: false, config: { 'x.y': 'org' } },
+    });
+    expect(res.sources.integrations['a.b']).toEqual({ enabled: 'organization', config: { c: 'organization' } });
+    expect(sorted(res.shadowed)).toEqual([
+      'integrations.a.b.config.c',
+      'integrations.a.b.enabled',
+      'integrations.slack.config.x.y',
+      'integrations.slack.config.z',
+    ]);
+    expect((await wsState(ws)).version).toBe(1);
+  });
+
+  it('does not hide a bare integration declaration behind a lock of its enabled or config alone', async () => {
+    const org = await team();
+    const ws = await newWorkspace(org, { integrations: { jira: {} } });
+    await writeOrg(org, { locks: ['integrations.jira.enabled'] });
+    const res = await readWs(ws);
+    expect(res.effective.integrations).toEqual({ jira: { enabled: false, config: {} } });
+    expect(res.sources.integrations).toEqual({ jira: { enabled: 'organization', config: {} } });
+    expect(res.shadowed).toEqual([]);
+    // A lock of the integration itself hides the declaration.
+    await writeOrg(org, { locks: ['integrations.jira'] });
+    const locked = await readWs(ws);
+    expect(locked.effective.integrations).toEqual({});
+    expect(locked.shadowed).toEqual(['integrations.jira']);
   });
 
   it("applies to every workspace of the organization, and to no other organization's", async () => {
@@ -590,7 +613,7 @@ describe('PUT /workspaces/{id}/settings under a lock', () => {
       [['integrations.slack.config.channel', 'integrations.slack']],
     ],
     ['an entry at a locked integration', { integrations: { slack: {} } }, ['integrations.slack']],
-    ['an entry above a locked path', { integrations: { jira: {} } }, [['integrations.jira', 'integrations.jira.enabled']]],
+    ["a value at a locked integration's enabled", { integrations: { jira: { enabled: true } } }, ['integrations.jira.enabled']],
     [
       'a locked value beside allowed ones (the whole write is refused)',
       { features: { free: false, beta: true }, permissions: { visibility: 'private' } },
@@ -635,6 +658,15 @@ describe('PUT /workspaces/{id}/settings under a lock', () => {
       settings: { integrations: { jira: { config: { project: 'OPS' } } }, features: { gamma: true } },
       version: 2,
     });
+  });
+
+  it('allows declaring an integration whose enabled alone is locked (the declaration sets no value under the lock)', async () => {
+    const sibling = await newWorkspace(org);
+    const res = await putWs(sibling, { integrations: { jira: {} } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.effective.integrations.jira).toEqual({ enabled: false, config: {} });
+    expect(res.body.sources.integrations.jira.enabled).toBe('organization');
+    expect(await wsState(sibling)).toEqual({ settings: { integrations: { jira: {} } }, version: 2 });
   });
 
   it('answers 404 (not 409) to a non-member and 403 to a member, and changes nothing', async () => {

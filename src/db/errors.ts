@@ -33,9 +33,13 @@ const UNAVAILABLE_CODES = new Set([
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
   '57014', // query_canceled (statement_timeout)
+  // Transient by nature: the same request succeeds when retried. Lock order is uniform
+  // (organization, then workspace: modules/workspaces/service.ts), so these are a safety net.
+  '40P01', // deadlock_detected
+  '40001', // serialization_failure
 ]);
 
-/** True for errors that mean the database is unreachable or too slow (answered with 503). */
+/** True for errors that mean the database is unreachable, too slow, or asks for a retry (answered with 503). */
 export const isDatabaseUnavailable = (error: unknown) => {
   const code = pgErrorCode(error);
   return code !== undefined && UNAVAILABLE_CODES.has(code);

@@ -17,7 +17,6 @@ export const AUDIT_ACTIONS = [
   'organization.created',
   'organization.updated',
   'organization.settings_updated',
-  'organization.deleted',
   'member.added',
   'member.role_changed',
   'member.removed',
@@ -54,6 +53,24 @@ export const workspaceEvent = (action: AuditAction, workspace: { id: string; org
   action,
   targetType: 'workspace',
   targetId: workspace.id,
+  changes,
+});
+
+/** An event of the organization itself (its creation, name, settings, a provisioning batch). */
+export const organizationEvent = (action: AuditAction, organizationId: string, changes: Changes): NewEvent => ({
+  organizationId,
+  action,
+  targetType: 'organization',
+  targetId: organizationId,
+  changes,
+});
+
+/** An event of a membership: the member's user id is the target. */
+export const memberEvent = (action: AuditAction, organizationId: string, userId: string, changes: Changes): NewEvent => ({
+  organizationId,
+  action,
+  targetType: 'member',
+  targetId: userId,
   changes,
 });
 

@@ -68,9 +68,7 @@ export function startAuditRetention(
       .then((deleted) => {
         if (deleted > 0) logger.info({ deleted, retentionDays }, 'pruned audit events past their retention');
       })
-      .catch((error: unknown) =>
-        logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'pruning audit events failed'),
-      )
+      .catch((error: unknown) => logger.warn({ err: error }, 'pruning audit events failed'))
       .finally(() => {
         running = undefined;
       });

@@ -3,7 +3,7 @@
  * (members), newest first, keyset-paginated over the indexes that serve each list.
  * @module
  */
-import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lt } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
 import { auditEvents } from '../../db/schema';
 import { AppError } from '../../lib/errors';
@@ -37,7 +37,7 @@ export async function listOrganizationEvents(
   filters: EventFilters,
 ): Promise<AuditEventPage> {
   await requireRole(db, actorId, organizationId, 'admin');
-  return listEvents(db, cursors, { organizationId }, eq(auditEvents.organizationId, organizationId), filters);
+  return listEvents(db, cursors, { organizationId }, filters);
 }
 
 /** The events of one workspace (any member of its organization; 404 once it is deleted). */
@@ -49,7 +49,7 @@ export async function listWorkspaceEvents(
   filters: EventFilters,
 ): Promise<AuditEventPage> {
   await readableWorkspace(db, actorId, workspaceId);
-  return listEvents(db, cursors, { workspaceId }, eq(auditEvents.workspaceId, workspaceId), filters);
+  return listEvents(db, cursors, { workspaceId }, filters);
 }
 
 const badQuery = (path: string, message: string) =>
@@ -67,15 +67,14 @@ function instant(path: string, value: string | undefined): Date | undefined {
 async function listEvents(
   db: DbOrTx,
   cursors: CursorCodec,
-  scope: Record<string, string>,
-  inScope: SQL,
+  scope: { organizationId: string } | { workspaceId: string },
   { action, actor_id, target_id, since, until, ...page }: EventFilters,
 ): Promise<AuditEventPage> {
   const sinceDate = instant('since', since);
   const untilDate = instant('until', until);
   if (sinceDate && untilDate && sinceDate > untilDate) throw badQuery('since', 'must not be after until');
   const conditions = [
-    inScope,
+    'organizationId' in scope ? eq(auditEvents.organizationId, scope.organizationId) : eq(auditEvents.workspaceId, scope.workspaceId),
     action === undefined ? undefined : eq(auditEvents.action, action),
     actor_id === undefined ? undefined : eq(auditEvents.actorId, actor_id),
     target_id === undefined ? undefined : eq(auditEvents.targetId, target_id),

@@ -12,7 +12,7 @@ import { paginate, timestampParam, type PageRequest } from '../../lib/pagination
 import { hasRole, requireRole } from './access';
 import type { Member, MemberPage, NewMember } from './schemas';
 import { lockOrganization } from './service';
-import { changesBetween, recordEvents, type Author, type Changes, type NewEvent } from '../audit/events';
+import { changesBetween, memberEvent, recordEvents, type Author, type NewEvent } from '../audit/events';
 
 const memberColumns = {
   user_id: memberships.userId,
@@ -71,14 +71,6 @@ export async function getMember(db: DbOrTx, actorId: string, organizationId: str
 }
 
 const ownerOnly = (what: string) => new AppError('FORBIDDEN', `Only an owner can ${what}`);
-
-const memberEvent = (action: NewEvent['action'], organizationId: string, userId: string, changes: Changes): NewEvent => ({
-  organizationId,
-  action,
-  targetType: 'member',
-  targetId: userId,
-  changes,
-});
 
 export async function addMember(tx: Tx, author: Author, organizationId: string, input: NewMember): Promise<Member> {
   const actorRole = await requireRole(tx, author.id, organizationId, 'admin');

@@ -104,7 +104,14 @@ export const organizationsRouter = router({
     )
     .input(s.organizationIdInput)
     .output(z.void())
-    .mutation(({ ctx, input }) => inTransaction(ctx, (tx) => service.deleteOrganization(tx, authorOf(ctx), input.org_id))),
+    .mutation(async ({ ctx, input }) => {
+      const deleted = await inTransaction(ctx, (tx) => service.deleteOrganization(tx, ctx.actor.id, input.org_id));
+      // Its audit events went with it: the deletion is kept in the log instead.
+      ctx.deps.logger.info(
+        { organization: { id: deleted.id, name: deleted.name, slug: deleted.slug }, actor: authorOf(ctx) },
+        'organization deleted with its workspaces, members and audit events',
+      );
+    }),
 
   getSettings: authedProcedure
     .meta(

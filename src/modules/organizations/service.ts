@@ -8,7 +8,7 @@ import { paginate, timestampParam, type PageRequest } from '../../lib/pagination
 import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import { normalizeLocks } from '../settings/locks';
-import { changesBetween, recordEvents, type AuditAction, type Author, type Changes, type NewEvent } from '../audit/events';
+import { changesBetween, memberEvent, organizationEvent, recordEvents, type Author } from '../audit/events';
 import { insertDefaultWorkspace } from '../workspaces/default-workspace';
 import type { Workspace } from '../workspaces/schemas';
 import { requireRole } from './access';
@@ -71,25 +71,11 @@ export async function createOrganizationWithDefault(
   const { workspace, event } = await insertDefaultWorkspace(tx, row.id);
   await recordEvents(tx, owner, [
     organizationEvent('organization.created', row.id, changesBetween(null, { name: row.name, slug: row.slug })),
-    {
-      organizationId: row.id,
-      action: 'member.added',
-      targetType: 'member',
-      targetId: owner.id,
-      changes: changesBetween(null, { email: owner.email, role: 'owner' }),
-    },
+    memberEvent('member.added', row.id, owner.id, changesBetween(null, { email: owner.email, role: 'owner' })),
     event,
   ]);
   return { organization: { ...toOrganization(row), role: 'owner' }, workspace };
 }
-
-const organizationEvent = (action: AuditAction, organizationId: string, changes: Changes): NewEvent => ({
-  organizationId,
-  action,
-  targetType: 'organization',
-  targetId: organizationId,
-  changes,
-});
 
 export async function listOrganizations(db: DbOrTx, cursors: CursorCodec, userId: string, request: PageRequest): Promise<OrganizationPage> {
   const { rows, next_cursor } = await paginate(
@@ -158,16 +144,15 @@ export async function updateOrganization(
 }
 
 /**
- * Deletes the organization, its workspaces, memberships and events. Its `organization.deleted`
- * event is written like every other, and leaves with the organization (README, Audit events).
+ * Deletes the organization with its workspaces, memberships and audit events: its trail goes
+ * with it, so the deletion itself is recorded in the log (organizations/router.ts), not as an
+ * event (README, Audit events). Answers what was deleted.
  */
-export async function deleteOrganization(tx: Tx, author: Author, organizationId: string): Promise<void> {
-  await requireRole(tx, author.id, organizationId, 'owner');
-  const current = await findOrganization(tx, organizationId);
-  await recordEvents(tx, author, [
-    organizationEvent('organization.deleted', organizationId, changesBetween({ name: current.name, slug: current.slug }, null)),
-  ]);
-  await tx.delete(organizations).where(eq(organizations.id, organizationId));
+export async function deleteOrganization(tx: Tx, userId: string, organizationId: string): Promise<Organization> {
+  await requireRole(tx, userId, organizationId, 'owner');
+  const [deleted] = await tx.delete(organizations).where(eq(organizations.id, organizationId)).returning();
+  if (!deleted) throw notFound('Organization');
+  return toOrganization(deleted);
 }
 
 function toSettings(row: OrganizationRow): OrganizationSettings {

@@ -17,9 +17,11 @@ const MAX_LOCK_PATH_LENGTH = 200;
 const PERMISSIONS = new Set<string>(PERMISSION_KEYS);
 
 /**
- * The segments of a lock path, or undefined when it names nothing in the document. Keys may
- * hold dots: after `features.` the rest is the flag; an integration's name ends at the first
- * `enabled` or `config` segment that leaves a well-formed path.
+ * The segments of a lock path, or undefined when it names nothing in the document. After
+ * `features.` the rest is the flag (flags may hold dots: nothing follows a flag). An
+ * integration's name is one segment, so a mistyped part (`integrations.slack.enable`) is
+ * refused rather than read as a lock on an integration named `slack.enable`; one whose name
+ * holds a dot is locked with all of `integrations`.
  */
 export function parseSettingsPath(path: string): SettingsPath | undefined {
   const [section, ...rest] = path.split('.');
@@ -27,15 +29,11 @@ export function parseSettingsPath(path: string): SettingsPath | undefined {
   if (section === 'permissions') return rest.length === 1 && PERMISSIONS.has(rest[0]!) ? [section, rest[0]!] : undefined;
   if (section === 'features') return isSettingsKey(rest.join('.')) ? [section, rest.join('.')] : undefined;
   if (section !== 'integrations') return undefined;
-  for (let end = 1; end <= rest.length; end++) {
-    const name = rest.slice(0, end).join('.');
-    const [part, ...key] = rest.slice(end);
-    if (!isSettingsKey(name)) continue;
-    if (part === undefined) return [section, name];
-    if (part === 'enabled' && key.length === 0) return [section, name, part];
-    if (part === 'config' && key.length === 0) return [section, name, part];
-    if (part === 'config' && isSettingsKey(key.join('.'))) return [section, name, part, key.join('.')];
-  }
+  const [name, part, ...key] = rest as [string, string?, ...string[]];
+  if (!isSettingsKey(name)) return undefined;
+  if (part === undefined) return [section, name];
+  if ((part === 'enabled' || part === 'config') && key.length === 0) return [section, name, part];
+  if (part === 'config' && isSettingsKey(key.join('.'))) return [section, name, part, key.join('.')];
   return undefined;
 }
 
@@ -61,12 +59,9 @@ export const locksInput = z
 /** The stored form of a lock list: without repeats, sorted. */
 export const normalizeLocks = (paths: readonly string[] | null): string[] => [...new Set(paths ?? [])].sort();
 
-/** Whether one path is at, under or above the other (they name overlapping parts of the document). */
-export function overlaps(a: SettingsPath, b: SettingsPath): boolean {
-  const common = Math.min(a.length, b.length);
-  for (let i = 0; i < common; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+/** Whether `path` is at or under `lock` (the lock's segments begin it). */
+export const isUnder = (path: SettingsPath, lock: SettingsPath) =>
+  lock.length <= path.length && lock.every((segment, i) => segment === path[i]);
 
 type Leaf = { path: SettingsPath; value: unknown };
 
@@ -102,7 +97,7 @@ export function settingsLeaves(layer: SettingsLayer | SettingsPatch): Leaf[] {
 export const parseLocks = (locks: readonly string[]): SettingsPath[] => locks.map((lock) => parseSettingsPath(lock) ?? [lock]);
 
 /** The lock a path falls under, if any. */
-export const lockOver = (path: SettingsPath, locks: readonly SettingsPath[]) => locks.find((lock) => overlaps(lock, path));
+export const lockOver = (path: SettingsPath, locks: readonly SettingsPath[]) => locks.find((lock) => isUnder(path, lock));
 
 /** A path a write would set, and the lock it falls under. */
 export interface LockViolation {
@@ -112,8 +107,9 @@ export interface LockViolation {
 
 /**
  * 409 when `settings` (a write, or the overrides a new workspace would start with) sets a value
- * at, under or above one of the organization's locks: the whole write is refused, naming each
- * refused path (under `issuePrefix` in `issues`, e.g. `workspaces.3.settings`).
+ * at or under one of the organization's locks (a bare integration declaration counts as a value
+ * at its own path): the whole write is refused, naming each refused path (under `issuePrefix`
+ * in `issues`, e.g. `workspaces.3.settings`).
  */
 export function assertNotLocked(settings: SettingsLayer | SettingsPatch, locks: readonly string[], issuePrefix = ''): void {
   const violations = lockViolations(settings, locks, issuePrefix);

@@ -7,7 +7,7 @@ import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
 import { lockedError, lockViolations } from '../settings/locks';
 import { requireRole } from '../organizations/access';
-import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
+import { changesBetween, organizationEvent, recordEvents, workspaceEvent, type Author } from '../audit/events';
 import { auditedState, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import type { ProvisionInput, ProvisionResult } from './schemas';
 import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs } from './service';
@@ -118,20 +118,16 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
   const rows = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, row]) => row);
-  await recordEvents(tx, author, [
-    ...rows.map((row) => workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))),
-    {
-      organizationId,
-      action: 'workspaces.provisioned',
-      targetType: 'organization',
-      targetId: organizationId,
-      changes: changesBetween(null, {
-        created: rows.length,
-        failed: failed.length,
-        template_workspace_id: input.template_workspace_id ?? null,
-      }),
-    },
-  ]);
+  // A partial batch that created nothing changed nothing: no event.
+  if (rows.length > 0)
+    await recordEvents(tx, author, [
+      ...rows.map((row) => workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))),
+      organizationEvent(
+        'workspaces.provisioned',
+        organizationId,
+        changesBetween(null, { created: rows.length, failed: failed.length, template_workspace_id: input.template_workspace_id }),
+      ),
+    ]);
   return { created: rows.map(toWorkspace), failed };
 }
 

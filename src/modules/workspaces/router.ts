@@ -35,7 +35,8 @@ const settingsAnswer = <T extends { version: number }>(ctx: Context, value: T): 
   return withEtag(ctx, value);
 };
 
-async function setArchived(ctx: AuthedContext, input: s.ArchiveWorkspaceInput, archive: boolean) {
+/** Archive or restore, as the procedure names: conditional, with the new ETag. */
+async function archiveOrRestore(ctx: AuthedContext, input: s.ArchiveOrRestoreInput, archive: boolean) {
   const condition = conditionFrom(ctx, input.expected_version);
   return withEtag(ctx, await inTransaction(ctx, (tx) => service.setArchived(tx, authorOf(ctx), input.workspace_id, archive, condition)));
 }
@@ -194,9 +195,9 @@ export const workspacesRouter = router({
         responseHeaders: etagHeader,
       }),
     )
-    .input(s.archiveWorkspaceInput)
+    .input(s.archiveOrRestoreInput)
     .output(s.workspaceSchema)
-    .mutation(({ ctx, input }) => setArchived(ctx, input, true)),
+    .mutation(({ ctx, input }) => archiveOrRestore(ctx, input, true)),
 
   restore: authedProcedure
     .meta(
@@ -211,9 +212,9 @@ export const workspacesRouter = router({
         responseHeaders: etagHeader,
       }),
     )
-    .input(s.archiveWorkspaceInput)
+    .input(s.archiveOrRestoreInput)
     .output(s.workspaceSchema)
-    .mutation(({ ctx, input }) => setArchived(ctx, input, false)),
+    .mutation(({ ctx, input }) => archiveOrRestore(ctx, input, false)),
 
   clone: authedProcedure
     .meta(

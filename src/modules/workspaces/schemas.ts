@@ -120,8 +120,8 @@ export const deleteWorkspaceInput = z.strictObject({
 });
 
 /** Archive or restore, conditional like the other writes. */
-export const archiveWorkspaceInput = z.strictObject({ ...workspaceId, expected_version: expectedVersion });
-export type ArchiveWorkspaceInput = z.output<typeof archiveWorkspaceInput>;
+export const archiveOrRestoreInput = z.strictObject({ ...workspaceId, expected_version: expectedVersion });
+export type ArchiveOrRestoreInput = z.output<typeof archiveOrRestoreInput>;
 
 export const cloneWorkspaceInput = z.strictObject({
   ...workspaceId,

@@ -58,13 +58,25 @@ async function loadWorkspace(
   return { workspace: row.workspace, role: row.role };
 }
 
-async function lockOrganizationOf(tx: Tx, workspaceId: string): Promise<void> {
+/**
+ * Locks the workspace's organization row, which every write to a workspace takes before the
+ * workspace's own row: organization, then workspace, everywhere (writing an audit event takes
+ * a key-share lock on the organization too, through its foreign key, so a write that locked
+ * the workspace first could deadlock with one holding the organization). `update` serializes
+ * default moves; `key share` only waits for an organization change that excludes it (a
+ * settings or locks write, a deletion). Taken before authorization: it holds nothing a caller
+ * could learn from, for the length of one request.
+ */
+async function lockOrganizationOf(tx: Tx, workspaceId: string, strength: 'update' | 'key share'): Promise<void> {
   await tx
     .select({ id: organizations.id })
     .from(organizations)
-    .where(eq(organizations.id, sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`))
-    .for('update');
+    .where(eq(organizations.id, organizationIdOf(workspaceId)))
+    .for(strength);
 }
+
+const organizationIdOf = (workspaceId: string) =>
+  sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`;
 
 /** What a workspace write must obey in its organization: the settings it inherits and the locks. */
 export interface OrganizationRules {
@@ -73,16 +85,13 @@ export interface OrganizationRules {
 }
 
 /**
- * The organization's settings and locks, read under a share lock that a change of them (its
- * update lock) waits for and that waits for it: a workspace write checks the locks that hold
- * when it commits. Taken before any workspace row, in the order every other write locks
- * (organization, then workspace). `of` is the organization's id, or a workspace's.
+ * The organization's settings and locks, read under a key-share lock that a change of them
+ * (its update lock) waits for and that waits for it: a workspace write checks the locks that
+ * hold when it commits. Taken before any workspace row (see lockOrganizationOf). `of` is the
+ * organization's id, or a workspace's.
  */
 export async function organizationRules(tx: Tx, of: { organizationId: string } | { workspaceId: string }): Promise<OrganizationRules> {
-  const id =
-    'organizationId' in of
-      ? sql`${of.organizationId}::uuid`
-      : sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${of.workspaceId})`;
+  const id = 'organizationId' in of ? sql`${of.organizationId}::uuid` : organizationIdOf(of.workspaceId);
   const [row] = await tx
     .select({ settings: organizations.settings, locks: organizations.settingsLocks })
     .from(organizations)
@@ -230,25 +239,29 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
  * A workspace the caller may read, found by the one query that also confirms the caller
  * (the read's only round trip): 401 when the account is gone or the token revoked, then 404
  * when the workspace does not exist or the caller is not a member of its organization — the
- * order and messages of authedProcedure followed by loadWorkspace. With `withOrganization`,
- * the same query reads the organization's settings layer and locks.
+ * order and messages of authedProcedure followed by loadWorkspace.
  */
-async function readWorkspace(
+async function readWorkspace(db: DbOrTx, caller: Caller, workspaceId: string): Promise<WorkspaceRow> {
+  const [row] = await readWorkspaceQuery(db).execute({ userId: caller.id, workspaceId });
+  return visibleWorkspace(caller, row);
+}
+
+/** readWorkspace, with the organization's settings layer and locks read by the same query. */
+async function readWorkspaceWithOrganization(
   db: DbOrTx,
   caller: Caller,
   workspaceId: string,
-  { withOrganization = false } = {},
-): Promise<{ workspace: WorkspaceRow; organization?: OrganizationRules }> {
-  const query = withOrganization ? readWorkspaceWithOrganizationQuery(db) : readWorkspaceQuery(db);
-  const [row] = await query.execute({ userId: caller.id, workspaceId });
+): Promise<{ workspace: WorkspaceRow; organization: OrganizationRules }> {
+  const [row] = await readWorkspaceWithOrganizationQuery(db).execute({ userId: caller.id, workspaceId });
+  const workspace = visibleWorkspace(caller, row);
+  return { workspace, organization: { settings: row!.organizationSettings ?? {}, locks: row!.organizationLocks ?? [] } };
+}
+
+/** The answers of a read's row: 401 for the caller, then 404 for the workspace. */
+function visibleWorkspace(caller: Caller, row: { tokenVersion: number; workspace: WorkspaceRow | null; role: Role | null } | undefined) {
   confirmCaller(caller, row);
   if (!row.workspace || !row.role) throw workspaceNotFound();
-  if (!withOrganization) return { workspace: row.workspace };
-  const { organizationSettings, organizationLocks } = row as {
-    organizationSettings?: SettingsLayer | null;
-    organizationLocks?: string[] | null;
-  };
-  return { workspace: row.workspace, organization: { settings: organizationSettings ?? {}, locks: organizationLocks ?? [] } };
+  return row.workspace;
 }
 
 /** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's membership in its organization. */
@@ -277,7 +290,7 @@ const readWorkspaceWithOrganizationQuery = preparedPerDatabase((db) =>
 );
 
 export async function getWorkspace(db: DbOrTx, caller: Caller, workspaceId: string): Promise<Workspace> {
-  return toWorkspace((await readWorkspace(db, caller, workspaceId)).workspace);
+  return toWorkspace(await readWorkspace(db, caller, workspaceId));
 }
 
 /** Merges metadata key by key (`null` removes a key); 400 when the result holds more than 50 keys. */
@@ -305,9 +318,8 @@ export async function updateWorkspace(
   changes: WorkspaceChanges,
   condition: VersionCondition,
 ): Promise<Workspace> {
-  // Moving the default flag touches two rows: serialize such moves per organization, taking
-  // the organization's lock before the workspace's (the order deleting an organization uses).
-  if (changes.is_default) await lockOrganizationOf(tx, workspaceId);
+  // Moving the default flag touches two rows: such moves are serialized per organization.
+  await lockOrganizationOf(tx, workspaceId, changes.is_default ? 'update' : 'key share');
   const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
   assertActive(workspace);
   const set: Partial<typeof workspaces.$inferInsert> = {};
@@ -350,6 +362,7 @@ export async function updateWorkspace(
 
 /** A hard delete, archived or not; its events stay in the organization's list. */
 export async function deleteWorkspace(tx: Tx, author: Author, workspaceId: string, condition: VersionCondition): Promise<void> {
+  await lockOrganizationOf(tx, workspaceId, 'key share');
   const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
   if (workspace.isDefault) {
     throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
@@ -370,6 +383,7 @@ export async function setArchived(
   archive: boolean,
   condition: VersionCondition,
 ): Promise<Workspace> {
+  await lockOrganizationOf(tx, workspaceId, 'key share');
   const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
   if ((workspace.archivedAt !== null) === archive) return toWorkspace(workspace);
   if (archive && workspace.isDefault) {
@@ -424,8 +438,8 @@ function toSettings(workspace: WorkspaceRow, organization: OrganizationRules): W
 
 /** Effective settings are resolved at read time, so an organization change (or lock) shows at once. */
 export async function getWorkspaceSettings(db: DbOrTx, caller: Caller, workspaceId: string): Promise<WorkspaceSettings> {
-  const { workspace, organization } = await readWorkspace(db, caller, workspaceId, { withOrganization: true });
-  return toSettings(workspace, organization!);
+  const { workspace, organization } = await readWorkspaceWithOrganization(db, caller, workspaceId);
+  return toSettings(workspace, organization);
 }
 
 /**
