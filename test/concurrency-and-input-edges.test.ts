@@ -98,15 +98,15 @@ describe('workspace writes racing a default move (lock order: organization, then
           'select is_default, archived_at is not null as archived from workspaces where id = $1',
           [target],
         );
-        if (move!.status === 200) {
+        if (move.status === 200) {
           // The move went first: the default cannot be archived or deleted.
-          expectApiError(write!, 409, 'CONFLICT');
+          expectApiError(write, 409, 'CONFLICT');
           expect(row).toEqual({ is_default: true, archived: false });
           expect((await put(team.defaultWorkspaceId, { is_default: true })).status).toBe(200);
         } else {
           // The archive (or delete) went first: the move finds it archived (409) or gone (404).
-          expect(write!.status).toBe(round % 2 === 0 ? 200 : 204);
-          expect(move!.status).toBe(round % 2 === 0 ? 409 : 404);
+          expect(write.status).toBe(round % 2 === 0 ? 200 : 204);
+          expect(move.status).toBe(round % 2 === 0 ? 409 : 404);
           expect(row ?? null).toEqual(round % 2 === 0 ? { is_default: false, archived: true } : null);
         }
         expect(await defaultWorkspaceIds(app, org)).toHaveLength(1);

@@ -533,7 +533,7 @@ describe('workspace settings under locks (read time)', () => {
       'integrations.slack.config.x.y',
       'integrations.slack.config.z',
     ]);
-    expect((await wsState(ws)).version).toBe(1);
+    expect((await wsState(ws))!.version).toBe(1);
   });
 
   it('does not hide a bare integration declaration behind a lock of its enabled or config alone', async () => {
