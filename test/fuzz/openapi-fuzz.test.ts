@@ -1645,10 +1645,7 @@ const SPECS: Record<string, Spec> = {
     extras: [{ weight: 3, special: 'default' }],
     real: {
       async workspace_id(run) {
-        if (run.c.special === 'default') {
-          const rows = await app.query<{ id: string }>('select id from workspaces where organization_id = $1 and is_default', [world.orgA]);
-          return rows[0]!.id;
-        }
+        if (run.c.special === 'default') return defaultWorkspaceOfA();
         sacrificialWorkspace ??= await createWorkspace(world.accounts.A.token, world.orgA, `Doomed ${randomUUID().slice(0, 8)}`);
         return sacrificialWorkspace;
       },
@@ -1672,10 +1669,7 @@ const SPECS: Record<string, Spec> = {
     extras: [{ weight: 3, special: 'default' }],
     real: {
       async workspace_id(run) {
-        if (run.c.special === 'default') {
-          const rows = await app.query<{ id: string }>('select id from workspaces where organization_id = $1 and is_default', [world.orgA]);
-          return rows[0]!.id;
-        }
+        if (run.c.special === 'default') return defaultWorkspaceOfA();
         return archivable();
       },
     },
@@ -1693,6 +1687,12 @@ function eventWindowRule(query: Record<string, string>): string | undefined {
     if (date && !(date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999)) return 'an instant outside the years 1 to 9999';
   }
   return since && until && since > until ? 'since after until' : undefined;
+}
+
+/** Organization A's default workspace (which can be neither deleted nor archived). */
+async function defaultWorkspaceOfA(): Promise<string> {
+  const rows = await app.query<{ id: string }>('select id from workspaces where organization_id = $1 and is_default', [world.orgA]);
+  return rows[0]!.id;
 }
 
 /** The workspace archive and restore take turns on (made on first use). */
