@@ -7,7 +7,7 @@
  * service/baseline is then what the service's layers cost over that floor on this machine, today.
  *
  * It answers only what the bench sends: GET /api/v1/workspaces/{id}, …/{id}/settings,
- * /api/v1/workspaces (created_at order, optional organization_id, limit, cursor) and tRPC
+ * /api/v1/workspaces (active workspaces in created_at order, optional organization_id, limit, cursor) and tRPC
  * `workspaces.get` in httpBatchLink's wire format. Anything else it refuses plainly.
  *
  * Env: BASELINE_PORT, BASELINE_DATABASE_URL, BASELINE_JWT_SECRET (the service's JWT_SECRET:
@@ -115,6 +115,7 @@ interface WorkspaceRow {
   metadata: Record<string, string>;
   is_default: boolean;
   cloned_from_id: string | null;
+  archived_at: Date | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -129,6 +130,7 @@ const toWorkspace = (row: WorkspaceRow) => ({
   metadata: row.metadata,
   is_default: row.is_default,
   cloned_from_id: row.cloned_from_id,
+  archived_at: row.archived_at ? row.archived_at.toISOString() : null,
   version: row.version,
   created_at: row.created_at.toISOString(),
   updated_at: row.updated_at.toISOString(),
@@ -141,7 +143,7 @@ async function getWorkspace(caller: Caller, workspaceId: string) {
   if (!UUID.test(workspaceId)) return refuseInput(caller, 'Invalid input: workspace_id: Invalid UUID');
   const [row] = await sql<(UserAndRole & WorkspaceRow)[]>`
     select u.token_version as tv, m.role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-           w.is_default, w.cloned_from_id, w.version, w.created_at, w.updated_at
+           w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
     from users u
     left join workspaces w on w.id = ${workspaceId}
     left join memberships m on m.organization_id = w.organization_id and m.user_id = u.id
@@ -154,9 +156,16 @@ async function getWorkspace(caller: Caller, workspaceId: string) {
 /** One query: as getWorkspace, plus the organization's settings layer; resolved by the service's own pure function. */
 async function getSettings(caller: Caller, workspaceId: string) {
   if (!UUID.test(workspaceId)) return refuseInput(caller, 'Invalid input: workspace_id: Invalid UUID');
-  type Row = UserAndRole & { id: string | null; version: number; settings: SettingsLayer; organization_settings: SettingsLayer | null };
+  type Row = UserAndRole & {
+    id: string | null;
+    version: number;
+    settings: SettingsLayer;
+    organization_settings: SettingsLayer | null;
+    organization_locks: string[] | null;
+  };
   const [row] = await sql<Row[]>`
-    select u.token_version as tv, m.role, w.id, w.version, w.settings, o.settings as organization_settings
+    select u.token_version as tv, m.role, w.id, w.version, w.settings, o.settings as organization_settings,
+           o.settings_locks as organization_locks
     from users u
     left join workspaces w on w.id = ${workspaceId}
     left join memberships m on m.organization_id = w.organization_id and m.user_id = u.id
@@ -164,8 +173,12 @@ async function getSettings(caller: Caller, workspaceId: string) {
     where u.id = ${caller.userId}`;
   checkUser(row, caller);
   if (!row!.id || !row!.role) throw new Refusal('NOT_FOUND', 'Workspace not found');
-  const { effective, sources } = resolveEffectiveSettings(row!.organization_settings ?? {}, row!.settings);
-  return { workspace_id: row!.id, version: row!.version, effective, overrides: row!.settings, sources };
+  const { effective, sources, locked, shadowed } = resolveEffectiveSettings(
+    row!.organization_settings ?? {},
+    row!.settings,
+    row!.organization_locks ?? [],
+  );
+  return { workspace_id: row!.id, version: row!.version, effective, overrides: row!.settings, sources, locked, shadowed };
 }
 
 /**
@@ -193,6 +206,7 @@ async function listWorkspaces(caller: Caller, query: URLSearchParams) {
     q: null,
     sort: 'created_at',
     order: 'asc',
+    archived: 'false',
   };
   let after: [string, string] | undefined;
   if (cursor !== undefined) {
@@ -210,22 +224,23 @@ async function listWorkspaces(caller: Caller, query: URLSearchParams) {
   const rows = organizationId
     ? await sql<Row[]>`
         select u.token_version as tv, m.role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-               w.is_default, w.cloned_from_id, w.version, w.created_at, w.updated_at
+               w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
         from users u
         left join memberships m on m.organization_id = ${organizationId} and m.user_id = u.id
         left join lateral (
           select * from workspaces w
-          where w.organization_id = ${organizationId} and m.role is not null ${keyset}
+          where w.organization_id = ${organizationId} and m.role is not null and w.archived_at is null ${keyset}
           order by w.created_at, w.id limit ${limit + 1}
         ) w on true
         where u.id = ${caller.userId}`
     : await sql<Row[]>`
         select u.token_version as tv, null as role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-               w.is_default, w.cloned_from_id, w.version, w.created_at, w.updated_at
+               w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
         from users u
         left join lateral (
           select * from workspaces w
-          where w.organization_id in (select organization_id from memberships where user_id = ${caller.userId}) ${keyset}
+          where w.organization_id in (select organization_id from memberships where user_id = ${caller.userId})
+            and w.archived_at is null ${keyset}
           order by w.created_at, w.id limit ${limit + 1}
         ) w on true
         where u.id = ${caller.userId}`;
