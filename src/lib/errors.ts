@@ -54,6 +54,10 @@ export class AppError extends Error {
   }
 }
 
+/** 400 for one input a schema cannot judge, in the shape of a validation failure (`issues` names its path). */
+export const invalidInput = (path: string, message: string) =>
+  new AppError('BAD_REQUEST', `Invalid input: ${path}: ${message}`, { issues: [{ path, message }] });
+
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 
 /** 401: the caller could not be identified (missing, bad, expired or revoked token; unknown user). */

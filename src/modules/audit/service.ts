@@ -6,7 +6,7 @@
 import { and, desc, eq, gte, lt } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
 import { auditEvents } from '../../db/schema';
-import { AppError } from '../../lib/errors';
+import { invalidInput } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam } from '../../lib/pagination';
 import { requireRole } from '../organizations/access';
@@ -52,15 +52,12 @@ export async function listWorkspaceEvents(
   return listEvents(db, cursors, { workspaceId }, filters);
 }
 
-const badQuery = (path: string, message: string) =>
-  new AppError('BAD_REQUEST', `Invalid input: ${path}: ${message}`, { issues: [{ path, message }] });
-
 /** `since` / `until` as a Date: an instant in the years 1 to 9999 (UTC), which both engines store. */
 function instant(path: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const date = new Date(value);
   const year = date.getUTCFullYear();
-  if (!(year >= 1 && year <= 9999)) throw badQuery(path, 'must be an instant between the years 1 and 9999 (UTC)');
+  if (!(year >= 1 && year <= 9999)) throw invalidInput(path, 'must be an instant between the years 1 and 9999 (UTC)');
   return date;
 }
 
@@ -72,7 +69,7 @@ async function listEvents(
 ): Promise<AuditEventPage> {
   const sinceDate = instant('since', since);
   const untilDate = instant('until', until);
-  if (sinceDate && untilDate && sinceDate > untilDate) throw badQuery('since', 'must not be after until');
+  if (sinceDate && untilDate && sinceDate > untilDate) throw invalidInput('since', 'must not be after until');
   const conditions = [
     'organizationId' in scope ? eq(auditEvents.organizationId, scope.organizationId) : eq(auditEvents.workspaceId, scope.workspaceId),
     action === undefined ? undefined : eq(auditEvents.action, action),

@@ -114,6 +114,14 @@ export const settingsSourcesSchema = z
   .meta({ id: 'SettingsSources' });
 export type SettingsSources = z.infer<typeof settingsSourcesSchema>;
 
+/**
+ * Whether an integration's change holds a `null` anywhere (a removal). Such a change never
+ * declares the integration by itself: the merge (resolve.ts) and the lock check (locks.ts)
+ * both read `{"jira": {}}` as a declaration and `{"jira": {"enabled": null}}` as none.
+ */
+export const removesAnything = (change: { enabled?: boolean | null; config?: Readonly<Record<string, unknown>> | null }) =>
+  change.enabled === null || change.config === null || Object.values(change.config ?? {}).some((value) => value === null);
+
 export const SYSTEM_DEFAULTS: EffectiveSettings = Object.freeze({
   permissions: Object.freeze({
     default_role: 'member',

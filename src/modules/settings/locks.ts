@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
-import { isSettingsKey, PERMISSION_KEYS, type SettingsLayer, type SettingsPatch } from './document';
+import { isSettingsKey, PERMISSION_KEYS, removesAnything, type SettingsLayer, type SettingsPatch } from './document';
 
 /** A path as its segments, keys whole (`['integrations', 'a.b', 'config', 'c']`). */
 export type SettingsPath = readonly string[];
@@ -83,12 +83,10 @@ export function settingsLeaves(layer: SettingsLayer | SettingsPatch): Leaf[] {
     if (integration.enabled !== null && integration.enabled !== undefined) {
       leaves.push({ path: ['integrations', name, 'enabled'], value: integration.enabled });
     }
-    let removes = integration.enabled === null || integration.config === null;
     for (const [key, value] of Object.entries(integration.config ?? {})) {
-      if (value === null) removes = true;
-      else if (value !== undefined) leaves.push({ path: ['integrations', name, 'config', key], value });
+      if (value !== null && value !== undefined) leaves.push({ path: ['integrations', name, 'config', key], value });
     }
-    if (leaves.length === before && !removes) leaves.push({ path: ['integrations', name], value: undefined });
+    if (leaves.length === before && !removesAnything(integration)) leaves.push({ path: ['integrations', name], value: undefined });
   }
   return leaves;
 }

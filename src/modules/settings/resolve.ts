@@ -7,6 +7,7 @@ import {
   type SettingsLayer,
   type SettingsPatch,
   type SettingsSources,
+  removesAnything,
 } from './document';
 import { joinPath, lockOver, parseLocks, settingsLeaves, type SettingsPath } from './locks';
 
@@ -68,10 +69,6 @@ function mergeIntegrations(
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
-
-/** Whether an integration's change holds a `null` anywhere (a removal). */
-const removesAnything = (change: IntegrationPatch) =>
-  change.enabled === null || change.config === null || Object.values(change.config ?? {}).some((value) => value === null);
 
 function assertWithinLimits(layer: SettingsLayer): void {
   const tooMany = (what: string, count: number, max: number) => {

@@ -2,7 +2,7 @@ import type { Tx } from '../../db/client';
 import { sql } from 'drizzle-orm';
 import { workspaces } from '../../db/schema';
 import type { SettingsLayer } from '../../db/schema/settings-layer';
-import { AppError, type FailedItem } from '../../lib/errors';
+import { AppError, invalidInput, type FailedItem } from '../../lib/errors';
 import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
 import { lockedError, lockViolations } from '../settings/locks';
@@ -183,8 +183,7 @@ function itemField<T>(index: number, field: string, compute: () => T): T {
     return compute();
   } catch (error) {
     if (error instanceof AppError && error.code === 'BAD_REQUEST') {
-      const path = `workspaces.${index}.${field}`;
-      throw new AppError('BAD_REQUEST', `Invalid input: ${path}: ${error.message}`, { issues: [{ path, message: error.message }] });
+      throw invalidInput(`workspaces.${index}.${field}`, error.message);
     }
     throw error;
   }

@@ -394,13 +394,13 @@ export async function setArchived(
     .set({ archivedAt: archive ? sql`now()` : null, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
     .where(eq(workspaces.id, workspaceId))
     .returning();
-  const archivedAt = (r: WorkspaceRow) => r.archivedAt?.toISOString() ?? null;
+  const answer = toWorkspace(row!);
   await recordEvents(tx, author, [
     workspaceEvent(archive ? 'workspace.archived' : 'workspace.restored', row!, {
-      archived_at: { from: archivedAt(workspace), to: archivedAt(row!) },
+      archived_at: { from: workspace.archivedAt?.toISOString() ?? null, to: answer.archived_at },
     }),
   ]);
-  return toWorkspace(row!);
+  return answer;
 }
 
 /**
