@@ -378,6 +378,46 @@ describe('workspace events', () => {
     await expectNoEvents(noop.rid, org, before + 1);
   });
 
+  // Found by the fuzz suite: the diff read `{}`'s inherited `constructor`, stored a change
+  // without `from`, and every list holding that event answered 500.
+  it('records metadata keys named like Object.prototype members (constructor, toString…) as ordinary keys; the lists answer them', async () => {
+    const keys = ['constructor', 'toString', 'valueOf', 'hasOwnProperty'];
+    const metadata = Object.fromEntries(keys.map((key) => [key, `v-${key}`]));
+    const created = await send('POST', '/api/v1/workspaces', admin.token, { organization_id: org, name: uniqueWorkspaceName(), metadata });
+    expect(created.res.status, created.res.text).toBe(201);
+    const ws = created.res.body;
+    expect(ws.metadata).toEqual(metadata);
+    const [event] = await expectRequestEvents(
+      created.rid,
+      [
+        wsEvent('workspace.created', org, ws.id, admin, {
+          name: set(ws.name),
+          slug: set(ws.slug),
+          ...Object.fromEntries(keys.map((key) => [`metadata.${key}`, set(`v-${key}`)])),
+        }),
+      ],
+      listAs(),
+    );
+
+    const updated = await send('PUT', `/api/v1/workspaces/${ws.id}`, admin.token, { metadata: { constructor: null, toString: 'new' } });
+    expect(updated.res.status, updated.res.text).toBe(200);
+    expect(updated.res.body.metadata).toEqual({ toString: 'new', valueOf: 'v-valueOf', hasOwnProperty: 'v-hasOwnProperty' });
+    await expectRequestEvents(
+      updated.rid,
+      [
+        wsEvent('workspace.updated', org, ws.id, admin, {
+          'metadata.constructor': unset('v-constructor'),
+          'metadata.toString': { from: 'v-toString', to: 'new' },
+        }),
+      ],
+      listAs(),
+    );
+
+    const own = await app.request('GET', `/api/v1/workspaces/${ws.id}/events`, { token: member.token });
+    expect(own.status, own.text).toBe(200);
+    expect((own.body as EventPage).items.map((e) => e.id)).toContain(event!.id);
+  });
+
   it('moving is_default writes two workspace.updated events: the new default and the old one', async () => {
     const fresh = await team();
     const oldDefault = await defaultIdOf(fresh);

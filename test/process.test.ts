@@ -63,10 +63,12 @@ describe.skipIf(onPostgres)('a bad configuration', () => {
     async () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'ws-proc-config-'));
       try {
-        // Both at once: each one compiles the entry with tsx (seconds on a busy machine).
+        // All at once: each one compiles the entry with tsx (seconds on a busy machine).
         const cases: Array<[Record<string, string>, RegExp]> = [
           [{ PORT: 'abc' }, /\bPORT\b/],
           [{ NODE_ENV: 'production' }, /\bJWT_SECRET\b.*production|production.*\bJWT_SECRET\b/],
+          // The embedded database has no shared rate-limit store.
+          [{ RATE_LIMIT_STORE: 'postgres' }, /\bRATE_LIMIT_STORE\b.*DATABASE_URL/],
         ];
         const procs = cases.map(([env]) => start({ DATA_DIR: dataDir, ...env }));
         for (const [i, proc] of procs.entries()) await expectRefusal(proc, cases[i]![1], 60_000);

@@ -1,16 +1,11 @@
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import { createApp } from '../src/app';
 import { ConfigError, loadConfig } from '../src/config';
-import { openPostgres } from '../src/db/client';
-import { createDeps } from '../src/deps';
 import type { AppRouter } from '../src/router';
 import { signupMany, startTestApp, uniqueEmail, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 import { nowSeconds, signLocalToken } from './helpers/auth-helpers';
 import { expectApiError, expectTrpcError, expectTrpcFailure } from './helpers/errors';
+import { startServerProcess, START_TIMEOUT_MS, type ServerProcess } from './helpers/process-helpers';
 import { uniqueWorkspaceName } from './helpers/workspace-helpers';
 
 /**
@@ -311,36 +306,33 @@ describe('RATE_LIMIT_STORE configuration', () => {
   });
 });
 
-describe.runIf(onPostgres)('RATE_LIMIT_STORE=postgres: app instances on one database share the count', () => {
+describe.runIf(onPostgres)('RATE_LIMIT_STORE=postgres: two service processes on one database share the count', () => {
   let app: TestApp;
-  let second: { url: string; close(): Promise<void> };
+  const processes: ServerProcess[] = [];
+  let bases: string[] = [];
   let ann: SignedUp;
 
-  /** Another app instance on the same database (another replica), listening on its own port. */
-  async function startSecondServer() {
-    const database = openPostgres({ url: app.config.DATABASE_URL!, prepare: true, max: 4 });
-    const server: Server = await new Promise((resolve, reject) => {
-      const s = createApp(createDeps(app.config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', (error?: Error) =>
-        error ? reject(error) : resolve(s),
-      );
-    });
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      async close() {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await database.close();
-      },
-    };
-  }
-
   beforeAll(async () => {
+    // The test app holds the database (and the secret the processes verify its tokens with);
+    // the calls go to two real service processes, as two replicas would run.
     app = await startTestApp({ RATE_LIMIT_STORE: 'postgres', RATE_LIMIT_PER_MINUTE: '4' });
-    second = await startSecondServer();
+    const env = {
+      DATABASE_URL: app.config.DATABASE_URL!,
+      JWT_SECRET: app.config.JWT_SECRET!,
+      NODE_ENV: 'test',
+      PORT: '0',
+      // `info`: ready() finds the port in the "listening" line.
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_STORE: 'postgres',
+      RATE_LIMIT_PER_MINUTE: '4',
+      AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    };
+    processes.push(startServerProcess(env), startServerProcess(env));
+    bases = await Promise.all(processes.map((proc) => proc.ready()));
     [ann] = await signupMany(app, ['Ann']);
-  });
+  }, START_TIMEOUT_MS + 30_000);
   afterAll(async () => {
-    await second?.close();
+    await Promise.all(processes.map((proc) => proc.kill()));
     await app?.close();
   });
 
@@ -350,15 +342,14 @@ describe.runIf(onPostgres)('RATE_LIMIT_STORE=postgres: app instances on one data
     return { status: res.status, headers: res.headers, body: JSON.parse(text), text };
   };
 
-  it('answers the 5th call of one user, alternating between the two instances, 429; rate_limits holds the counter', async () => {
-    const bases = [app.url, second.url];
+  it('answers the 5th call of one user, alternating between the two processes, 429; rate_limits holds the counter', async () => {
     for (const [i, remaining] of [3, 2, 1, 0].entries()) {
       const res = await meAt(bases[i % 2]!);
       expect(res.status, res.text).toBe(200);
       expectRateLimitHeaders(res, 4, remaining);
     }
-    expectRateLimited(await meAt(app.url), 4);
-    expectRateLimited(await meAt(second.url), 4);
+    expectRateLimited(await meAt(bases[0]!), 4);
+    expectRateLimited(await meAt(bases[1]!), 4);
 
     const rows = await app.query<{ key: string; points: number; live: boolean }>(
       `select key, points, (expire > now() and expire <= now() + interval '60 seconds') as live

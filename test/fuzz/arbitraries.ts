@@ -63,9 +63,14 @@ export function branchFor(schema: Schema, value: unknown, resolve: (s: Schema) =
   return s;
 }
 
-/** A small fixed pool of keys for each map key pattern, so repeated merges stay under the map limits. */
+/**
+ * A small fixed pool of keys for each map key pattern, so repeated merges stay under the map
+ * limits. Names that `{}` inherits (`toString`, `valueOf`) are in it wherever the pattern
+ * allows them: they must be ordinary keys (metadata's once broke the audit trail).
+ */
 const keyPools = new Map<string, string[]>();
 const READABLE_KEYS = ['beta', 'dark_mode', 'cost_center', 'owner', 'slack', 'github', 'channel', 'a', 'x.y-z', 'Team_1'];
+const INHERITED_NAMES = ['toString', 'valueOf'];
 export function mapKeyPool(schema: Schema): string[] {
   const pattern: string | undefined = schema.propertyNames?.pattern;
   const cacheKey = pattern ?? '';
@@ -73,9 +78,9 @@ export function mapKeyPool(schema: Schema): string[] {
   if (!pool) {
     const re = pattern ? new RegExp(pattern) : /^[a-z]{1,8}$/;
     const sampled = fc.sample(fc.stringMatching(re, { size: 'xsmall' }), { numRuns: 12, seed: 4242 });
-    pool = [...new Set([...READABLE_KEYS.filter((k) => re.test(k)), ...sampled])]
+    pool = [...new Set([...[...READABLE_KEYS, ...INHERITED_NAMES].filter((k) => re.test(k)), ...sampled])]
       .filter((k) => k.length > 0 && !RESERVED_SETTINGS_KEYS.has(k))
-      .slice(0, 10);
+      .slice(0, 12);
     keyPools.set(cacheKey, pool);
   }
   return pool;

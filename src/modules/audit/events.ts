@@ -113,6 +113,8 @@ export async function recordEvents(tx: Tx, author: Author, events: NewEvent[]): 
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A key's own value: a metadata key may be named `constructor` or `toString`, which `{}` inherits. */
+const ownValue = (object: Record<string, unknown>, key: string): unknown => (Object.hasOwn(object, key) ? (object[key] ?? null) : null);
 
 /**
  * What changed between two states, as dotted paths to `{from, to}` (`null` for "not set").
@@ -135,7 +137,7 @@ function walk(before: unknown, after: unknown, path: string, changes: Changes): 
       if ((before === null) !== (after === null)) changes[path] = { from: before as ChangeValue, to: after as ChangeValue };
       return;
     }
-    for (const key of keys) walk(from[key] ?? null, to[key] ?? null, path ? `${path}.${key}` : key, changes);
+    for (const key of keys) walk(ownValue(from, key), ownValue(to, key), path ? `${path}.${key}` : key, changes);
     return;
   }
   // Values come from JSON documents and stored rows: they are JSON values.
