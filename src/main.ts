@@ -1,11 +1,10 @@
-import type { Server } from 'node:http';
 import { ConfigError, loadConfig } from './config';
 import { openDatabase } from './db/open';
 import { runMigrations } from './db/migrate';
 import { DataDirLockedError } from './db/pglite-lock';
 import { createDeps, createLogger } from './deps';
 import { createApp } from './app';
-import { configureHttpServer } from './http/server';
+import { createHttpServer } from './http/server';
 import { startAuditRetention } from './modules/audit/retention';
 
 /** One clear line and a non-zero exit, never a stack, for problems an operator can fix. */
@@ -34,22 +33,19 @@ async function main(): Promise<void> {
     fail(`Could not open the database (${config.DATABASE_URL ? 'DATABASE_URL' : `DATA_DIR=${config.DATA_DIR}`}): ${reason}`);
   }
 
-  const app = createApp(createDeps(config, database, logger));
-  const server: Server = app.listen(config.PORT, config.HOST, (error?: Error) => {
-    if (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      fail(
-        code === 'EADDRINUSE'
-          ? `Port ${config.PORT} on ${config.HOST} is already in use (set PORT to another port)`
-          : `Could not listen on ${config.HOST}:${config.PORT}: ${error.message}`,
-      );
-    }
+  const server = createHttpServer(createApp(createDeps(config, database, logger)));
+  server.once('error', (error: NodeJS.ErrnoException) => {
+    fail(
+      error.code === 'EADDRINUSE'
+        ? `Port ${config.PORT} on ${config.HOST} is already in use (set PORT to another port)`
+        : `Could not listen on ${config.HOST}:${config.PORT}: ${error.message}`,
+    );
+  });
+  server.listen(config.PORT, config.HOST, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info({ host: config.HOST, port, database: database.engine }, `listening on http://${config.HOST}:${port}`);
   });
-
-  configureHttpServer(server);
   const retention = startAuditRetention(database.db, config.AUDIT_RETENTION_DAYS, logger);
 
   let stopping = false;

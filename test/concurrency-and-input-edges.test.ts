@@ -1,14 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/app';
 import { openPostgres } from '../src/db/client';
-import { createDeps } from '../src/deps';
 import { errorForLog } from '../src/trpc/errors';
-import { startTestApp, type TestApp } from './helpers/app';
+import { serveApp, startTestApp, type TestApp } from './helpers/app';
 import { AUDIENCE, nowSeconds, signToken } from './helpers/auth-helpers';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 import { createWorkspace, defaultWorkspaceIds, teamOf, workspaceRow, type Team } from './helpers/workspace-helpers';
@@ -180,16 +175,13 @@ describe('a database that does not answer in time', () => {
   it.runIf(onPostgres)('answers 503 with Retry-After when a statement runs past the statement timeout', async () => {
     // A second server on the same database, with a short timeout so the test is quick.
     const database = openPostgres({ url: app.config.DATABASE_URL!, prepare: true, max: 2, statementTimeoutMs: 300 });
-    const server: Server = await new Promise((resolve) => {
-      const s = createApp(createDeps(app.config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const short = await serveApp(app.config, database, () => database.close());
     const sql = postgres(app.config.DATABASE_URL!, { max: 1, onnotice: () => {} });
     try {
       const reserved = await sql.reserve();
       await reserved`begin`;
       await reserved`lock table users in access exclusive mode`;
-      const res = await fetch(`${url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${team.member.token}` } });
+      const res = await fetch(`${short.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${team.member.token}` } });
       await reserved`rollback`;
       reserved.release();
       expect(res.status).toBe(503);
@@ -197,8 +189,7 @@ describe('a database that does not answer in time', () => {
       expect(await res.json()).toEqual({ code: 'SERVICE_UNAVAILABLE', message: expect.any(String) });
     } finally {
       await sql.end();
-      await new Promise((resolve) => server.close(resolve));
-      await database.close();
+      await short.close();
     }
   });
 });

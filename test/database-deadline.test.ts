@@ -1,13 +1,8 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import pino from 'pino';
 import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/app';
-import { openPostgres, type DatabaseHandle } from '../src/db/client';
-import { createDeps } from '../src/deps';
+import { openPostgres } from '../src/db/client';
 import type { AppRouter } from '../src/router';
-import { signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
+import { serveApp, signup, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 import { expectTrpcFailure } from './helpers/errors';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
 import { sleep } from './helpers/process-helpers';
@@ -25,8 +20,7 @@ describe.runIf(onPostgres)('a database that goes silent', () => {
   let app: TestApp;
   let owner: SignedUp;
   let proxy: FaultProxy;
-  let database: DatabaseHandle;
-  let server: Server;
+  let proxied: TestApp;
   let url: string;
 
   beforeAll(async () => {
@@ -34,21 +28,16 @@ describe.runIf(onPostgres)('a database that goes silent', () => {
     owner = await signup(app, 'Owner');
     const direct = new URL(app.config.DATABASE_URL!);
     proxy = await startFaultProxy({ targetHost: direct.hostname, targetPort: Number(direct.port || 5432) });
-    const proxied = new URL(direct);
-    proxied.host = `127.0.0.1:${proxy.port}`;
+    const throughProxy = new URL(direct);
+    throughProxy.host = `127.0.0.1:${proxy.port}`;
     // A second app on the same database, through the proxy, with a short deadline.
-    const config = { ...app.config, DATABASE_DEADLINE_MS: DEADLINE_MS };
-    database = openPostgres({ url: proxied.toString(), prepare: true, max: 4, deadlineMs: DEADLINE_MS });
-    server = await new Promise((resolve) => {
-      const s = createApp(createDeps(config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const database = openPostgres({ url: throughProxy.toString(), prepare: true, max: 4, deadlineMs: DEADLINE_MS });
+    proxied = await serveApp({ ...app.config, DATABASE_DEADLINE_MS: DEADLINE_MS }, database, () => database.close());
+    url = proxied.url;
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
-    server?.closeAllConnections();
     await proxy?.close();
-    await database?.close();
+    await proxied?.close();
     await app?.close();
   });
 

@@ -7,6 +7,7 @@ import { signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } fr
 import { AUDIENCE, nowSeconds, signLocalToken, signToken } from './helpers/auth-helpers';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 import { createWorkspace, workspaceCount, workspaceRow } from './helpers/workspace-helpers';
+import { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../src/http/server';
 
 /**
  * Defects found by trying the service as an attacker would, each fixed at its root: bodies
@@ -287,6 +288,45 @@ describe('a header block over Node’s limit', () => {
     const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
     expect(body).toEqual({ code: 'BAD_REQUEST', message: expect.stringMatching(/headers/) });
   });
+});
+
+/** Writes `sent` on a raw socket and never more; resolves with what the server answered once it closes, and when. */
+function stall(sent: string): Promise<{ answer: string; afterMs: number }> {
+  const port = Number(new URL(app.url).port);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(sent));
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    socket.on('close', () => resolve({ answer, afterMs: Date.now() - started }));
+    socket.on('error', reject);
+  });
+}
+
+describe('a client that stalls', () => {
+  it(
+    `is cut off with a JSON 408: headers after ${HEADERS_TIMEOUT_MS / 1000} s, a body after ${REQUEST_TIMEOUT_MS / 1000} s`,
+    async () => {
+      const [headers, body] = await Promise.all([
+        stall('POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'),
+        stall(`POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"email":`),
+      ]);
+      for (const [{ answer, afterMs }, limit] of [
+        [headers, HEADERS_TIMEOUT_MS],
+        [body, REQUEST_TIMEOUT_MS],
+      ] as const) {
+        expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+        expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+          code: 'BAD_REQUEST',
+          message: expect.stringMatching(/in time/),
+        });
+        // Cut off at the limit, checked every second (not Node's 30 s).
+        expect(afterMs).toBeGreaterThanOrEqual(limit - 100);
+        expect(afterMs).toBeLessThan(limit + 3_000);
+      }
+    },
+    REQUEST_TIMEOUT_MS + 15_000,
+  );
 });
 
 describe('a query string naming __proto__', () => {

@@ -1,12 +1,6 @@
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/app';
-import { createDeps } from '../src/deps';
-import { openPostgres } from '../src/db/client';
-import { signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { signupMany, startReplica, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 import { createTeam } from './helpers/org-helpers';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 
@@ -260,23 +254,6 @@ describe('Idempotency-Key over tRPC', () => {
 });
 
 describe.runIf(onPostgres)('Idempotency-Key under concurrency (PostgreSQL)', () => {
-  async function startSecondServer() {
-    const database = openPostgres({ url: app.config.DATABASE_URL!, prepare: true, max: 10 });
-    const server: Server = await new Promise((resolve, reject) => {
-      const s = createApp(createDeps(app.config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', (error?: Error) =>
-        error ? reject(error) : resolve(s),
-      );
-    });
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      async close() {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await database.close();
-      },
-    };
-  }
-
   const postTo = async (base: string, body: unknown, key: string): Promise<ApiResponse> => {
     const res = await fetch(`${base}/api/v1/workspaces`, {
       method: 'POST',
@@ -297,7 +274,7 @@ describe.runIf(onPostgres)('Idempotency-Key under concurrency (PostgreSQL)', () 
   });
 
   it('creates once when one key races across two servers sharing the database', async () => {
-    const second = await startSecondServer();
+    const second = await startReplica(app);
     try {
       const key = newKey();
       const body = { organization_id: orgId, name: `Two servers ${tag()}` };

@@ -1,19 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
-import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/client';
 import { runMigrations } from '../src/db/migrate';
 import { openDatabase } from '../src/db/open';
-import { createDeps } from '../src/deps';
+import { serveApp } from './helpers/app';
 import { databaseUrlFor } from './helpers/database-url';
 import { runScript } from './helpers/run-script';
 
@@ -125,13 +121,9 @@ describe('npm run seed', () => {
   it('prints a token the service accepts, for data a person can look at', async () => {
     const database = await openDatabase(loadConfig({ ...env, LOG_LEVEL: 'silent' }));
     const config = loadConfig({ ...env, LOG_LEVEL: 'silent' });
-    const server: Server = await new Promise((resolve, reject) => {
-      const s = createApp(createDeps(config, database, pino({ level: 'silent' }))).listen(0, '127.0.0.1', (error?: Error) =>
-        error ? reject(error) : resolve(s),
-      );
-    });
+    const service = await serveApp(config, database, () => database.close());
     try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+      const base = `${service.url}/api/v1`;
       const get = async (path: string) => {
         const res = await fetch(base + path, { headers: { authorization: `Bearer ${token}` } });
         return { status: res.status, body: (await res.json()) as any };
@@ -164,9 +156,7 @@ describe('npm run seed', () => {
       const events = await get(`/organizations/${archived.body.items[0].organization_id}/events?limit=1`);
       expect(events.body.items[0]).toMatchObject({ action: 'workspace.archived', actor: { email: 'demo@example.com' } });
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await database.close();
+      await service.close();
     }
   });
 

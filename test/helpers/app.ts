@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
@@ -11,7 +10,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { openPostgres, wrapPglite, type DatabaseHandle } from '../../src/db/client';
 import { createDeps } from '../../src/deps';
 import { createApp } from '../../src/app';
-import { configureHttpServer } from '../../src/http/server';
+import { createHttpServer } from '../../src/http/server';
 import type { AppRouter } from '../../src/router';
 import { databaseUrlFor } from './database-url';
 
@@ -83,7 +82,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
-  return serve(config, database, async () => {
+  return serveApp(config, database, async () => {
     await database.close();
     await drop();
   });
@@ -95,17 +94,22 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
  * one process, so there it shares the handle). Closing it leaves the first app running.
  */
 export async function startReplica(app: TestApp): Promise<TestApp> {
-  if (!app.config.DATABASE_URL) return serve(app.config, app.database, async () => {});
+  if (!app.config.DATABASE_URL) return serveApp(app.config, app.database, async () => {});
   const database = openPostgres({ url: app.config.DATABASE_URL, prepare: app.config.DATABASE_PREPARE, max: 10 });
-  return serve(app.config, database, () => database.close());
+  return serveApp(app.config, database, () => database.close());
 }
 
-async function serve(config: Config, database: DatabaseHandle, closeDatabase: () => Promise<void>): Promise<TestApp> {
+/**
+ * The app with `config` on a database the caller opened (through a proxy, with a short
+ * timeout…), served as the service serves it; `close()` stops it, then `closeDatabase`.
+ */
+export async function serveApp(config: Config, database: DatabaseHandle, closeDatabase: () => Promise<void>): Promise<TestApp> {
   const deps = createDeps(config, database, pino({ level: 'silent' }));
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = createApp(deps).listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
+  const server = createHttpServer(createApp(deps));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
   });
-  configureHttpServer(server);
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
