@@ -270,6 +270,26 @@ describe('the work one request may cause', () => {
     expect(small.status, small.text.slice(0, 200)).toBe(201);
     expect(small.body.created).toHaveLength(3);
   });
+
+  it('counts the audit events in that budget: rows under 4 MiB whose events carry it over are 413, and nothing is written', async () => {
+    // 2,500 one-character config values: about 27 KB a row, and about six times that in the
+    // creation event, which names each leaf by its full path.
+    const template = await createWorkspace(app, owner.token, owner.organization.id, { settings: bigSettings(1) });
+    const before = await workspaceCount(app, owner.organization.id);
+    const [{ count: eventsBefore }] = await app.query<{ count: number }>('select count(*)::int as count from audit_events');
+    const body = {
+      organization_id: owner.organization.id,
+      template_workspace_id: template.id,
+      workspaces: Array.from({ length: 100 }, (_, i) => ({ name: `Audited ${i}` })),
+    };
+    const rowBytes = body.workspaces.length * Buffer.byteLength(JSON.stringify(bigSettings(1)));
+    expect(rowBytes).toBeLessThan(4 * 1024 * 1024);
+    const res = await app.request('POST', '/api/v1/workspaces/provision', { token: owner.token, body });
+    expectApiError(res, 413, 'PAYLOAD_TOO_LARGE');
+    expect(res.body.message).toMatch(/audit events.*4 MiB/);
+    expect(await workspaceCount(app, owner.organization.id)).toBe(before);
+    expect((await app.query<{ count: number }>('select count(*)::int as count from audit_events'))[0]!.count).toBe(eventsBefore);
+  });
 });
 
 describe('a header block over Node’s limit', () => {

@@ -1,7 +1,7 @@
 import type { Tx } from '../../db/client';
 import { workspaces } from '../../db/schema';
-import { changesBetween, workspaceEvent, type NewEvent } from '../audit/events';
-import { auditedState, nameKey, toWorkspace } from './rows';
+import { workspaceEvent, type NewEvent } from '../audit/events';
+import { creationChanges, nameKey, toWorkspace } from './rows';
 import type { Workspace } from './schemas';
 
 /** The workspace every organization is created with (name `Default`, slug `default`), and its creation event. */
@@ -10,5 +10,5 @@ export async function insertDefaultWorkspace(tx: Tx, organizationId: string): Pr
     .insert(workspaces)
     .values({ organizationId, name: 'Default', nameKey: nameKey('Default'), slug: 'default', isDefault: true })
     .returning();
-  return { workspace: toWorkspace(row!), event: workspaceEvent('workspace.created', row!, changesBetween(null, auditedState(row!))) };
+  return { workspace: toWorkspace(row!), event: workspaceEvent('workspace.created', row!, creationChanges(row!)) };
 }

@@ -8,7 +8,7 @@ import { applySettingsPatch } from '../settings/resolve';
 import { lockedError, lockViolations } from '../settings/locks';
 import { requireRole } from '../organizations/access';
 import { changesBetween, organizationEvent, recordEvents, workspaceEvent, type Author } from '../audit/events';
-import { auditedState, nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import { creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import type { ProvisionInput, ProvisionResult } from './schemas';
 import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs } from './service';
 import { assertWriteWithinBudget } from './write-budget';
@@ -82,7 +82,9 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   const locked = pending.flatMap((p) => lockViolations(p.values.settings ?? {}, locks, `workspaces.${p.index}.settings`));
   if (locked.length > 0) throw lockedError(locked);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
-  assertWriteWithinBudget(pending.map((p) => p.values));
+  // Each workspace's creation event, computed once: the budget counts it, and it is recorded.
+  const creations = new Map(pending.map((p) => [p.index, creationChanges({ ...p.values, isDefault: false })]));
+  assertWriteWithinBudget(pending.map((p) => ({ values: p.values, changes: creations.get(p.index)! })));
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the
   // insert causes another round: derived slugs move on to the next free candidate, explicit
@@ -117,11 +119,15 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
 
   failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
-  const rows = [...createdByIndex.entries()].sort(([a], [b]) => a - b).map(([, row]) => row);
+  const created = [...createdByIndex.entries()].sort(([a], [b]) => a - b);
+  const rows = created.map(([, row]) => row);
   // A partial batch that created nothing changed nothing: no event.
   if (rows.length > 0)
     await recordEvents(tx, author, [
-      ...rows.map((row) => workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))),
+      // With the slug as inserted: a retry round may have moved a derived one on.
+      ...created.map(([index, row]) =>
+        workspaceEvent('workspace.created', row, { ...creations.get(index)!, slug: { from: null, to: row.slug } }),
+      ),
       organizationEvent(
         'workspaces.provisioned',
         organizationId,

@@ -1,4 +1,5 @@
 import type { workspaces } from '../../db/schema';
+import { changesBetween, type Changes } from '../audit/events';
 import type { Workspace } from './schemas';
 
 export type WorkspaceRow = typeof workspaces.$inferSelect;
@@ -26,12 +27,19 @@ export const nameKey = (name: string) => name.normalize('NFC').toLowerCase();
 
 const unlessEmpty = <T extends object>(value: T) => (Object.keys(value).length > 0 ? value : undefined);
 
+/** What the audit trail compares of a workspace: a stored row, or the values about to be inserted. */
+type AuditedFields = Pick<WorkspaceRow, 'name'> &
+  Partial<Pick<WorkspaceRow, 'slug' | 'description' | 'metadata' | 'isDefault' | 'settings'>>;
+
 /** A workspace's state as its audit events compare it (README, Audit events); empty maps are "not set". */
-export const auditedState = (row: WorkspaceRow) => ({
+export const auditedState = (row: AuditedFields) => ({
   name: row.name,
   slug: row.slug,
   description: row.description,
-  metadata: unlessEmpty(row.metadata),
+  metadata: unlessEmpty(row.metadata ?? {}),
   is_default: row.isDefault,
-  settings: unlessEmpty(row.settings),
+  settings: unlessEmpty(row.settings ?? {}),
 });
+
+/** The changes of a workspace's creation event: every field it is created with. */
+export const creationChanges = (row: AuditedFields): Changes => changesBetween(null, auditedState(row));

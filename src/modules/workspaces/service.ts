@@ -16,7 +16,7 @@ import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { assertNotLocked } from '../settings/locks';
 import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
 import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
-import { auditedState, nameKey, toWorkspace, type WorkspaceRow } from './rows';
+import { auditedState, creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import { assertWriteWithinBudget } from './write-budget';
 import {
   METADATA_MAX_KEYS,
@@ -177,7 +177,7 @@ export async function createWorkspace(tx: Tx, author: Author, organizationId: st
     },
     input.slug,
   );
-  await recordEvents(tx, author, [workspaceEvent('workspace.created', row, changesBetween(null, auditedState(row)))]);
+  await recordEvents(tx, author, [workspaceEvent('workspace.created', row, creationChanges(row))]);
   return toWorkspace(row);
 }
 
@@ -423,7 +423,7 @@ export async function cloneWorkspace(tx: Tx, author: Author, sourceId: string, i
     settings: copy(source.settings),
     clonedFromId: source.id,
   };
-  assertWriteWithinBudget([values]);
+  assertWriteWithinBudget([{ values, changes: creationChanges(values) }]);
   const row = await insertWorkspace(tx, values, input.slug);
   await recordEvents(tx, author, [
     workspaceEvent('workspace.cloned', row, changesBetween(null, { ...auditedState(row), cloned_from_id: source.id })),

@@ -1,26 +1,33 @@
 import type { workspaces } from '../../db/schema';
 import { AppError } from '../../lib/errors';
+import type { Changes } from '../audit/events';
 
-/** The most one provision or clone may write: its rows' names, descriptions, metadata and settings as JSON. */
+/** The most one provision or clone may write: its workspaces and their creation events, as JSON. */
 export const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
+/** A workspace about to be inserted, with the changes its creation event will record. */
+export interface PlannedWorkspace {
+  values: Pick<typeof workspaces.$inferInsert, 'name' | 'description' | 'metadata' | 'settings'>;
+  changes: Changes;
+}
+
 /**
- * 413 before any row is written when the rows would exceed MAX_WRITE_BYTES: a small request
- * can ask for much (1,000 copies of a template's settings), and the work it causes is bounded
- * here, not only its body.
+ * 413 before any row is written when the workspaces and their events would exceed
+ * MAX_WRITE_BYTES: a small request can ask for much (1,000 copies of a template's settings),
+ * and the work it causes is bounded here, not only its body. The events count too: they
+ * carry every field again, one path per leaf, which is often more than the row itself.
  */
-export function assertWriteWithinBudget(
-  rows: Array<Pick<typeof workspaces.$inferInsert, 'name' | 'description' | 'metadata' | 'settings'>>,
-): void {
+export function assertWriteWithinBudget(planned: PlannedWorkspace[]): void {
   let bytes = 0;
-  for (const row of rows) {
-    bytes += Buffer.byteLength(row.name) + Buffer.byteLength(row.description ?? '');
-    bytes += Buffer.byteLength(JSON.stringify(row.metadata ?? {})) + Buffer.byteLength(JSON.stringify(row.settings ?? {}));
+  for (const { values, changes } of planned) {
+    bytes += Buffer.byteLength(values.name) + Buffer.byteLength(values.description ?? '');
+    bytes += Buffer.byteLength(JSON.stringify(values.metadata ?? {})) + Buffer.byteLength(JSON.stringify(values.settings ?? {}));
+    bytes += Buffer.byteLength(JSON.stringify(changes));
   }
   if (bytes > MAX_WRITE_BYTES) {
     throw new AppError(
       'PAYLOAD_TOO_LARGE',
-      `This request would write ${bytes} bytes of workspaces (names, descriptions, metadata, settings); one provision or clone may write at most ${MAX_WRITE_BYTES} (4 MiB)`,
+      `This request would write ${bytes} bytes of workspaces and their audit events (names, descriptions, metadata, settings); one provision or clone may write at most ${MAX_WRITE_BYTES} (4 MiB)`,
     );
   }
 }
