@@ -34,14 +34,17 @@ async function main(): Promise<void> {
   }
 
   const server = createHttpServer(createApp(createDeps(config, database, logger)));
-  server.once('error', (error: NodeJS.ErrnoException) => {
+  const onListenError = (error: NodeJS.ErrnoException) =>
     fail(
       error.code === 'EADDRINUSE'
         ? `Port ${config.PORT} on ${config.HOST} is already in use (set PORT to another port)`
         : `Could not listen on ${config.HOST}:${config.PORT}: ${error.message}`,
     );
-  });
+  server.once('error', onListenError);
   server.listen(config.PORT, config.HOST, () => {
+    // Listening: a later server error (a failed accept, such as EMFILE) is logged, not fatal.
+    server.off('error', onListenError);
+    server.on('error', (error) => logger.error({ err: error }, 'HTTP server error'));
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info({ host: config.HOST, port, database: database.engine }, `listening on http://${config.HOST}:${port}`);

@@ -276,7 +276,8 @@ describe('the work one request may cause', () => {
     // creation event, which names each leaf by its full path.
     const template = await createWorkspace(app, owner.token, owner.organization.id, { settings: bigSettings(1) });
     const before = await workspaceCount(app, owner.organization.id);
-    const [{ count: eventsBefore }] = await app.query<{ count: number }>('select count(*)::int as count from audit_events');
+    const eventCount = async () => (await app.query<{ count: number }>('select count(*)::int as count from audit_events'))[0]!.count;
+    const eventsBefore = await eventCount();
     const body = {
       organization_id: owner.organization.id,
       template_workspace_id: template.id,
@@ -288,7 +289,7 @@ describe('the work one request may cause', () => {
     expectApiError(res, 413, 'PAYLOAD_TOO_LARGE');
     expect(res.body.message).toMatch(/audit events.*4 MiB/);
     expect(await workspaceCount(app, owner.organization.id)).toBe(before);
-    expect((await app.query<{ count: number }>('select count(*)::int as count from audit_events'))[0]!.count).toBe(eventsBefore);
+    expect(await eventCount()).toBe(eventsBefore);
   });
 });
 
@@ -340,12 +341,12 @@ describe('a client that stalls', () => {
           code: 'BAD_REQUEST',
           message: expect.stringMatching(/in time/),
         });
-        // Cut off at the limit, checked every second (not Node's 30 s).
+        // Cut off at the limit, checked every second (Node's own check would take up to 30 s more).
         expect(afterMs).toBeGreaterThanOrEqual(limit - 100);
-        expect(afterMs).toBeLessThan(limit + 3_000);
+        expect(afterMs).toBeLessThan(limit + 5_000);
       }
     },
-    REQUEST_TIMEOUT_MS + 15_000,
+    REQUEST_TIMEOUT_MS + 20_000,
   );
 });
 

@@ -348,6 +348,15 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('POST /workspaces/provision â€
     const slugs = await slugsIn(org);
     expect(slugs).toHaveLength(11);
     expect(slugs).toEqual(['default', 'same', ...Array.from({ length: 9 }, (_, i) => `same-${i + 2}`)].sort());
+    // Each creation event names the slug as inserted, also where a retry round moved it on.
+    const events = await app.query<{ slug: string; recorded: string }>(
+      `select w.slug, e.changes->'slug'->>'to' as recorded
+         from audit_events e join workspaces w on w.id = e.target_id
+        where e.organization_id = $1 and e.action = 'workspace.created' and w.slug <> 'default'`,
+      [org],
+    );
+    expect(events).toHaveLength(10);
+    for (const { slug, recorded } of events) expect(recorded).toBe(slug);
   });
 });
 
