@@ -293,26 +293,11 @@ describe('the work one request may cause', () => {
   });
 });
 
-describe('a header block over Node’s limit', () => {
-  it('answers 431 in the JSON error shape', async () => {
-    const port = Number(new URL(app.url).port);
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
-      });
-      let text = '';
-      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-    });
-    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
-    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
-    expect(body).toEqual({ code: 'BAD_REQUEST', message: expect.stringMatching(/headers/) });
-  });
-});
-
-/** Writes `sent` on a raw socket and never more; resolves with what the server answered once it closes, and when. */
-function stall(sent: string): Promise<{ answer: string; afterMs: number }> {
+/**
+ * Writes `sent` on a raw socket and nothing more; resolves once the server closes it, with
+ * what it answered and after how long.
+ */
+function rawExchange(sent: string): Promise<{ answer: string; afterMs: number }> {
   const port = Number(new URL(app.url).port);
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -323,21 +308,33 @@ function stall(sent: string): Promise<{ answer: string; afterMs: number }> {
     socket.on('error', reject);
   });
 }
+/** The JSON body of a raw HTTP answer. */
+const rawBody = (answer: string): unknown => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+
+describe('a header block over Node’s limit', () => {
+  it('answers 431 in the JSON error shape', async () => {
+    const { answer } = await rawExchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(rawBody(answer)).toEqual({ code: 'BAD_REQUEST', message: expect.stringMatching(/headers/) });
+  });
+});
 
 describe('a client that stalls', () => {
   it(
     `is cut off with a JSON 408: headers after ${HEADERS_TIMEOUT_MS / 1000} s, a body after ${REQUEST_TIMEOUT_MS / 1000} s`,
     async () => {
       const [headers, body] = await Promise.all([
-        stall('POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'),
-        stall(`POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"email":`),
+        rawExchange('POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'),
+        rawExchange(
+          `POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"email":`,
+        ),
       ]);
       for (const [{ answer, afterMs }, limit] of [
         [headers, HEADERS_TIMEOUT_MS],
         [body, REQUEST_TIMEOUT_MS],
       ] as const) {
         expect(answer).toMatch(/^HTTP\/1\.1 408 /);
-        expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+        expect(rawBody(answer)).toEqual({
           code: 'BAD_REQUEST',
           message: expect.stringMatching(/in time/),
         });
