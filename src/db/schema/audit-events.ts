@@ -26,7 +26,10 @@ export const auditEvents = pgTable(
     targetType: text('target_type').notNull(),
     targetId: uuid('target_id').notNull(),
     changes: jsonb('changes').$type<Record<string, Change>>().notNull(),
+    /** The service's own id of the request that made the change (never the caller's). */
     requestId: text('request_id').notNull(),
+    /** The caller's `X-Request-Id`, when it sent one: theirs to correlate with, not ours to trust. */
+    clientRequestId: text('client_request_id'),
     createdAt: createdAt(),
   },
   (t) => [
