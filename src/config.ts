@@ -78,6 +78,10 @@ const envSchema = z.object({
     .refine(isTrustProxyValue, 'must be true, false, a hop count, or addresses/subnets Express accepts (e.g. loopback, 10.0.0.0/8)')
     .default(false),
   RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(1200),
+  /** Workspaces one organization may hold, archived ones included; 0 for no limit. */
+  MAX_WORKSPACES_PER_ORGANIZATION: integer(0, 10_000_000).default(50_000),
+  /** Organizations one user may create (signup's first one included); 0 for no limit. */
+  MAX_ORGANIZATIONS_PER_USER: integer(0, 1_000_000).default(100),
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
   RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),
   DATABASE_PREPARE: booleanString.default(true),

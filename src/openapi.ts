@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { generateOpenApiDocument, type OpenApiMeta, type OpenAPIObject, type OpenApiRouter } from 'trpc-to-openapi';
-import { ERROR_STATUS } from './lib/errors';
+import { ERROR_STATUS, OWN_CODES } from './lib/errors';
 import { EXAMPLE_IDS } from './lib/api-schemas';
 import { MAX_INT, NO_NUL_PATTERN } from './lib/input';
 import type { AppMeta } from './trpc/init';
@@ -21,7 +21,11 @@ const int32 = (minimum: number, maximum: number) => ({ type: 'integer', format: 
 /** Bounds of what an error answer carries (the largest provisioning batch is 1000 items). */
 const MESSAGE_MAX = 1024;
 const BATCH_MAX = 1000;
-const errorCode = { type: 'string', enum: Object.keys(ERROR_STATUS), description: 'The tRPC error code name' } as const;
+const errorCode = {
+  type: 'string',
+  enum: Object.keys(ERROR_STATUS),
+  description: 'The tRPC error code name, or one of our own of the same status (QUOTA_EXCEEDED: 409)',
+} as const;
 
 const errorSchema: SchemaObject = {
   type: 'object',
@@ -108,7 +112,12 @@ const location = {
   schema: { type: 'string', format: 'uri-reference', maxLength: 255, example: `/api/v1/workspaces/${EXAMPLE_IDS.workspace}` },
 };
 
-const STATUS_CODE = Object.fromEntries(Object.entries(ERROR_STATUS).map(([code, status]) => [status, code])) as Record<number, string>;
+/** Each status's tRPC code (our own codes share a status with one). */
+const STATUS_CODE = Object.fromEntries(
+  Object.entries(ERROR_STATUS)
+    .filter(([code]) => !(code in OWN_CODES))
+    .map(([code, status]) => [status, code]),
+) as Record<number, string>;
 
 /**
  * One example per error status, with that status's own code (otherwise Swagger UI shows the

@@ -208,6 +208,7 @@ function stallWatchdog(stalledAfterMs: number) {
 
 /** Wraps an open PGlite instance (in a directory, in memory, or restored from a snapshot). */
 export function wrapPglite(pglite: PGlite): DatabaseHandle {
+  serveEventLoopBetweenMessages(pglite);
   const { logger, onQuery } = queryListeners();
   const db = drizzlePglite(pglite, { schema, logger }) as unknown as Db;
   return {
@@ -226,6 +227,21 @@ export function wrapPglite(pglite: PGlite): DatabaseHandle {
         timeoutMs,
       ),
     close: () => pglite.close(),
+  };
+}
+
+/**
+ * PGlite runs every statement on this thread, and one request's statements follow each other
+ * in microtasks, so without a turn of the event loop between them a provision's lookup, insert
+ * and events (each tens of milliseconds over a large organization) would hold every other
+ * request, and the health checks, for their sum. A turn before each protocol message PGlite
+ * executes (every query goes through `execProtocolStream`) keeps one stall to one statement.
+ */
+function serveEventLoopBetweenMessages(pglite: PGlite): void {
+  const execute = pglite.execProtocolStream.bind(pglite);
+  pglite.execProtocolStream = async (...args: Parameters<PGlite['execProtocolStream']>) => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return execute(...args);
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The one error path. Services throw `AppError`; the tRPC layer turns it into a TRPCError
- * with the same code; both faces format it with `describeError`. Codes are tRPC code names.
+ * with the same code; both faces format it with `describeError`. Codes are tRPC code names,
+ * plus a few of our own (OWN_CODES) that travel as a tRPC code of the same status.
  */
 export const ERROR_STATUS = {
   BAD_REQUEST: 400,
@@ -9,6 +10,7 @@ export const ERROR_STATUS = {
   NOT_FOUND: 404,
   METHOD_NOT_SUPPORTED: 405,
   CONFLICT: 409,
+  QUOTA_EXCEEDED: 409,
   PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -19,6 +21,14 @@ export const ERROR_STATUS = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Our own codes, and the tRPC code (of the same HTTP status) each is carried by. */
+export const OWN_CODES = { QUOTA_EXCEEDED: 'CONFLICT' } as const satisfies Partial<Record<ErrorCode, ErrorCode>>;
+export type TrpcErrorCode = Exclude<ErrorCode, keyof typeof OWN_CODES>;
+
+/** The tRPC code an error of `code` travels as. */
+export const trpcCodeOf = (code: ErrorCode): TrpcErrorCode =>
+  code in OWN_CODES ? OWN_CODES[code as keyof typeof OWN_CODES] : (code as TrpcErrorCode);
 
 /** One failed item of a provisioning batch. */
 export interface FailedItem {

@@ -3,7 +3,7 @@ import type { OpenApiMeta } from 'trpc-to-openapi';
 import { withDatabaseDeadline } from '../db/deadline';
 import type { Caller } from '../auth/caller';
 import type { TokenClaims } from '../auth/tokens';
-import { AppError, unauthorized } from '../lib/errors';
+import { AppError, trpcCodeOf, unauthorized } from '../lib/errors';
 import type { LimitedBy } from '../lib/rate-limits';
 import type { Context } from './context';
 import { describeError } from './errors';
@@ -43,7 +43,7 @@ const mapAppErrors = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok && result.error.cause instanceof AppError) {
     const cause = result.error.cause;
-    throw new TRPCError({ code: cause.code, message: cause.message, cause });
+    throw new TRPCError({ code: trpcCodeOf(cause.code), message: cause.message, cause });
   }
   return result;
 });

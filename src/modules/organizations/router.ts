@@ -57,7 +57,7 @@ export const organizationsRouter = router({
           stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member'),
         },
         async (tx) => {
-          const { organization } = await service.createOrganizationWithDefault(tx, authorOf(ctx), input);
+          const { organization } = await service.createOrganization(tx, authorOf(ctx), input, ctx.deps.config.MAX_ORGANIZATIONS_PER_USER);
           return { body: organization, location: `/api/v1/organizations/${organization.id}`, organizationId: organization.id };
         },
       ),

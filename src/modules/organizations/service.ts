@@ -1,7 +1,7 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
-import { memberships, organizations, type Role } from '../../db/schema';
+import { memberships, organizations, users, type Role } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
@@ -38,20 +38,27 @@ const slugTaken = (slug: string) => new AppError('CONFLICT', `The organization s
  * Inserts an organization with the given slug, or one derived from the name (a numeric
  * suffix when taken): organization slugs are unique across the service.
  */
-function insertOrganization(tx: Tx, name: string, slug: string | undefined): Promise<OrganizationRow> {
+function insertOrganization(tx: Tx, name: string, slug: string | undefined, createdBy: string): Promise<OrganizationRow> {
   return insertWithSlug({
     slug,
     base: slugify(name, 'organization'),
     what: 'organization',
     slugTaken,
     insert: async (candidate) =>
-      (await tx.insert(organizations).values({ name, slug: candidate }).onConflictDoNothing({ target: organizations.slug }).returning())[0],
+      (
+        await tx
+          .insert(organizations)
+          .values({ name, slug: candidate, createdBy })
+          .onConflictDoNothing({ target: organizations.slug })
+          .returning()
+      )[0],
+    // One space-separated string, not a row per slug: a family may be large (see the workspaces' takenSlugs).
     takenSlugs: async (base) => {
-      const rows = await tx
-        .select({ slug: organizations.slug })
+      const [row] = await tx
+        .select({ slugs: sql<string | null>`string_agg(${organizations.slug}, ' ')` })
         .from(organizations)
         .where(inSlugFamily(organizations.slug, slugFamilyStem(base)));
-      return new Set(rows.map((r) => r.slug));
+      return new Set(row?.slugs ? row.slugs.split(' ') : []);
     },
   });
 }
@@ -66,7 +73,7 @@ export async function createOrganizationWithDefault(
   owner: Author,
   input: NewOrganization,
 ): Promise<{ organization: OrganizationWithRole; workspace: Workspace }> {
-  const row = await insertOrganization(tx, input.name, input.slug);
+  const row = await insertOrganization(tx, input.name, input.slug, owner.id);
   await tx.insert(memberships).values({ organizationId: row.id, userId: owner.id, role: 'owner' });
   const { workspace, event } = await insertDefaultWorkspace(tx, row.id);
   await recordEvents(tx, owner, [
@@ -75,6 +82,32 @@ export async function createOrganizationWithDefault(
     event,
   ]);
   return { organization: { ...toOrganization(row), role: 'owner' }, workspace };
+}
+
+/**
+ * `POST /organizations`: a new organization of the caller's, refused (409 QUOTA_EXCEEDED)
+ * when they have created MAX_ORGANIZATIONS_PER_USER already (`quota`, 0 for no limit). Counted
+ * under the caller's row lock, so one user's racing creates count one after the other.
+ * Signup and an identity provider's first sight create an account's first organization, which
+ * always fits, and count towards the limit.
+ */
+export async function createOrganization(
+  tx: Tx,
+  owner: Author,
+  input: NewOrganization,
+  quota: number,
+): Promise<{ organization: OrganizationWithRole; workspace: Workspace }> {
+  if (quota > 0) {
+    await tx.select({ id: users.id }).from(users).where(eq(users.id, owner.id)).for('no key update');
+    const [row] = await tx.select({ created: count() }).from(organizations).where(eq(organizations.createdBy, owner.id));
+    if ((row?.created ?? 0) >= quota) {
+      throw new AppError(
+        'QUOTA_EXCEEDED',
+        `You have created ${quota} organizations, the limit (MAX_ORGANIZATIONS_PER_USER); delete one you created first`,
+      );
+    }
+  }
+  return createOrganizationWithDefault(tx, owner, input);
 }
 
 export async function listOrganizations(db: DbOrTx, cursors: CursorCodec, userId: string, request: PageRequest): Promise<OrganizationPage> {

@@ -59,10 +59,6 @@ export const locksInput = z
 /** The stored form of a lock list: without repeats, sorted. */
 export const normalizeLocks = (paths: readonly string[] | null): string[] => [...new Set(paths ?? [])].sort();
 
-/** Whether `path` is at or under `lock` (the lock's segments begin it). */
-export const isUnder = (path: SettingsPath, lock: SettingsPath) =>
-  lock.length <= path.length && lock.every((segment, i) => segment === path[i]);
-
 type Leaf = { path: SettingsPath; value: unknown };
 
 /**
@@ -92,10 +88,37 @@ export function settingsLeaves(layer: SettingsLayer | SettingsPatch): Leaf[] {
 }
 
 /** The parsed form of stored lock paths (they were validated on the way in). */
-export const parseLocks = (locks: readonly string[]): SettingsPath[] => locks.map((lock) => parseSettingsPath(lock) ?? [lock]);
+/**
+ * An organization's locks, indexed by path: the lock over a path is found in as many lookups
+ * as the path has segments (four at most), whatever the number of locks, so checking every
+ * leaf of a large layer against 100 locks costs the leaves, not their product.
+ */
+export class LockIndex {
+  private readonly byPath = new Map<string, SettingsPath>();
 
-/** The lock a path falls under, if any. */
-export const lockOver = (path: SettingsPath, locks: readonly SettingsPath[]) => locks.find((lock) => isUnder(path, lock));
+  constructor(locks: readonly string[]) {
+    for (const lock of locks) {
+      const path = parseSettingsPath(lock) ?? [lock];
+      this.byPath.set(pathKey(path), path);
+    }
+  }
+
+  get size(): number {
+    return this.byPath.size;
+  }
+
+  /** The lock `path` falls under, if any: the widest, when several hold it. */
+  over(path: SettingsPath): SettingsPath | undefined {
+    for (let length = 1; length <= path.length; length++) {
+      const lock = this.byPath.get(pathKey(path.slice(0, length)));
+      if (lock) return lock;
+    }
+    return undefined;
+  }
+}
+
+/** Segments may hold dots (a flag `beta.editor`), never NUL: NUL joins them unambiguously. */
+const pathKey = (path: SettingsPath) => path.join('\0');
 
 /** A path a write would set, and the lock it falls under. */
 export interface LockViolation {
@@ -115,12 +138,12 @@ export function assertNotLocked(settings: SettingsLayer | SettingsPatch, locks: 
 }
 
 /** The paths of `settings` that fall under `locks`. */
-export function lockViolations(settings: SettingsLayer | SettingsPatch, locks: readonly string[], issuePrefix = ''): LockViolation[] {
-  if (locks.length === 0) return [];
-  const parsed = parseLocks(locks);
+export function lockViolations(settings: SettingsLayer | SettingsPatch, locks: readonly string[] | LockIndex, issuePrefix = ''): LockViolation[] {
+  const index = locks instanceof LockIndex ? locks : new LockIndex(locks);
+  if (index.size === 0) return [];
   const violations: LockViolation[] = [];
   for (const { path } of settingsLeaves(settings)) {
-    const lock = lockOver(path, parsed);
+    const lock = index.over(path);
     if (lock) violations.push({ path: issuePrefix ? `${issuePrefix}.${joinPath(path)}` : joinPath(path), lock: joinPath(lock) });
   }
   return violations;

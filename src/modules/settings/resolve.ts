@@ -9,7 +9,7 @@ import {
   type SettingsSources,
   removesAnything,
 } from './document';
-import { joinPath, lockOver, parseLocks, settingsLeaves, type SettingsPath } from './locks';
+import { joinPath, LockIndex, settingsLeaves, type SettingsPath } from './locks';
 
 type Patch<T> = { readonly [key: string]: T | null | undefined } | null | undefined;
 type IntegrationLayer = NonNullable<SettingsLayer['integrations']>[string];
@@ -119,17 +119,17 @@ export function resolveEffectiveSettings(
     features: {},
     integrations: {},
   };
-  const parsedLocks = parseLocks(locks);
+  const lockIndex = new LockIndex(locks);
   const shadowed: string[] = [];
   const apply = (layer: SettingsLayer, layerName: LayerName) => {
     for (const { path, value } of settingsLeaves(layer)) {
-      if (layerName === 'workspace' && lockOver(path, parsedLocks)) shadowed.push(joinPath(path));
+      if (layerName === 'workspace' && lockIndex.over(path)) shadowed.push(joinPath(path));
       else setLeaf(effective, sources, path, value, layerName);
     }
   };
   apply(organization, 'organization');
   apply(workspace, 'workspace');
-  if (parsedLocks.length > 0) markLocked(sources, parsedLocks);
+  if (lockIndex.size > 0) markLocked(sources, lockIndex);
   return { effective, sources, locked: [...locks], shadowed };
 }
 
@@ -156,8 +156,8 @@ function setLeaf(effective: EffectiveSettings, sources: SettingsSources, path: S
 }
 
 /** Every leaf under a lock is the organization's to decide, even where its value is the default. */
-function markLocked(sources: SettingsSources, locks: readonly SettingsPath[]): void {
-  const locked = (...path: string[]) => lockOver(path, locks) !== undefined;
+function markLocked(sources: SettingsSources, locks: LockIndex): void {
+  const locked = (...path: string[]) => locks.over(path) !== undefined;
   for (const key of Object.keys(sources.permissions) as Array<keyof SettingsSources['permissions']>) {
     if (locked('permissions', key)) sources.permissions[key] = 'organization';
   }

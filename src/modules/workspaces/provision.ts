@@ -3,15 +3,17 @@ import { sql } from 'drizzle-orm';
 import { workspaces } from '../../db/schema';
 import type { SettingsLayer } from '../../db/schema/settings-layer';
 import { AppError, invalidInput, type FailedItem } from '../../lib/errors';
-import { DERIVED_SLUG_ATTEMPTS, firstFreeSlug, slugify } from '../../lib/slug';
+import { forEachInSlices } from '../../lib/slices';
+import { DERIVED_SLUG_ATTEMPTS, SlugAllocator, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
-import { lockedError, lockViolations } from '../settings/locks';
+import { LockIndex, lockedError, lockViolations, type LockViolation } from '../settings/locks';
 import { requireRole } from '../organizations/access';
-import { changesBetween, organizationEvent, recordEvents, workspaceEvent, type Author } from '../audit/events';
+import { changesBetween, organizationEvent, recordEvents, workspaceEvent, type Author, type Changes } from '../audit/events';
 import { creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import type { ProvisionInput, ProvisionResult } from './schemas';
 import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs } from './service';
-import { assertWriteWithinBudget } from './write-budget';
+import { quotaMessage, workspaceRoom, type WorkspaceQuota } from './quota';
+import { WriteBudget } from './write-budget';
 
 /** An item to insert; `base` is set when its slug is derived from the name (and may move on). */
 type Planned = { index: number; base: string | undefined; values: typeof workspaces.$inferInsert & { slug: string } };
@@ -22,16 +24,24 @@ type Planned = { index: number; base: string | undefined; values: typeof workspa
  * concurrent request took a slug meanwhile). A template's description,
  * metadata and settings overrides are each item's base. Conflicts (a slug taken in the
  * organization, or repeated within the batch) fail the whole batch in `atomic` mode (409
- * listing every one) and only those items in `partial` mode. Derived slugs never conflict:
- * they skip what is taken, in the organization and earlier in the batch.
+ * listing every one) and only those items in `partial` mode; so do items past the
+ * organization's workspace quota. Derived slugs never conflict: they skip what is taken, in
+ * the organization and earlier in the batch.
+ *
+ * The batch is planned in one pass over its items, in slices with the event loop served
+ * between them, and its cost follows the items plus the slug families they touch: each
+ * family's next free suffix is found once and handed out in order (SlugAllocator), locks are
+ * looked up by path (LockIndex), and the write budget is counted item by item, so a batch
+ * over it stops there.
  */
-export async function provisionWorkspaces(tx: Tx, author: Author, input: ProvisionInput): Promise<ProvisionResult> {
+export async function provisionWorkspaces(tx: Tx, author: Author, input: ProvisionInput, quota: WorkspaceQuota): Promise<ProvisionResult> {
   const { organization_id: organizationId, mode } = input;
   await requireRole(tx, author.id, organizationId, 'admin');
   const template: Pick<WorkspaceRow, 'description' | 'metadata' | 'settings'> = input.template_workspace_id
     ? await readableWorkspace(tx, author.id, input.template_workspace_id)
     : { description: null, metadata: {}, settings: {} };
-  const { locks } = await organizationRules(tx, { organizationId });
+  let room = await workspaceRoom(tx, organizationId, quota);
+  const locks = new LockIndex((await organizationRules(tx, { organizationId })).locks);
 
   const explicit = input.workspaces.flatMap((item) => (item.slug ? [item.slug] : []));
   const derivedBases = input.workspaces.map((item) => (item.slug ? undefined : slugify(item.name, 'workspace')));
@@ -41,50 +51,58 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
     derivedBases.filter((b): b is string => b !== undefined),
     explicit,
   );
+  // Derived slugs avoid every explicit slug of the batch as well as the organization's.
+  const slugs = new SlugAllocator(new Set([...taken, ...explicit]));
 
   const failed: FailedItem[] = [];
+  const locked: LockViolation[] = [];
+  const budget = new WriteBudget();
   const firstIndexOfSlug = new Map<string, number>();
-  input.workspaces.forEach((item, index) => {
-    if (!item.slug) return;
-    const earlier = firstIndexOfSlug.get(item.slug);
-    if (taken.has(item.slug)) {
-      failed.push({ index, code: 'CONFLICT', message: `The slug "${item.slug}" is taken in this organization` });
-    } else if (earlier !== undefined) {
-      failed.push({ index, code: 'CONFLICT', message: `The slug "${item.slug}" is repeated within the batch (first at index ${earlier})` });
-    } else {
+  let pending: Planned[] = [];
+  // Each workspace's creation event, computed once: the budget counts it, and it is recorded.
+  const creations = new Map<number, Changes>();
+  await forEachInSlices(input.workspaces, (item, index) => {
+    if (item.slug) {
+      const earlier = firstIndexOfSlug.get(item.slug);
+      if (taken.has(item.slug)) {
+        failed.push({ index, code: 'CONFLICT', message: `The slug "${item.slug}" is taken in this organization` });
+        return;
+      }
+      if (earlier !== undefined) {
+        failed.push({
+          index,
+          code: 'CONFLICT',
+          message: `The slug "${item.slug}" is repeated within the batch (first at index ${earlier})`,
+        });
+        return;
+      }
       firstIndexOfSlug.set(item.slug, index);
     }
-  });
-  // Derived slugs avoid every explicit slug of the batch as well as the organization's.
-  const reserved = new Set([...taken, ...explicit]);
-  const failedIndexes = new Set(failed.map((f) => f.index));
-
-  let pending: Planned[] = [];
-  input.workspaces.forEach((item, index) => {
-    if (failedIndexes.has(index)) return;
+    if (room <= 0) {
+      failed.push({ index, code: 'QUOTA_EXCEEDED', message: quotaMessage(quota) });
+      return;
+    }
+    room--;
     const base = derivedBases[index];
-    pending.push({
-      index,
-      base,
-      values: {
-        organizationId,
-        name: item.name,
-        nameKey: nameKey(item.name),
-        slug: base === undefined ? item.slug! : firstFreeSlug(base, reserved),
-        description: item.description !== undefined ? item.description : template.description,
-        metadata: itemField(index, 'metadata', () => mergeMetadata(template.metadata, item.metadata ?? {})),
-        settings: itemField(index, 'settings', () => applySettingsPatch(template.settings, item.settings ?? {})),
-      },
-    });
+    const values = {
+      organizationId,
+      name: item.name,
+      nameKey: nameKey(item.name),
+      slug: base === undefined ? item.slug! : slugs.take(base),
+      description: item.description !== undefined ? item.description : template.description,
+      metadata: itemField(index, 'metadata', () => mergeMetadata(template.metadata, item.metadata ?? {})),
+      settings: itemField(index, 'settings', () => applySettingsPatch(template.settings, item.settings ?? {})),
+    };
+    locked.push(...lockViolations(values.settings, locks, `workspaces.${index}.settings`));
+    const changes = creationChanges({ ...values, isDefault: false });
+    budget.add({ values, changes });
+    creations.set(index, changes);
+    pending.push({ index, base, values });
   });
 
   // A lock refuses the whole call in either mode: it is a rule of the organization, not one item's conflict.
-  const locked = pending.flatMap((p) => lockViolations(p.values.settings ?? {}, locks, `workspaces.${p.index}.settings`));
   if (locked.length > 0) throw lockedError(locked);
-  if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
-  // Each workspace's creation event, computed once: the budget counts it, and it is recorded.
-  const creations = new Map(pending.map((p) => [p.index, creationChanges({ ...p.values, isDefault: false })]));
-  assertWriteWithinBudget(pending.map((p) => ({ values: p.values, changes: creations.get(p.index)! })));
+  if (mode === 'atomic' && failed.length > 0) throw batchError(failed);
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the
   // insert causes another round: derived slugs move on to the next free candidate, explicit
@@ -93,13 +111,14 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   for (let round = 0; pending.length > 0; round++) {
     if (round > 0) {
       const derived = pending.filter((p) => p.base !== undefined);
-      for (const slug of await takenSlugs(
-        tx,
-        organizationId,
-        derived.map((p) => p.base!),
-      ))
-        reserved.add(slug);
-      for (const p of derived) p.values.slug = firstFreeSlug(p.base!, reserved);
+      slugs.reserve(
+        await takenSlugs(
+          tx,
+          organizationId,
+          derived.map((p) => p.base!),
+        ),
+      );
+      for (const p of derived) p.values.slug = slugs.take(p.base!);
     }
     const rows = await insertBatch(
       tx,
@@ -118,7 +137,7 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   }
 
   failed.sort((a, b) => a.index - b.index);
-  if (mode === 'atomic' && failed.length > 0) throw conflictError(failed);
+  if (mode === 'atomic' && failed.length > 0) throw batchError(failed);
   const created = [...createdByIndex.entries()].sort(([a], [b]) => a - b);
   const rows = created.map(([, row]) => row);
   // A partial batch that created nothing changed nothing: no event.
@@ -195,7 +214,14 @@ function itemField<T>(index: number, field: string, compute: () => T): T {
   }
 }
 
-function conflictError(failed: FailedItem[]): AppError {
+/** An atomic batch's refusal, listing every failed item: 409 CONFLICT, or QUOTA_EXCEEDED when the quota is all that failed it. */
+function batchError(failed: FailedItem[]): AppError {
   const sorted = [...failed].sort((a, b) => a.index - b.index);
+  const overQuota = sorted.filter((f) => f.code === 'QUOTA_EXCEEDED').length;
+  if (overQuota === sorted.length) {
+    return new AppError('QUOTA_EXCEEDED', `${overQuota} item(s) over the quota; nothing was created. ${sorted[0]!.message}`, {
+      failed: sorted,
+    });
+  }
   return new AppError('CONFLICT', `${sorted.length} item(s) conflict; nothing was created`, { failed: sorted });
 }

@@ -19,6 +19,8 @@ const workspaceStillVisible =
   ({ body }: { body: s.Workspace }) =>
     service.getWorkspace(ctx.db, { id: ctx.actor.id }, body.id);
 
+const workspaceQuota = (ctx: Context) => ctx.deps.config.MAX_WORKSPACES_PER_ORGANIZATION;
+
 /** The version a write is conditional on: `If-Match` (read on REST only) and/or `expected_version`. */
 const conditionFrom = (ctx: Context, expectedVersion: number | undefined): VersionCondition => ({
   ifMatch: ctx.face === 'rest' ? ctx.ifMatch : undefined,
@@ -45,7 +47,7 @@ async function archiveOrRestore(ctx: AuthedContext, input: s.ArchiveOrRestoreInp
 function createIn(ctx: AuthedContext, organizationId: string, fields: s.NewWorkspace) {
   const input = { organization_id: organizationId, ...fields };
   return idempotentCreate(ctx, { operation: 'workspaces.create', input, stillVisible: workspaceStillVisible(ctx) }, async (tx) => {
-    const workspace = await service.createWorkspace(tx, authorOf(ctx), organizationId, fields);
+    const workspace = await service.createWorkspace(tx, authorOf(ctx), organizationId, fields, workspaceQuota(ctx));
     return { body: workspace, location: location(workspace), organizationId };
   });
 }
@@ -121,7 +123,10 @@ export const workspacesRouter = router({
           input,
           stillVisible: ({ organizationId }) => requireRole(ctx.db, ctx.actor.id, organizationId, 'member', 'Resource'),
         },
-        async (tx) => ({ body: await provisionWorkspaces(tx, authorOf(ctx), input), organizationId: input.organization_id }),
+        async (tx) => ({
+          body: await provisionWorkspaces(tx, authorOf(ctx), input, workspaceQuota(ctx)),
+          organizationId: input.organization_id,
+        }),
       ),
     ),
 
@@ -236,7 +241,7 @@ export const workspacesRouter = router({
         ctx,
         { operation: 'workspaces.clone', input: { workspace_id, ...fields }, stillVisible: workspaceStillVisible(ctx) },
         async (tx) => {
-          const workspace = await service.cloneWorkspace(tx, authorOf(ctx), workspace_id, fields);
+          const workspace = await service.cloneWorkspace(tx, authorOf(ctx), workspace_id, fields, workspaceQuota(ctx));
           return { body: workspace, location: location(workspace), organizationId: workspace.organization_id };
         },
       ),
