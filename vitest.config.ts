@@ -7,7 +7,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * measure. Run beside those, a create after a fault waited past the 2 s deadline for CPU, not
  * for the database.
  */
-const TIMING_SUITES = ['test/database-faults.test.ts'];
+const TIMING_SUITES = ['test/database-faults.test.ts', 'test/fair-share.test.ts'];
 
 export default defineConfig({
   test: {

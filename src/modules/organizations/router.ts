@@ -39,7 +39,7 @@ export const organizationsRouter = router({
         tag,
         summary: 'Create an organization (the caller becomes its owner) with its default workspace',
         description:
-          'The slug is unique across the service; when omitted it is derived from the name (with a numeric suffix when taken). With `Idempotency-Key`, a retry replays the first answer.',
+          'The slug is unique across the service; when omitted it is derived from the name (with a numeric suffix when taken). With `Idempotency-Key`, a retry replays the first answer. A caller who has created MAX_ORGANIZATIONS_PER_USER organizations (default 100, their first one included) gets 409 `QUOTA_EXCEEDED`.',
         requestExample: { name: 'Acme Research' },
         successStatus: 201,
         errors: [409, 422],

@@ -138,7 +138,11 @@ export function assertNotLocked(settings: SettingsLayer | SettingsPatch, locks: 
 }
 
 /** The paths of `settings` that fall under `locks`. */
-export function lockViolations(settings: SettingsLayer | SettingsPatch, locks: readonly string[] | LockIndex, issuePrefix = ''): LockViolation[] {
+export function lockViolations(
+  settings: SettingsLayer | SettingsPatch,
+  locks: readonly string[] | LockIndex,
+  issuePrefix = '',
+): LockViolation[] {
   const index = locks instanceof LockIndex ? locks : new LockIndex(locks);
   if (index.size === 0) return [];
   const violations: LockViolation[] = [];

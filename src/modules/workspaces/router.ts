@@ -54,7 +54,7 @@ function createIn(ctx: AuthedContext, organizationId: string, fields: s.NewWorks
 
 const createMeta = { successStatus: 201 as const, errors: [403, 404, 409, 422], requestHeaders: idempotencyKeyHeader };
 const CREATE_DESCRIPTION =
-  "Admin of the organization. The slug is unique within the organization; when omitted it is derived from the name (with a numeric suffix when taken). `settings` is a partial settings document stored as the new workspace's overrides. With `Idempotency-Key`, a retry replays the first answer (same status, body and Location); the same key with another body is 422.";
+  "Admin of the organization. The slug is unique within the organization; when omitted it is derived from the name (with a numeric suffix when taken). `settings` is a partial settings document stored as the new workspace's overrides. With `Idempotency-Key`, a retry replays the first answer (same status, body and Location); the same key with another body is 422. An organization holding MAX_WORKSPACES_PER_ORGANIZATION workspaces (default 50,000, archived ones included) answers 409 `QUOTA_EXCEEDED`.";
 
 export const workspacesRouter = router({
   create: authedProcedure
@@ -101,7 +101,7 @@ export const workspacesRouter = router({
         tag,
         summary: 'Create up to 1000 workspaces in one call (atomic or partial)',
         description:
-          "A template's description, metadata and settings overrides are the base of each new workspace, the item's own fields merged on top. `atomic` (default): if any item conflicts (slug taken, or repeated in the batch), nothing is created and the 409 lists every conflicting item in `failed`. `partial`: what can be created is, the rest is reported in `failed`. Answers 201 without a Location (it makes several).",
+          "A template's description, metadata and settings overrides are the base of each new workspace, the item's own fields merged on top. `atomic` (default): if any item conflicts (slug taken, or repeated in the batch), nothing is created and the 409 lists every conflicting item in `failed`. `partial`: what can be created is, the rest is reported in `failed`. Items past the organization's workspace quota (MAX_WORKSPACES_PER_ORGANIZATION) fail with code `QUOTA_EXCEEDED`: in `failed` in partial mode; in atomic mode the call is 409 `QUOTA_EXCEEDED` (or `CONFLICT` when slugs conflict too) listing them. Answers 201 without a Location (it makes several).",
         requestExample: {
           organization_id: EXAMPLE_IDS.organization,
           mode: 'partial',
@@ -227,7 +227,7 @@ export const workspacesRouter = router({
         tag,
         summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
         description:
-          "Reading the source needs membership in its organization; creating needs admin in the target (`organization_id`, default the source's). The copy is never linked to the source; `cloned_from_id` names it.",
+          "Reading the source needs membership in its organization; creating needs admin in the target (`organization_id`, default the source's). The copy is never linked to the source; `cloned_from_id` names it. A target organization at its workspace quota answers 409 `QUOTA_EXCEEDED`.",
         requestExample: { name: 'Marketing (copy)' },
         successStatus: 201,
         errors: [403, 404, 409, 422],
