@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { ROLES } from '../db/schema/memberships';
-import { MAX_INT, NO_NUL_PATTERN, queryInt, safeString, SLUG_PATTERN } from './input';
+import { MAX_INT, NO_NUL_PATTERN, queryInt, safeString, SLUG_PATTERN, uuidString } from './input';
 
 /** `2024-01-31T12:00:00.000Z`: 24 characters. */
 export const timestamp = z.iso.datetime({ offset: false }).meta({ description: 'ISO-8601 UTC, millisecond precision', maxLength: 24 });
@@ -76,3 +76,13 @@ export const EXAMPLE_IDS = {
   workspace: '0b6f2c5e-6c1b-4bf0-9a51-3c8f1f2a9d10',
   user: '7d1e4b2a-9c3f-4e8d-b5a6-1f2e3d4c5b6a',
 } as const;
+
+/**
+ * The ids in paths (`{org_id}`, `{workspace_id}`, `{user_id}`), documented with the example id
+ * of what each names: contract tools that build requests from the document need an example for
+ * every required parameter. Optional query and header parameters get none on purpose: Swagger
+ * UI fills every parameter's example into Try it out and sends it (a made-up cursor is a 400).
+ */
+export const organizationIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.organization } });
+export const workspaceIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.workspace } });
+export const userIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.user } });
