@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ROLES } from '../db/schema/memberships';
+import { IF_MATCH_MAX_LENGTH, IF_MATCH_PATTERN } from './etag';
 import { MAX_INT, NO_NUL_PATTERN, queryInt, safeString, SLUG_PATTERN, uuidString } from './input';
 
 /** `2024-01-31T12:00:00.000Z`: 24 characters. */
@@ -58,9 +59,11 @@ export const idempotencyKeyHeader = z.object({
 });
 export const ifMatchHeader = z.object({
   'If-Match': z.string().optional().meta({
-    description: '* or entity tags such as "3" (strong comparison); 412 when none is the current version',
-    maxLength: 1024,
-    pattern: '^\\s*(\\*|(W/)?"[\\x21\\x23-\\x7E]*"(\\s*,\\s*(W/)?"[\\x21\\x23-\\x7E]*")*)\\s*$',
+    description:
+      '* or entity tags such as "3" (strong comparison), separated by commas with optional spaces or tabs; 412 when none is the current version',
+    maxLength: IF_MATCH_MAX_LENGTH,
+    // The expression lib/etag.ts judges the header by: what it refuses is 400.
+    pattern: IF_MATCH_PATTERN,
   }),
 });
 export const etagHeader = z.object({
