@@ -13,8 +13,9 @@
  * - Conditional writes pass `expected_version` in the input (If-Match is REST's way).
  * - Errors are TRPCClientError<AppRouter>: `error.data` carries the contract's `code`,
  *   `httpStatus`, `issues` and `failed`, typed from the router.
- * - Governance (step 8) works on a throwaway workspace it deletes at the end, and puts the
- *   organization's locks back as it found them.
+ * - It leaves the account as it found it: every workspace it creates is deleted at the end,
+ *   also when a step fails (step 9), and governance (step 8) puts the organization's locks
+ *   back. A signed-up throwaway account itself stays.
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -62,12 +63,54 @@ function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`unexpected: ${message}`);
 }
 
-/** Runs the session; resolves when every step answered as expected, rejects otherwise. */
-export async function runExample(baseUrl: string, credentials?: { email: string; password: string }): Promise<void> {
-  const session: { token?: string } = {};
-  let httpRequests = 0;
-  const client = createWorkspacesClient(baseUrl, () => session.token, { onRequest: () => httpRequests++ });
+type WorkspacesClient = ReturnType<typeof createWorkspacesClient>;
 
+/**
+ * Runs the session; resolves when every step answered as expected and everything it created is
+ * deleted again, rejects otherwise (after deleting what it can: the step's error is the one
+ * reported).
+ */
+export async function runExample(baseUrl: string, credentials?: { email: string; password: string }): Promise<void> {
+  const session: Session = { httpRequests: 0, created: new Set() };
+  const client = createWorkspacesClient(baseUrl, () => session.token, { onRequest: () => session.httpRequests++ });
+  try {
+    await runSteps(client, session, credentials);
+  } catch (error) {
+    await deleteWorkspaces(client, session.created).catch((cleanupError: unknown) => {
+      console.error('clean-up failed too:', cleanupError instanceof Error ? cleanupError.message : cleanupError);
+    });
+    throw error;
+  }
+  // 9. Clean up: a failure here fails the run, since the example must leave nothing behind.
+  await deleteWorkspaces(client, session.created);
+  console.log(`cleaned up: ${session.created.size} workspaces deleted`);
+  console.log('example finished');
+}
+
+/** Deletes the workspaces (one already gone is fine); tries every one, then throws the first error. */
+async function deleteWorkspaces(client: WorkspacesClient, ids: Set<string>): Promise<void> {
+  let firstError: Error | undefined;
+  for (const id of [...ids].reverse()) {
+    try {
+      await client.workspaces.delete.mutate({ workspace_id: id });
+    } catch (error) {
+      if (error instanceof TRPCClientError && (error as TRPCClientError<AppRouter>).data?.code === 'NOT_FOUND') continue;
+      firstError ??= error instanceof Error ? error : new Error(String(error));
+    }
+  }
+  if (firstError) throw firstError;
+}
+
+interface Session {
+  token?: string;
+  /** HTTP requests sent so far (to show batching). */
+  httpRequests: number;
+  /** Every workspace the session created, by id, recorded as soon as its id is known (deleted in step 9). */
+  created: Set<string>;
+}
+
+/** Steps 1–8. */
+async function runSteps(client: WorkspacesClient, session: Session, credentials?: { email: string; password: string }): Promise<void> {
   // 1. Sign in (or sign up a throwaway account); the token goes into every later request's Authorization header.
   if (credentials) {
     session.token = (await client.auth.login.mutate(credentials)).access_token;
@@ -80,13 +123,13 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
   console.log('signed in');
 
   // 2. Batching: three calls, one HTTP request.
-  const before = httpRequests;
+  const before = session.httpRequests;
   const [me, organizations, everything] = await Promise.all([
     client.auth.me.query(),
     client.organizations.list.query({ limit: 100 }),
     client.workspaces.list.query({ limit: 100 }),
   ]);
-  const batchRequests = httpRequests - before;
+  const batchRequests = session.httpRequests - before;
   check(batchRequests === 1, `three batched calls took ${batchRequests} HTTP requests`);
   const organization = organizations.items.find((o) => o.role === 'owner' || o.role === 'admin');
   check(organization, 'the caller administers an organization');
@@ -100,7 +143,9 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
   const key = randomUUID();
   const input = { organization_id: organization.id, name: `tRPC example ${key.slice(0, 8)}` };
   const created = await client.workspaces.create.mutate(input, { context: { headers: { 'Idempotency-Key': key } } });
+  session.created.add(created.id);
   const again = await client.workspaces.create.mutate(input, { context: { headers: { 'Idempotency-Key': key } } });
+  session.created.add(again.id);
   check(again.id === created.id, 'the retried create replays the first one');
   check(created.version === 1, 'a new workspace starts at version 1');
   console.log('created', created.id, 'replayed', again.id === created.id);
@@ -133,7 +178,7 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
 
   // 6. A provisioning conflict reports each failed item on error.data.failed.
   try {
-    await client.workspaces.provision.mutate({
+    const provisioned = await client.workspaces.provision.mutate({
       organization_id: organization.id,
       mode: 'atomic',
       workspaces: [
@@ -141,6 +186,7 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
         { name: 'Twin', slug: `twin-${key.slice(0, 8)}` },
       ],
     });
+    for (const workspace of provisioned.created) session.created.add(workspace.id);
     check(false, 'an atomic batch with a repeated slug was accepted');
   } catch (error) {
     const { data } = apiError(error);
@@ -159,18 +205,16 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
   console.log('listed', page.items.map((w) => w.slug).join(' '));
 
   // 8. Governance: lock a setting, archive and restore a workspace, read the audit trail.
-  await governance(client, organization.id, me.user.id);
-  console.log('example finished');
+  await governance(client, session, organization.id, me.user.id);
 }
 
-type WorkspacesClient = ReturnType<typeof createWorkspacesClient>;
-
-/** Governance, on a throwaway workspace; the organization's locks are put back as they were. */
-async function governance(client: WorkspacesClient, organizationId: string, userId: string): Promise<void> {
+/** Governance, on a workspace of its own (deleted in step 9); the organization's locks are put back as they were. */
+async function governance(client: WorkspacesClient, session: Session, organizationId: string, userId: string): Promise<void> {
   const scratch = await client.workspaces.create.mutate({
     organization_id: organizationId,
     name: `tRPC governance ${randomUUID().slice(0, 8)}`,
   });
+  session.created.add(scratch.id);
   const { locks: locksBefore } = await client.organizations.getSettings.query({ org_id: organizationId });
   try {
     // 8a. Lock a setting: every workspace takes the organization's value (or the default) for it.
@@ -235,9 +279,8 @@ async function governance(client: WorkspacesClient, organizationId: string, user
     console.log('workspace events:', ownActions.join(' '));
     console.log('organization event: organization.settings_updated locks', JSON.stringify(lockChange));
   } finally {
-    // Leave the organization as it was: its locks back, the throwaway workspace gone.
+    // Leave the organization as it was: its locks back (the workspace goes in step 9).
     await client.organizations.updateSettings.mutate({ org_id: organizationId, locks: locksBefore });
-    await client.workspaces.delete.mutate({ workspace_id: scratch.id });
   }
 }
 

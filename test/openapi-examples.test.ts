@@ -82,21 +82,63 @@ function withRealIds(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value ?? null), (_key, v: unknown) => (typeof v === 'string' ? (real.get(v) ?? v) : v)) as unknown;
 }
 
-const PATH_IDS: Record<string, () => string> = {
-  org_id: () => ids.organization,
-  workspace_id: () => ids.workspace,
-  user_id: () => ids.user,
-};
+interface RawParameter {
+  in: string;
+  name: string;
+  required?: boolean;
+  example?: unknown;
+  schema?: Record<string, unknown>;
+}
+const parametersOf = (doc: OpenApiDocument, path: string, method: string): RawParameter[] =>
+  (doc.paths[path]![method.toLowerCase()] as { parameters?: RawParameter[] }).parameters ?? [];
 
+/** The path with each parameter's documented example, its example id replaced by the real one (so the id must be of the right kind). */
 function urlOf(op: Operation, query: Record<string, unknown>): string {
   const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const id = PATH_IDS[name];
-    if (!id) throw new Error(`${op.key}: no real id for path parameter ${name}`);
-    return id();
+    const example = parametersOf(document, op.path, op.method).find((p) => p.in === 'path' && p.name === name)?.example;
+    const id = withRealIds(example);
+    if (typeof id !== 'string' || id === example) throw new Error(`${op.key}: the path parameter ${name} has no example id (EXAMPLE_IDS)`);
+    return id;
   });
   const search = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
   return `/api/v1${path}${search ? `?${search}` : ''}`;
 }
+
+describe('the parameter examples of /openapi.json', () => {
+  let served: OpenApiDocument;
+  beforeAll(async () => {
+    const res = await app.request('GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    served = res.body as OpenApiDocument;
+  });
+  const parameters = () =>
+    operationsOf(served).flatMap((op) => parametersOf(served, op.path, op.method).map((parameter) => ({ op, parameter })));
+
+  it('give every path parameter, and every required one, an example; a path parameter an example id (EXAMPLE_IDS)', () => {
+    const all = parameters();
+    expect(all.filter(({ parameter }) => parameter.in === 'path').length).toBeGreaterThanOrEqual(25);
+    const missing = all
+      .filter(({ parameter }) => (parameter.in === 'path' || parameter.required) && parameter.example === undefined)
+      .map(({ op, parameter }) => `${op.key} ${parameter.in} ${parameter.name}`);
+    expect(missing).toEqual([]);
+    const exampleIds: unknown[] = Object.values(EXAMPLE_IDS);
+    const notIds = all
+      .filter(({ parameter }) => parameter.in === 'path' && !exampleIds.includes(parameter.example))
+      .map(({ op, parameter }) => `${op.key} ${parameter.name}: ${JSON.stringify(parameter.example)}`);
+    expect(notIds).toEqual([]);
+  });
+
+  it('are valid against their parameter schemas', () => {
+    const checked = parameters().filter(({ parameter }) => parameter.example !== undefined);
+    expect(checked.length).toBeGreaterThanOrEqual(25);
+    const servedValidators = validatorsFor(served);
+    const invalid = checked.flatMap(({ op, parameter }) => {
+      const validate = servedValidators.compile(parameter.schema ?? {});
+      return validate(parameter.example) ? [] : [`${op.key} ${parameter.in} ${parameter.name}: ${describeErrors(validate)}`];
+    });
+    expect(invalid).toEqual([]);
+  });
+});
 
 describe('the request examples of /openapi.json', () => {
   it('cover every operation that takes a JSON body', () => {

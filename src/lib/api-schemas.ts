@@ -6,7 +6,8 @@
  */
 import { z } from 'zod';
 import { ROLES } from '../db/schema/memberships';
-import { MAX_INT, NO_NUL_PATTERN, queryInt, safeString, SLUG_PATTERN } from './input';
+import { IF_MATCH_MAX_LENGTH, IF_MATCH_PATTERN } from './etag';
+import { MAX_INT, NO_NUL_PATTERN, queryInt, safeString, SLUG_PATTERN, uuidString } from './input';
 
 /** `2024-01-31T12:00:00.000Z`: 24 characters. */
 export const timestamp = z.iso.datetime({ offset: false }).meta({ description: 'ISO-8601 UTC, millisecond precision', maxLength: 24 });
@@ -58,9 +59,11 @@ export const idempotencyKeyHeader = z.object({
 });
 export const ifMatchHeader = z.object({
   'If-Match': z.string().optional().meta({
-    description: '* or entity tags such as "3" (strong comparison); 412 when none is the current version',
-    maxLength: 1024,
-    pattern: '^\\s*(\\*|(W/)?"[\\x21\\x23-\\x7E]*"(\\s*,\\s*(W/)?"[\\x21\\x23-\\x7E]*")*)\\s*$',
+    description:
+      '* or entity tags such as "3" (strong comparison), separated by commas with optional spaces or tabs; 412 when none is the current version',
+    maxLength: IF_MATCH_MAX_LENGTH,
+    // The expression lib/etag.ts judges the header by: what it refuses is 400.
+    pattern: IF_MATCH_PATTERN,
   }),
 });
 export const etagHeader = z.object({
@@ -76,3 +79,13 @@ export const EXAMPLE_IDS = {
   workspace: '0b6f2c5e-6c1b-4bf0-9a51-3c8f1f2a9d10',
   user: '7d1e4b2a-9c3f-4e8d-b5a6-1f2e3d4c5b6a',
 } as const;
+
+/**
+ * The ids in paths (`{org_id}`, `{workspace_id}`, `{user_id}`), documented with the example id
+ * of what each names: contract tools that build requests from the document need an example for
+ * every required parameter. Optional query and header parameters get none on purpose: Swagger
+ * UI fills every parameter's example into Try it out and sends it (a made-up cursor is a 400).
+ */
+export const organizationIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.organization } });
+export const workspaceIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.workspace } });
+export const userIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.user } });

@@ -14,17 +14,33 @@ export interface VersionCondition {
   expectedVersion: number | undefined;
 }
 
-const ENTITY_TAG = /^(W\/)?"([\x21\x23-\x7e]*)"$/;
+/** The longest If-Match value accepted (a longer one is 400). */
+export const IF_MATCH_MAX_LENGTH = 1024;
+/** Optional whitespace as HTTP defines it (RFC 9110 §5.6.3): spaces and horizontal tabs, nothing else. */
+const OWS = '[ \\t]*';
+/** A character of an entity tag's opaque part (RFC 9110 §8.8.3, without obs-text): visible ASCII but `"`. */
+const ETAGC = '[\\x21\\x23-\\x7E]';
+/**
+ * The grammar of an If-Match value: `*`, or entity tags (`"3"`, weak `W/"3"`) separated by
+ * commas with optional whitespace around them. The server judges a header by exactly this
+ * expression, and the document states it as the header's `pattern` (lib/api-schemas.ts), so
+ * the two cannot disagree.
+ */
+export const IF_MATCH_PATTERN = `^${OWS}(\\*|(W/)?"${ETAGC}*"(${OWS},${OWS}(W/)?"${ETAGC}*")*)${OWS}$`;
+const IF_MATCH = new RegExp(IF_MATCH_PATTERN);
+const ANY = new RegExp(`^${OWS}\\*${OWS}$`);
+/** Each tag of a value that matched IF_MATCH, in order (an opaque part holds no `"`, so quotes pair up). */
+const EACH_TAG = new RegExp(`(W/)?"(${ETAGC}*)"`, 'g');
 
 /** The versions an If-Match header accepts: `*` → any; weak tags never match (strong comparison). */
 function parseIfMatch(header: string): { any: true } | { any: false; versions: Set<number> } {
-  const value = header.trim();
-  if (value === '*') return { any: true };
+  if (header.length > IF_MATCH_MAX_LENGTH || !IF_MATCH.test(header)) {
+    throw new AppError('BAD_REQUEST', 'If-Match must be * or a list of entity tags such as "3"');
+  }
+  if (ANY.test(header)) return { any: true };
   const versions = new Set<number>();
-  for (const part of value.split(',')) {
-    const tag = ENTITY_TAG.exec(part.trim());
-    if (!tag) throw new AppError('BAD_REQUEST', 'If-Match must be * or a list of entity tags such as "3"');
-    if (!tag[1] && /^\d{1,10}$/.test(tag[2]!)) versions.add(Number(tag[2]));
+  for (const [, weak, opaque] of header.matchAll(EACH_TAG)) {
+    if (!weak && /^\d{1,10}$/.test(opaque!)) versions.add(Number(opaque));
   }
   return { any: false, versions };
 }

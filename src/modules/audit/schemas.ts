@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { uuidString } from '../../lib/input';
-import { pageOf, pageQuery, responseEmail, responseText, timestamp } from '../../lib/api-schemas';
+import { organizationIdParam, pageOf, pageQuery, responseEmail, responseText, timestamp, workspaceIdParam } from '../../lib/api-schemas';
 import { AUDIT_ACTIONS, TARGET_TYPES } from './events';
 
 /** A value of a changed path: any JSON value (documentation only: answers are not re-checked). */
@@ -50,8 +50,8 @@ const eventFilters = {
   ...pageQuery,
 };
 
-export const listOrganizationEventsInput = z.strictObject({ org_id: uuidString, ...eventFilters });
-export const listWorkspaceEventsInput = z.strictObject({ workspace_id: uuidString, ...eventFilters });
+export const listOrganizationEventsInput = z.strictObject({ org_id: organizationIdParam, ...eventFilters });
+export const listWorkspaceEventsInput = z.strictObject({ workspace_id: workspaceIdParam, ...eventFilters });
 export type EventFilters = Omit<z.output<typeof listWorkspaceEventsInput>, 'workspace_id'>;
 
 export const auditEventPage = pageOf(auditEventSchema, 'AuditEventPage');

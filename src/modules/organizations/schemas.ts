@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { emailString, nameString, slugString, uuidString } from '../../lib/input';
+import { emailString, nameString, slugString } from '../../lib/input';
 import {
+  organizationIdParam,
   pageOf,
   pageQuery,
   responseEmail,
@@ -9,11 +10,12 @@ import {
   responseUserName,
   roleSchema,
   timestamp,
+  userIdParam,
 } from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema } from '../settings/document';
 import { locksInput, MAX_LOCKS } from '../settings/locks';
 
-export const orgIdParam = { org_id: uuidString };
+export const orgIdParam = { org_id: organizationIdParam };
 
 export const organizationSchema = z
   .object({ id: z.uuid(), name: responseText(100), slug: responseSlug(), created_at: timestamp, updated_at: timestamp })
@@ -65,5 +67,5 @@ export type MemberPage = z.output<typeof memberPage>;
 
 export const addMemberInput = z.strictObject({ ...orgIdParam, email: emailString, role: roleSchema });
 export type NewMember = Omit<z.output<typeof addMemberInput>, 'org_id'>;
-export const memberIdInput = z.strictObject({ ...orgIdParam, user_id: uuidString });
-export const updateMemberInput = z.strictObject({ ...orgIdParam, user_id: uuidString, role: roleSchema });
+export const memberIdInput = z.strictObject({ ...orgIdParam, user_id: userIdParam });
+export const updateMemberInput = z.strictObject({ ...orgIdParam, user_id: userIdParam, role: roleSchema });

@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import { checkedRecord, expectedVersion, nameString, queryInt, safeString, slugString, uuidString } from '../../lib/input';
 import { ERROR_STATUS } from '../../lib/errors';
-import { pageOf, pageQuery, responseInt, responseSlug, responseText, responseVersion, timestamp } from '../../lib/api-schemas';
+import {
+  organizationIdParam,
+  pageOf,
+  pageQuery,
+  responseInt,
+  responseSlug,
+  responseText,
+  responseVersion,
+  timestamp,
+  workspaceIdParam,
+} from '../../lib/api-schemas';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema, settingsSourcesSchema } from '../settings/document';
 import { MAX_LOCKS } from '../settings/locks';
 
@@ -53,7 +63,7 @@ export const metadataPatchSchema = checkedRecord(
 );
 
 const description = safeString(1000).nullable();
-const workspaceId = { workspace_id: uuidString };
+const workspaceId = { workspace_id: workspaceIdParam };
 
 /** The fields of a new workspace, shared by create, the organization-scoped create and provisioning items. */
 const newWorkspaceFields = {
@@ -72,7 +82,7 @@ export const createWorkspaceInput = z
   .strictObject({ organization_id: uuidString, ...newWorkspaceFields })
   .meta({ id: 'CreateWorkspaceRequest' });
 
-export const createWorkspaceInOrganizationInput = z.strictObject({ org_id: uuidString, ...newWorkspaceFields });
+export const createWorkspaceInOrganizationInput = z.strictObject({ org_id: organizationIdParam, ...newWorkspaceFields });
 
 const listFilters = {
   // Query parameters: the meta before .optional(), where the generator reads it.
@@ -87,7 +97,7 @@ const listFilters = {
 };
 
 export const listWorkspacesInput = z.strictObject({ organization_id: uuidString.optional(), ...listFilters });
-export const listWorkspacesInOrganizationInput = z.strictObject({ org_id: uuidString, ...listFilters });
+export const listWorkspacesInOrganizationInput = z.strictObject({ org_id: organizationIdParam, ...listFilters });
 export type ListWorkspacesInput = z.output<typeof listWorkspacesInput>;
 
 export const workspacePage = pageOf(workspaceSchema, 'WorkspacePage');
