@@ -83,7 +83,7 @@ describe('npm run seed', () => {
   let token: string | undefined;
 
   it(
-    'fills a fresh database with a demo user, two organizations and a dozen workspaces, and prints how to sign in',
+    'fills a fresh database with a demo user, two organizations and 13 workspaces, and prints how to sign in',
     async () => {
       const run = await seed();
       expect(run.stderr, run.stdout).toBe('');
