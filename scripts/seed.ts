@@ -2,8 +2,8 @@
  * `npm run seed`: demo data in the configured database (DATABASE_URL, or the embedded one in
  * DATA_DIR, as `npm start` would open it), so that a person opening /docs has something to
  * look at: a demo user, two organizations with settings of their own (one with a locked
- * setting), 13 workspaces (one archived) that inherit some settings and override others, a clone, an
- * archived workspace, and the audit events all of that wrote.
+ * setting), 13 workspaces that inherit some settings and override others (a clone and an
+ * archived workspace among them), and the audit events all of that wrote.
  *
  * Everything goes through the service's own procedures (appRouter.createCaller), so the rules,
  * transactions and validation are the API's. Idempotent: each piece is looked up by its slug
