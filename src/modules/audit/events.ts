@@ -104,6 +104,7 @@ export async function recordEvents(tx: Tx, author: Author, events: NewEvent[]): 
         targetId: sql<string>`r.target_id`.as('target_id'),
         changes: sql<Changes>`r.changes`.as('changes'),
         requestId: sql<string>`${author.requestId}::text`.as('request_id'),
+        clientRequestId: sql<string | null>`null::text`.as('client_request_id'),
         createdAt: sql<Date>`now()`.as('created_at'),
       })
       .from(
