@@ -53,7 +53,8 @@ export const authRouter = router({
       rest('POST', '/auth/logout', 'logout', {
         tag: 'auth',
         summary: 'Revoke every token issued to the caller so far',
-        description: 'Every access token issued to the caller before now stops working (401), on every server process. Takes no body.',
+        description:
+          "Every access token issued to the caller before now stops working (401), on every server process; an identity provider's tokens with an `iat` up to 60 s after now too (their `iat` may be that far ahead of this service's clock). Takes no body.",
         successStatus: 204,
         errors: [],
       }),
