@@ -79,6 +79,8 @@ const envSchema = z.object({
     .default(false),
   RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(1200),
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
+  /** 401s per client address per minute on the operations that need a token; past it, 429 (trpc/init.ts). */
+  UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(60),
   RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),
   DATABASE_PREPARE: booleanString.default(true),
   /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */

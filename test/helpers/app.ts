@@ -79,6 +79,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     // Suites sign up many accounts from one address; the rate-limit suite sets its own limits.
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
