@@ -516,6 +516,66 @@ describe('workspace events', () => {
     expect(await orgEventCount(org)).toBe(before + 1);
   });
 
+  it('clone into another organization also writes workspace.cloned_out in the source organization, in the same transaction', async () => {
+    const source = await newWorkspace(org, { metadata: { tier: 'silver' } });
+    // The admin owns the target organization; the source's own trail must show the copy leaving.
+    const target = await createOrganizationFor(app, admin.token);
+    const takenInTarget = await newWorkspace(target, {}, admin.token);
+    const [beforeSource, beforeTarget] = [await orgEventCount(org), await orgEventCount(target)];
+
+    // Refused in the target (slug taken): 409, and neither organization records anything.
+    const refused = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, {
+      name: uniqueWorkspaceName('Refused'),
+      organization_id: target,
+      slug: takenInTarget.slug,
+    });
+    expectApiError(refused.res, 409, 'CONFLICT');
+    expect(await eventsOfRequest(refused.rid)).toEqual([]);
+
+    const name = uniqueWorkspaceName('Out');
+    const { res, rid } = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, { name, organization_id: target });
+    expect(res.status, res.text).toBe(201);
+    const clone = res.body;
+    expect(clone.organization_id).toBe(target);
+
+    const stored = await eventsOfRequest(rid);
+    expect(stored.map((e) => `${e.organization_id} ${e.action} ${e.target_id}`).sort()).toEqual(
+      [`${org} workspace.cloned_out ${source.id}`, `${target} workspace.cloned ${clone.id}`].sort(),
+    );
+    const out = stored.find((e) => e.action === 'workspace.cloned_out')!;
+    expect(out).toEqual({
+      id: expect.stringMatching(UUID_PATTERN),
+      organization_id: org,
+      workspace_id: source.id,
+      actor: { id: admin.user.id, email: admin.user.email },
+      action: 'workspace.cloned_out',
+      target_type: 'workspace',
+      target_id: source.id,
+      changes: { cloned_to_id: set(clone.id), cloned_to_organization_id: set(target) },
+      request_id: rid,
+      created_at: stored.find((e) => e.action === 'workspace.cloned')!.created_at,
+    });
+    expect(await orgEventCount(org)).toBe(beforeSource + 1);
+    expect(await orgEventCount(target)).toBe(beforeTarget + 1);
+
+    // The source organization's list (filtered by the new action, both faces) and the source workspace's list show it.
+    const listed = await app.request('GET', orgEventsPath(org, { action: 'workspace.cloned_out' }), { token: owner.token });
+    expect(listed.status, listed.text).toBe(200);
+    expect((listed.body as EventPage).items).toEqual([out]);
+    const viaTrpc = await app.trpc(owner.token).audit.listOrganizationEvents.query({ org_id: org, action: 'workspace.cloned_out' });
+    expect(viaTrpc.items).toEqual([out]);
+    const ofSource = await app.request('GET', wsEventsPath(source.id), { token: member.token });
+    expect(ofSource.status, ofSource.text).toBe(200);
+    expect((ofSource.body as EventPage).items.map((e) => e.action)).toEqual(['workspace.cloned_out', 'workspace.created']);
+    expect((ofSource.body as EventPage).items[0]).toEqual(out);
+
+    // A clone within the organization writes none: its workspace.cloned (cloned_from_id) is already in this trail.
+    const within = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, { name: uniqueWorkspaceName('Within') });
+    expect(within.res.status, within.res.text).toBe(201);
+    expect((await eventsOfRequest(within.rid)).map((e) => e.action)).toEqual(['workspace.cloned']);
+    expect(await countWhere("action = 'workspace.cloned_out' and target_id = $1", [source.id])).toBe(1);
+  });
+
   it('provision writes one workspace.created per workspace and one workspaces.provisioned with the counts', async () => {
     const template = await newWorkspace(org, { metadata: { m: 't' }, settings: { features: { t: true } } });
     const taken = await newWorkspace(org);

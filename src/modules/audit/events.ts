@@ -22,6 +22,7 @@ export const AUDIT_ACTIONS = [
   'member.removed',
   'workspace.created',
   'workspace.cloned',
+  'workspace.cloned_out',
   'workspace.updated',
   'workspace.settings_updated',
   'workspace.archived',
