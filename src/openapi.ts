@@ -197,6 +197,8 @@ const DESCRIPTION = [
   '',
   '**Rate limits.** Every operation is limited per minute: per authenticated caller (`RATE_LIMIT_PER_MINUTE`, default 1200), per client address for signup and login (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20), and per client address for the 401s of the other operations — missing, malformed, forged, expired or revoked tokens (`UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE`, default 60; valid tokens never count there). Over the limit the answer is 429 `TOO_MANY_REQUESTS` with `Retry-After` (seconds); answers that counted against a limit carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets).',
   '',
+  "**Request ids.** Every answer carries `X-Service-Request-Id`, the service's own id of the request (audit events' `request_id`). A caller's own `X-Request-Id` (1–128 visible ASCII) is echoed as `X-Request-Id` and kept as events' `client_request_id`; without one, `X-Request-Id` is the service's id.",
+  '',
   '**CORS.** Browsers may call from the origins listed in `CORS_ORIGINS` (none by default): only their answers carry `Access-Control-Allow-Origin`.',
 ].join('\n');
 

@@ -5,7 +5,7 @@ import type { Caller } from '../auth/caller';
 import type { TokenClaims } from '../auth/tokens';
 import { AppError, unauthorized } from '../lib/errors';
 import type { LimitedBy } from '../lib/rate-limits';
-import type { Context } from './context';
+import { requestIdsOf, type Context } from './context';
 import { describeError } from './errors';
 import { inTransaction } from './transaction';
 
@@ -113,7 +113,7 @@ export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
 });
 
 const resolveActor = (ctx: Context, claims: TokenClaims) =>
-  ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work), ctx.requestId);
+  ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work), requestIdsOf(ctx));
 
 /**
  * For the hot reads, which confirm the caller inside their own query (`confirmCaller`): one

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { addressLimitedProcedure, authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { inTransaction } from '../../trpc/transaction';
-import { authorOf } from '../../trpc/context';
+import { authorOf, requestIdsOf } from '../../trpc/context';
 import { hashPassword } from '../../auth/passwords';
 import { loginInput, loginOutput, meOutput, signupInput, signupOutput } from './schemas';
 import { deleteAccount, login, logout, me, signup } from './service';
@@ -29,7 +29,7 @@ export const authRouter = router({
     .output(signupOutput)
     .mutation(async ({ ctx, input: { password, ...account } }) => {
       const passwordHash = await hashPassword(password);
-      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }, ctx.requestId));
+      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }, requestIdsOf(ctx)));
     }),
 
   login: addressLimitedProcedure

@@ -7,7 +7,7 @@ import { confirmCaller } from '../../auth/caller';
 import { CLOCK_SKEW_SECONDS, type TokenClaims, type TokenService } from '../../auth/tokens';
 import { createOrganizationWithDefault } from '../organizations/service';
 import { memberRemoved } from '../organizations/members';
-import { recordEvents, type Author } from '../audit/events';
+import { recordEvents, type Author, type RequestIds } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
 import type { Workspace } from '../workspaces/schemas';
 import type { LoginInput, LoginOutput, MeOutput, SignupInput, SignupOutput, User } from './schemas';
@@ -27,13 +27,13 @@ const emailTaken = () => new AppError('CONFLICT', 'An account with this email al
 async function createAccount(
   tx: Tx,
   values: typeof users.$inferInsert,
-  requestId: string,
+  request: RequestIds,
 ): Promise<{ user: UserRow; organization: OrganizationWithRole; workspace: Workspace }> {
   const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
   if (!user) throw emailTaken();
   const { organization, workspace } = await createOrganizationWithDefault(
     tx,
-    { id: user.id, email: user.email, requestId },
+    { id: user.id, email: user.email, ...request },
     {
       name: truncate(`${values.name}'s organization`, 100),
     },
@@ -46,12 +46,12 @@ export async function signup(
   tx: Tx,
   tokens: TokenService,
   input: Omit<SignupInput, 'password'> & { passwordHash: string },
-  requestId: string,
+  request: RequestIds,
 ): Promise<SignupOutput> {
   const { user, organization, workspace } = await createAccount(
     tx,
     { email: input.email, name: input.name, passwordHash: input.passwordHash },
-    requestId,
+    request,
   );
   return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user), organization, workspace };
 }
@@ -149,7 +149,7 @@ export async function resolveActor(
   db: DbOrTx,
   claims: TokenClaims,
   transact: Transact,
-  requestId: string,
+  request: RequestIds,
 ): Promise<Pick<User, 'id' | 'email' | 'name'>> {
   if (claims.kind === 'local') {
     const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
@@ -164,7 +164,7 @@ export async function resolveActor(
   if (!user) {
     const deletedAt = await deletionOf(db, claims);
     if (deletedAt && revokedBy(claims, deletedAt)) throw unauthorized('The access token has been revoked');
-    user = await createExternalUser(db, transact, claims, requestId, deletedAt);
+    user = await createExternalUser(db, transact, claims, request, deletedAt);
   }
   if (user.loggedOutAt && revokedBy(claims, user.loggedOutAt)) throw unauthorized('The access token has been revoked');
   return { id: user.id, email: user.email, name: user.name };
@@ -208,7 +208,7 @@ async function createExternalUser(
   db: DbOrTx,
   transact: Transact,
   claims: Extract<TokenClaims, { kind: 'external' }>,
-  requestId: string,
+  request: RequestIds,
   deletedAt: Date | undefined,
 ): Promise<UserRow> {
   const email = claimString(claims.email);
@@ -221,7 +221,7 @@ async function createExternalUser(
       createAccount(
         tx,
         { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject, loggedOutAt: deletedAt ?? null },
-        requestId,
+        request,
       ),
     );
     return user;
