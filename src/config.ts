@@ -121,3 +121,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return config;
 }
+
+/** A setting that starts the service but weakens it: main.ts logs each as one `warn` line. */
+export interface ConfigWarning {
+  variable: keyof Config;
+  message: string;
+}
+
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  if (config.TRUST_PROXY === true) {
+    // Express then takes the left-most X-Forwarded-For address, which the client writes itself
+    // unless a proxy in front replaces the header.
+    warnings.push({
+      variable: 'TRUST_PROXY',
+      message:
+        'TRUST_PROXY=true trusts every X-Forwarded-For hop: unless a proxy in front replaces that header, a client names its own address and rotates past the per-address limits (login, signup, 401s). Set the hop count of your proxies (e.g. 1) or their addresses (e.g. loopback, 10.0.0.0/8) instead',
+    });
+  }
+  return warnings;
+}

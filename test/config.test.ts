@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, configWarnings, loadConfig } from '../src/config';
 
 const SECRET = 'a-secret-that-is-at-least-32-bytes-long';
 const publicKeyPem = (type: 'rsa' | 'ec') =>
@@ -101,6 +101,18 @@ describe('loadConfig values', () => {
     expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
     expect(loadConfig({ TRUST_PROXY: 'loopback' }).TRUST_PROXY).toBe('loopback');
     expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).TRUST_PROXY).toBe('loopback, 10.0.0.0/8');
+  });
+
+  it('warns about TRUST_PROXY=true (every X-Forwarded-For hop trusted), not about a hop count or addresses', () => {
+    const warnings = configWarnings(loadConfig({ TRUST_PROXY: 'true' }));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ variable: 'TRUST_PROXY' });
+    expect(warnings[0]!.message).toMatch(/X-Forwarded-For/);
+    expect(warnings[0]!.message).toMatch(/hop count/);
+    for (const value of ['false', '1', '2', 'loopback', 'loopback, 10.0.0.0/8']) {
+      expect(configWarnings(loadConfig({ TRUST_PROXY: value })), value).toEqual([]);
+    }
+    expect(configWarnings(loadConfig({}))).toEqual([]);
   });
 
   it('accepts production with a JWT_SECRET of at least 32 bytes', () => {

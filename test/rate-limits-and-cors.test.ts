@@ -369,6 +369,38 @@ describe('TRUST_PROXY unset: X-Forwarded-For is ignored', () => {
   });
 });
 
+/**
+ * Why the service warns at start about TRUST_PROXY=true (README, Configuration and Security):
+ * every X-Forwarded-For hop is trusted, so with no proxy in front replacing the header a
+ * client names its own address and starts a fresh budget with each one.
+ */
+describe('TRUST_PROXY=true with no proxy in front: X-Forwarded-For rotates past the login limit', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3', TRUST_PROXY: 'true' });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('counts each made-up address apart: a 4th, 5th and 6th login get 401, not 429', async () => {
+    const login = (forwardedFor: string) =>
+      app.request('POST', '/api/v1/auth/login', {
+        body: { email: uniqueEmail('nobody'), password: PASSWORD },
+        headers: { 'x-forwarded-for': forwardedFor },
+      });
+    for (let i = 0; i < 3; i++) expectApiError(await login('10.9.0.1'), 401, 'UNAUTHORIZED');
+    expectRateLimited(await login('10.9.0.1'), 3);
+    // The left-most address is the one taken: whatever the client puts first.
+    for (const address of ['10.9.0.2', '10.9.0.3', '10.9.0.4, 10.9.0.1']) {
+      const res = await login(address);
+      expectApiError(res, 401, 'UNAUTHORIZED');
+      expectRateLimitHeaders(res, 3, 2);
+    }
+  });
+});
+
 describe('TRUST_PROXY=loopback: each forwarded client address has its own budget', () => {
   let app: TestApp;
 
