@@ -29,17 +29,24 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   if (deps.config.TRUST_PROXY !== false) app.set('trust proxy', deps.config.TRUST_PROXY);
 
-  // Request id and one structured log line per request (never headers or bodies).
+  // Request ids and one structured log line per request (never headers or bodies). The
+  // service's own id names the request in the audit trail and the logs: a caller's
+  // X-Request-Id could be anything, another's included, so it is kept beside ours, never as it.
   app.use((req, res, next) => {
     const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    const clientRequestId = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : undefined;
+    const requestId = randomUUID();
     res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
+    res.locals.clientRequestId = clientRequestId;
+    // X-Request-Id echoes the caller's (so its own tracing keeps working), ours when it sent none.
+    res.setHeader('X-Request-Id', clientRequestId ?? requestId);
+    res.setHeader('X-Service-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       deps.logger.info(
         {
           requestId,
+          ...(clientRequestId === undefined ? {} : { clientRequestId }),
           method: req.method,
           // The full path: req.path is relative to the mount point (/workspaces under /api/v1).
           path: req.originalUrl.split('?')[0],
@@ -90,6 +97,7 @@ export function createApp(deps: AppDeps): express.Express {
         'RateLimit-Remaining',
         'RateLimit-Reset',
         'X-Request-Id',
+        'X-Service-Request-Id',
         'Idempotent-Replayed',
       ],
       maxAge: 600,
@@ -157,6 +165,7 @@ export function createApp(deps: AppDeps): express.Express {
           deps,
           face: 'trpc',
           requestId: res.locals.requestId as string,
+          clientRequestId: res.locals.clientRequestId as string | undefined,
           clientIp: req.ip,
           headers: req.headers,
           setHeader: () => {},

@@ -83,6 +83,8 @@ const envSchema = z.object({
   /** Organizations one user may create (signup's first one included); 0 for no limit. */
   MAX_ORGANIZATIONS_PER_USER: integer(0, 1_000_000).default(100),
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
+  /** 401s per client address per minute on the operations that need a token; past it, 429 (trpc/init.ts). */
+  UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(60),
   RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),
   DATABASE_PREPARE: booleanString.default(true),
   /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */
@@ -122,4 +124,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: RATE_LIMIT_STORE=postgres needs DATABASE_URL (not available on the embedded database)');
   }
   return config;
+}
+
+/** A setting that starts the service but weakens it: main.ts logs each as one `warn` line. */
+export interface ConfigWarning {
+  variable: keyof Config;
+  message: string;
+}
+
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  if (config.TRUST_PROXY === true) {
+    // Express then takes the left-most X-Forwarded-For address, which the client writes itself
+    // unless a proxy in front replaces the header.
+    warnings.push({
+      variable: 'TRUST_PROXY',
+      message:
+        'TRUST_PROXY=true trusts every X-Forwarded-For hop: unless a proxy in front replaces that header, a client names its own address and rotates past the per-address limits (login, signup, 401s). Set the hop count of your proxies (e.g. 1) or their addresses (e.g. loopback, 10.0.0.0/8) instead',
+    });
+  }
+  return warnings;
 }

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, configWarnings, loadConfig } from './config';
 import { openDatabase } from './db/open';
 import { runMigrations } from './db/migrate';
 import { DataDirLockedError } from './db/pglite-lock';
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
+  for (const { variable, message } of configWarnings(config)) logger.warn({ variable }, message);
 
   let database;
   try {

@@ -74,7 +74,7 @@ const LIMIT_MAX = 1_000_000;
 const sharedHeaders = {
   'RateLimit-Limit': {
     description:
-      'Requests allowed per minute: RATE_LIMIT_PER_MINUTE per authenticated caller, AUTH_RATE_LIMIT_PER_MINUTE per client address for signup and login. Sent on every answer that counted against a limit: not when that limit is 0 (off), nor on answers given before the call was counted (a missing or invalid token, a body that is too large or not JSON).',
+      'Requests allowed per minute: RATE_LIMIT_PER_MINUTE per authenticated caller, AUTH_RATE_LIMIT_PER_MINUTE per client address for signup and login, UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE per client address for the 401s of every other operation (a missing or invalid token). Sent on every answer that counted against a limit: not when that limit is 0 (off), nor on answers given before the call was counted (a body that is too large or not JSON).',
     schema: int32(1, LIMIT_MAX),
   },
   'RateLimit-Remaining': { description: 'Requests left in the current window', schema: int32(0, LIMIT_MAX) },
@@ -204,7 +204,9 @@ const LICENSE = { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' };
 const DESCRIPTION = [
   'Multi-tenant workspace management. Every operation except signup and login needs `Authorization: Bearer <access_token>` (get one from /auth/signup or /auth/login, then use Authorize).',
   '',
-  '**Rate limits.** Every operation is limited per minute: per authenticated caller (`RATE_LIMIT_PER_MINUTE`, default 1200), and per client address for signup and login (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20). Over the limit the answer is 429 `TOO_MANY_REQUESTS` with `Retry-After` (seconds); answers that counted against a limit carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets).',
+  '**Rate limits.** Every operation is limited per minute: per authenticated caller (`RATE_LIMIT_PER_MINUTE`, default 1200), per client address for signup and login (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20), and per client address for the 401s of the other operations — missing, malformed, forged, expired or revoked tokens (`UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE`, default 60; valid tokens never count there). Over the limit the answer is 429 `TOO_MANY_REQUESTS` with `Retry-After` (seconds); answers that counted against a limit carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets).',
+  '',
+  "**Request ids.** Every answer carries `X-Service-Request-Id`, the service's own id of the request (audit events' `request_id`). A caller's own `X-Request-Id` (1–128 visible ASCII) is echoed as `X-Request-Id` and kept as events' `client_request_id`; without one, `X-Request-Id` is the service's id.",
   '',
   '**CORS.** Browsers may call from the origins listed in `CORS_ORIGINS` (none by default): only their answers carry `Access-Control-Allow-Origin`.',
 ].join('\n');

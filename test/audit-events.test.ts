@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signupMany, startTestApp, uniqueEmail, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
+import { serveApp, signupMany, startTestApp, uniqueEmail, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 import { createTeam, tamperCursor } from './helpers/org-helpers';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 import { createOrganizationFor, uniqueWorkspaceName } from './helpers/workspace-helpers';
@@ -16,7 +16,8 @@ import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
  * PostgreSQL, and retention (pruneAuditEvents).
  *
  * Every change a test makes carries an `X-Request-Id` of its own, so the events of that
- * request are found in the database by `request_id` alone.
+ * request are found in the database by `client_request_id` alone (`request_id` is the
+ * service's own id of the request).
  */
 
 interface Change {
@@ -36,6 +37,7 @@ interface ApiEvent {
   target_id: string;
   changes: Changes;
   request_id: string;
+  client_request_id: string | null;
   created_at: string;
 }
 type EventPage = { items: ApiEvent[]; next_cursor: string | null };
@@ -97,7 +99,7 @@ const trpcRid = (label: string) => {
 };
 
 const EVENT_COLUMNS = `id, organization_id, workspace_id, actor_id, actor_email, action, target_type, target_id, changes, request_id,
-  ${isoSql('created_at')} as created_at`;
+  client_request_id, ${isoSql('created_at')} as created_at`;
 
 interface EventRow {
   id: string;
@@ -110,6 +112,7 @@ interface EventRow {
   target_id: string;
   changes: Changes;
   request_id: string;
+  client_request_id: string | null;
   created_at: string;
 }
 
@@ -124,6 +127,7 @@ const asApi = (r: EventRow): ApiEvent => ({
   target_id: r.target_id,
   changes: r.changes,
   request_id: r.request_id,
+  client_request_id: r.client_request_id,
   created_at: r.created_at,
 });
 
@@ -135,7 +139,8 @@ async function storedEvents(where: string, params: unknown[]): Promise<ApiEvent[
   );
   return rows.map(asApi);
 }
-const eventsOfRequest = (rid: string) => storedEvents('request_id = $1', [rid]);
+/** The events of the request that sent `X-Request-Id: rid`. */
+const eventsOfRequest = (rid: string) => storedEvents('client_request_id = $1', [rid]);
 const eventsOfOrganization = (org: string) => storedEvents('organization_id = $1', [org]);
 
 async function countWhere(where: string, params: unknown[]): Promise<number> {
@@ -157,8 +162,9 @@ function normalizeCreated(changes: Changes): Changes {
 
 /**
  * The request's events, as stored, are exactly `expected` (matched by action and target), all
- * carrying the request id, a well-formed id and timestamp, and one created_at (one
- * transaction); and the organization's list (as `token`) answers them, newest first, as stored.
+ * carrying the caller's request id and one id of the service's, a well-formed id and
+ * timestamp, and one created_at (one transaction); and the organization's list (as `token`)
+ * answers them, newest first, as stored.
  */
 async function expectRequestEvents(rid: string, expected: Expected[], listAs: { org: string; token: string }): Promise<ApiEvent[]> {
   const stored = await eventsOfRequest(rid);
@@ -177,15 +183,17 @@ async function expectRequestEvents(rid: string, expected: Expected[], listAs: { 
       target_type: want.target_type,
       target_id: want.target_id,
       changes: want.changes,
-      request_id: rid,
+      request_id: expect.stringMatching(UUID_PATTERN),
+      client_request_id: rid,
       created_at: expect.stringMatching(ISO_MS_PATTERN),
     });
   }
   expect(new Set(stored.map((e) => e.created_at)).size).toBe(1);
+  expect(new Set(stored.map((e) => e.request_id)).size).toBe(1);
   // The API answers the same events, as stored, newest first.
   const res = await app.request('GET', `/api/v1/organizations/${listAs.org}/events?limit=50`, { token: listAs.token });
   expect(res.status, res.text).toBe(200);
-  expect((res.body as EventPage).items.filter((e) => e.request_id === rid)).toEqual(stored);
+  expect((res.body as EventPage).items.filter((e) => e.client_request_id === rid)).toEqual(stored);
   return stored;
 }
 
@@ -516,6 +524,67 @@ describe('workspace events', () => {
     expect(await orgEventCount(org)).toBe(before + 1);
   });
 
+  it('clone into another organization also writes workspace.cloned_out in the source organization, in the same transaction', async () => {
+    const source = await newWorkspace(org, { metadata: { tier: 'silver' } });
+    // The admin owns the target organization; the source's own trail must show the copy leaving.
+    const target = await createOrganizationFor(app, admin.token);
+    const takenInTarget = await newWorkspace(target, {}, admin.token);
+    const [beforeSource, beforeTarget] = [await orgEventCount(org), await orgEventCount(target)];
+
+    // Refused in the target (slug taken): 409, and neither organization records anything.
+    const refused = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, {
+      name: uniqueWorkspaceName('Refused'),
+      organization_id: target,
+      slug: takenInTarget.slug,
+    });
+    expectApiError(refused.res, 409, 'CONFLICT');
+    expect(await eventsOfRequest(refused.rid)).toEqual([]);
+
+    const name = uniqueWorkspaceName('Out');
+    const { res, rid } = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, { name, organization_id: target });
+    expect(res.status, res.text).toBe(201);
+    const clone = res.body;
+    expect(clone.organization_id).toBe(target);
+
+    const stored = await eventsOfRequest(rid);
+    expect(stored.map((e) => `${e.organization_id} ${e.action} ${e.target_id}`).sort()).toEqual(
+      [`${org} workspace.cloned_out ${source.id}`, `${target} workspace.cloned ${clone.id}`].sort(),
+    );
+    const out = stored.find((e) => e.action === 'workspace.cloned_out')!;
+    expect(out).toEqual({
+      id: expect.stringMatching(UUID_PATTERN),
+      organization_id: org,
+      workspace_id: source.id,
+      actor: { id: admin.user.id, email: admin.user.email },
+      action: 'workspace.cloned_out',
+      target_type: 'workspace',
+      target_id: source.id,
+      changes: { cloned_to_id: set(clone.id), cloned_to_organization_id: set(target) },
+      request_id: res.headers.get('x-service-request-id'),
+      client_request_id: rid,
+      created_at: stored.find((e) => e.action === 'workspace.cloned')!.created_at,
+    });
+    expect(await orgEventCount(org)).toBe(beforeSource + 1);
+    expect(await orgEventCount(target)).toBe(beforeTarget + 1);
+
+    // The source organization's list (filtered by the new action, both faces) and the source workspace's list show it.
+    const listed = await app.request('GET', orgEventsPath(org, { action: 'workspace.cloned_out' }), { token: owner.token });
+    expect(listed.status, listed.text).toBe(200);
+    expect((listed.body as EventPage).items).toEqual([out]);
+    const viaTrpc = await app.trpc(owner.token).audit.listOrganizationEvents.query({ org_id: org, action: 'workspace.cloned_out' });
+    expect(viaTrpc.items).toEqual([out]);
+    const ofSource = await app.request('GET', wsEventsPath(source.id), { token: member.token });
+    expect(ofSource.status, ofSource.text).toBe(200);
+    expect((ofSource.body as EventPage).items.map((e) => e.action)).toEqual(['workspace.cloned_out', 'workspace.created']);
+    expect((ofSource.body as EventPage).items[0]).toEqual(out);
+
+    // A clone within the organization writes none: its workspace.cloned (cloned_from_id) is already in this trail.
+    const within = await send('POST', `/api/v1/workspaces/${source.id}/clone`, admin.token, { name: uniqueWorkspaceName('Within') });
+    expect(within.res.status, within.res.text).toBe(201);
+    expect((await eventsOfRequest(within.rid)).map((e) => e.action)).toEqual(['workspace.cloned']);
+    expect(await countWhere("action = 'workspace.cloned_out' and target_id = $1", [source.id])).toBe(1);
+  });
+
   it('provision writes one workspace.created per workspace and one workspaces.provisioned with the counts', async () => {
     const template = await newWorkspace(org, { metadata: { m: 't' }, settings: { features: { t: true } } });
     const taken = await newWorkspace(org);
@@ -621,7 +690,8 @@ describe('workspace events', () => {
       workspace_id: ws.id,
       organization_id: org,
       actor: { id: admin.user.id, email: admin.user.email },
-      request_id: rid,
+      request_id: expect.stringMatching(UUID_PATTERN),
+      client_request_id: rid,
     });
     expect(deleted!.changes).toMatchObject({
       name: unset(ws.name),
@@ -927,6 +997,120 @@ describe('no event for what does not happen', () => {
 // ---------------------------------------------------------------------------------------------
 // The lists
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * The audit trail's `request_id` is the service's own id for the request; a caller's
+ * `X-Request-Id` (1–128 visible ASCII) is kept beside it as `client_request_id`, so no caller
+ * can choose, or collide with, the id an event is traced by. The response echoes the caller's
+ * id as `X-Request-Id` (ours when it sent none) and always sends ours as `X-Service-Request-Id`.
+ */
+describe("request ids: the service's own, and the caller's beside it", () => {
+  let org: string;
+  let ws: { id: string };
+  beforeAll(async () => {
+    org = await team();
+    ws = await newWorkspace(org);
+  });
+
+  const storedOf = async (serviceId: string) => {
+    const rows = await app.query<{ request_id: string; client_request_id: string | null }>(
+      'select request_id, client_request_id from audit_events where request_id = $1',
+      [serviceId],
+    );
+    return rows;
+  };
+  /** The event of `serviceId` as both lists answer it, over REST and tRPC (as the owner). */
+  async function listedOf(serviceId: string): Promise<ApiEvent[]> {
+    const rest = [
+      await app.request('GET', orgEventsPath(org, { limit: 100 }), { token: owner.token }),
+      await app.request('GET', wsEventsPath(ws.id, { limit: 100 }), { token: owner.token }),
+    ];
+    const trpc = [
+      await app.trpc(owner.token).audit.listOrganizationEvents.query({ org_id: org, limit: 100 }),
+      await app.trpc(owner.token).audit.listWorkspaceEvents.query({ workspace_id: ws.id, limit: 100 }),
+    ];
+    for (const res of rest) expect(res.status, res.text).toBe(200);
+    const pages = [...rest.map((res) => res.body as EventPage), ...(trpc as EventPage[])];
+    return pages.map((page) => {
+      const found = page.items.filter((e) => e.request_id === serviceId);
+      expect(found, `${serviceId} in every list`).toHaveLength(1);
+      return found[0]!;
+    });
+  }
+  const update = (headers: Record<string, string>) =>
+    app.request('PUT', `/api/v1/workspaces/${ws.id}`, {
+      token: admin.token,
+      body: { description: `described ${randomUUID()}` },
+      headers,
+    });
+
+  it("stores the service's id as request_id and the caller's X-Request-Id as client_request_id, in the table and both lists", async () => {
+    const rid = newRid('caller');
+    const res = await update({ 'x-request-id': rid });
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe(rid);
+    const serviceId = res.headers.get('x-service-request-id')!;
+    expect(serviceId).toMatch(UUID_PATTERN);
+    expect(serviceId).not.toBe(rid);
+
+    expect(await storedOf(serviceId)).toEqual([{ request_id: serviceId, client_request_id: rid }]);
+    expect(await app.query('select id from audit_events where request_id = $1', [rid])).toEqual([]);
+    for (const event of await listedOf(serviceId)) {
+      expect(event).toMatchObject({ action: 'workspace.updated', target_id: ws.id, request_id: serviceId, client_request_id: rid });
+    }
+  });
+
+  it('gives two requests with the same X-Request-Id two request_ids', async () => {
+    const rid = newRid('reused');
+    const [first, second] = [await update({ 'x-request-id': rid }), await update({ 'x-request-id': rid })];
+    const ids = [first, second].map((res) => res.headers.get('x-service-request-id')!);
+    expect(new Set(ids).size).toBe(2);
+    const rows = await app.query<{ request_id: string }>('select request_id from audit_events where client_request_id = $1', [rid]);
+    expect(rows.map((r) => r.request_id).sort()).toEqual([...ids].sort());
+  });
+
+  it('stores client_request_id null when the caller sent none, or one that is not 1–128 visible ASCII', async () => {
+    const sent: Array<Record<string, string>> = [{}, { 'x-request-id': 'has spaces' }, { 'x-request-id': 'x'.repeat(129) }];
+    for (const headers of sent) {
+      const res = await update(headers);
+      expect(res.status, res.text).toBe(200);
+      const serviceId = res.headers.get('x-service-request-id')!;
+      expect(serviceId).toMatch(UUID_PATTERN);
+      expect(res.headers.get('x-request-id')).toBe(serviceId);
+      expect(await storedOf(serviceId)).toEqual([{ request_id: serviceId, client_request_id: null }]);
+      for (const event of await listedOf(serviceId)) expect(event.client_request_id).toBeNull();
+    }
+  });
+
+  it('does the same over tRPC', async () => {
+    const { rid, options } = trpcRid('update');
+    await app.trpc(admin.token).workspaces.update.mutate({ workspace_id: ws.id, description: `via tRPC ${rid}` }, options);
+    const rows = await app.query<{ request_id: string; client_request_id: string }>(
+      'select request_id, client_request_id from audit_events where client_request_id = $1',
+      [rid],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.request_id).toMatch(UUID_PATTERN);
+    const [listed] = await listedOf(rows[0]!.request_id);
+    expect(listed).toMatchObject({ request_id: rows[0]!.request_id, client_request_id: rid });
+  });
+
+  it("logs both on the request line: requestId (the service's) and clientRequestId", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const logged = await serveApp(app.config, app.database, async () => {}, logger);
+    try {
+      const rid = newRid('logged');
+      const res = await fetch(`${logged.url}/healthz`, { headers: { 'x-request-id': rid } });
+      expect(res.status).toBe(200);
+      const serviceId = res.headers.get('x-service-request-id');
+      await expect.poll(() => lines.filter((l) => l.msg === 'request').length).toBe(1);
+      expect(lines.find((l) => l.msg === 'request')).toMatchObject({ requestId: serviceId, clientRequestId: rid, status: 200 });
+    } finally {
+      await logged.close();
+    }
+  });
+});
 
 describe('event lists', () => {
   let org: string;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres } from '../src/db/client';
 import { errorForLog } from '../src/trpc/errors';
 import { serveApp, startTestApp, type TestApp } from './helpers/app';
-import { AUDIENCE, nowSeconds, signToken } from './helpers/auth-helpers';
+import { AUDIENCE, CLOCK_SKEW_SECONDS, nowSeconds, signToken, untilSecond } from './helpers/auth-helpers';
 import { expectApiError, expectTrpcFailure } from './helpers/errors';
 import { createWorkspace, defaultWorkspaceIds, teamOf, workspaceRow, type Team } from './helpers/workspace-helpers';
 
@@ -285,7 +285,14 @@ describe('an external identity whose account was deleted', () => {
     const users = await external.query<{ n: number }>("select count(*)::int as n from users where external_subject = 'idp-user-42'");
     expect(users[0]!.n).toBe(0);
 
-    const later = idpToken(nowSeconds() + 2);
+    // Later means past the deletion and the 60 s an iat may be ahead of this clock.
+    const [revoked] = await external.query<{ revoked_ms: number }>(
+      "select (extract(epoch from revoked_at) * 1000)::float8 as revoked_ms from revoked_external_identities where subject = 'idp-user-42'",
+    );
+    const second = Math.floor(revoked!.revoked_ms / 1000);
+    expectApiError(await external.request('GET', '/api/v1/auth/me', { token: idpToken(second + CLOCK_SKEW_SECONDS) }), 401, 'UNAUTHORIZED');
+    await untilSecond(second + 1);
+    const later = idpToken(second + CLOCK_SKEW_SECONDS + 1);
     const again = await external.request('GET', '/api/v1/auth/me', { token: later });
     expect(again.status, again.text).toBe(200);
     expect(again.body.user.id).not.toBe(firstId);

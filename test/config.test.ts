@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, configWarnings, loadConfig } from '../src/config';
 
 const SECRET = 'a-secret-that-is-at-least-32-bytes-long';
 const publicKeyPem = (type: 'rsa' | 'ec') =>
@@ -33,6 +33,7 @@ describe('loadConfig defaults', () => {
       AUTH_RATE_LIMIT_PER_MINUTE: 20,
       MAX_WORKSPACES_PER_ORGANIZATION: 50_000,
       MAX_ORGANIZATIONS_PER_USER: 100,
+      UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: 60,
       RATE_LIMIT_STORE: 'memory',
       DATABASE_PREPARE: true,
       AUDIT_RETENTION_DAYS: 90,
@@ -71,6 +72,7 @@ describe('loadConfig values', () => {
       AUTH_RATE_LIMIT_PER_MINUTE: '5',
       MAX_WORKSPACES_PER_ORGANIZATION: '0',
       MAX_ORGANIZATIONS_PER_USER: '7',
+      UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: '0',
       RATE_LIMIT_STORE: 'postgres',
       DATABASE_PREPARE: 'false',
       LOG_LEVEL: 'warn',
@@ -84,6 +86,7 @@ describe('loadConfig values', () => {
       AUTH_RATE_LIMIT_PER_MINUTE: 5,
       MAX_WORKSPACES_PER_ORGANIZATION: 0,
       MAX_ORGANIZATIONS_PER_USER: 7,
+      UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: 0,
       RATE_LIMIT_STORE: 'postgres',
       DATABASE_PREPARE: false,
       LOG_LEVEL: 'warn',
@@ -104,6 +107,18 @@ describe('loadConfig values', () => {
     expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
     expect(loadConfig({ TRUST_PROXY: 'loopback' }).TRUST_PROXY).toBe('loopback');
     expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).TRUST_PROXY).toBe('loopback, 10.0.0.0/8');
+  });
+
+  it('warns about TRUST_PROXY=true (every X-Forwarded-For hop trusted), not about a hop count or addresses', () => {
+    const warnings = configWarnings(loadConfig({ TRUST_PROXY: 'true' }));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ variable: 'TRUST_PROXY' });
+    expect(warnings[0]!.message).toMatch(/X-Forwarded-For/);
+    expect(warnings[0]!.message).toMatch(/hop count/);
+    for (const value of ['false', '1', '2', 'loopback', 'loopback, 10.0.0.0/8']) {
+      expect(configWarnings(loadConfig({ TRUST_PROXY: value })), value).toEqual([]);
+    }
+    expect(configWarnings(loadConfig({}))).toEqual([]);
   });
 
   it('accepts production with a JWT_SECRET of at least 32 bytes', () => {
@@ -144,6 +159,11 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['a fractional AUTH_RATE_LIMIT_PER_MINUTE', { AUTH_RATE_LIMIT_PER_MINUTE: '1.5' }, 'AUTH_RATE_LIMIT_PER_MINUTE'],
     ['a negative MAX_WORKSPACES_PER_ORGANIZATION', { MAX_WORKSPACES_PER_ORGANIZATION: '-1' }, 'MAX_WORKSPACES_PER_ORGANIZATION'],
     ['a word for MAX_ORGANIZATIONS_PER_USER', { MAX_ORGANIZATIONS_PER_USER: 'unlimited' }, 'MAX_ORGANIZATIONS_PER_USER'],
+    [
+      'an UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE that is not a number',
+      { UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: 'many' },
+      'UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE',
+    ],
     ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
     ['an AUDIT_RETENTION_DAYS over ten years', { AUDIT_RETENTION_DAYS: '3651' }, 'AUDIT_RETENTION_DAYS'],
     ['an AUDIT_RETENTION_DAYS that is not a number', { AUDIT_RETENTION_DAYS: '90d' }, 'AUDIT_RETENTION_DAYS'],

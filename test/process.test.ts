@@ -83,6 +83,40 @@ describe.skipIf(onPostgres)('a bad configuration', () => {
   );
 });
 
+/** The JSON log lines a process wrote to stdout so far. */
+const logLines = (proc: ServerProcess) =>
+  proc
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { level: number; msg: string; variable?: string });
+
+// On an in-memory embedded database, with DATABASE_URL set or not: it needs no server.
+describe('TRUST_PROXY=true at start', () => {
+  it(
+    'logs one warn line naming TRUST_PROXY and serves; a hop count logs none',
+    async () => {
+      const [trusting, counted] = [
+        start({ DATA_DIR: 'memory://', TRUST_PROXY: 'true' }),
+        start({ DATA_DIR: 'memory://', TRUST_PROXY: '1' }),
+      ];
+      const urls = await Promise.all([trusting.ready(), counted.ready()]);
+      for (const url of urls) expect((await get(url, '/healthz')).status).toBe(200);
+
+      const warnings = (proc: ServerProcess) => logLines(proc).filter((line) => line.level >= 40);
+      expect(warnings(trusting), trusting.stdout()).toEqual([
+        expect.objectContaining({ level: 40, variable: 'TRUST_PROXY', msg: expect.stringMatching(/X-Forwarded-For/) }),
+      ]);
+      expect(warnings(counted), counted.stdout()).toEqual([]);
+      expect(trusting.stderr()).toBe('');
+
+      for (const proc of [trusting, counted]) proc.child.kill('SIGTERM');
+      for (const proc of [trusting, counted]) expect(await exitWithin(proc, 15_000)).toBe(0);
+    },
+    PROCESS_TEST_TIMEOUT,
+  );
+});
+
 describe.skipIf(onPostgres)('the embedded database across processes', () => {
   let dataDir: string;
   const lockPath = () => join(dataDir, 'pglite.lock');

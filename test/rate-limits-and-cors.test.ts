@@ -224,6 +224,125 @@ describe('per client address for signup and login (AUTH_RATE_LIMIT_PER_MINUTE=3)
   });
 });
 
+/**
+ * Every 401 of an operation that needs a token counts against the client address's budget
+ * (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE); once it is spent the answer is 429, so nobody tries
+ * tokens or hammers an endpoint without one at speed. Valid callers never count there.
+ * TRUST_PROXY=loopback gives each test a client address of its own (X-Forwarded-For).
+ */
+describe('401s per client address (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE=4)', () => {
+  let app: TestApp;
+  let ann: SignedUp, rex: SignedUp, dee: SignedUp;
+  const forged = () => signLocalToken({ sub: ann.user.id }, { secret: 'another-secret-that-is-at-least-32-bytes-long' });
+  const expired = () => signLocalToken({ sub: ann.user.id, iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 });
+
+  beforeAll(async () => {
+    app = await startTestApp({ UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: '4', TRUST_PROXY: 'loopback' });
+    [ann, rex, dee] = await signupMany(app, ['Ann', 'Rex', 'Dee']);
+    // Rex's token is revoked by his logout, Dee's account is deleted.
+    expect((await app.request('POST', '/api/v1/auth/logout', { token: rex.token })).status).toBe(204);
+    expect((await app.request('DELETE', '/api/v1/auth/me', { token: dee.token })).status).toBe(204);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  /** POST /api/v1/workspaces from `address` (X-Forwarded-For), as `token` (none when undefined). */
+  const create = (address: string, token: string | undefined, name = uniqueWorkspaceName('Probe')) =>
+    app.request('POST', '/api/v1/workspaces', {
+      token,
+      body: { organization_id: ann.organization.id, name },
+      headers: { 'x-forwarded-for': address },
+    });
+  const workspacesNamed = (name: string) => app.query('select id from workspaces where name = $1', [name]);
+
+  it('counts revoked, deleted-user, forged and expired tokens on a write (401, RateLimit-Remaining 3 … 0), then answers 429', async () => {
+    const address = '10.1.0.1';
+    const before = await app.query<{ n: number }>('select count(*)::int as n from workspaces');
+    for (const [i, token] of [rex.token, dee.token, forged(), expired()].entries()) {
+      const res = await create(address, token);
+      expectApiError(res, 401, 'UNAUTHORIZED');
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expectRateLimitHeaders(res, 4, 3 - i);
+    }
+    // Spent: a missing token, and each kind again, is 429 from now on.
+    for (const token of [undefined, rex.token, dee.token, forged(), expired()]) {
+      const refused = await create(address, token);
+      expectRateLimited(refused, 4);
+      expect(refused.body.message).toMatch(/at most 4 .*per minute from this address/);
+    }
+    expect(await app.query<{ n: number }>('select count(*)::int as n from workspaces')).toEqual(before);
+  });
+
+  it('leaves a valid caller from a spent address alone: its write is 201 and its read 200', async () => {
+    const address = '10.1.0.2';
+    for (let i = 0; i < 4; i++) expectApiError(await create(address, undefined), 401, 'UNAUTHORIZED');
+    expectRateLimited(await create(address, forged()), 4);
+
+    const name = uniqueWorkspaceName('Valid');
+    const created = await create(address, ann.token, name);
+    expect(created.status, created.text).toBe(201);
+    expect(await workspacesNamed(name)).toEqual([{ id: created.body.id }]);
+    const read = await app.request('GET', `/api/v1/workspaces/${created.body.id}`, {
+      token: ann.token,
+      headers: { 'x-forwarded-for': address },
+    });
+    expect(read.status, read.text).toBe(200);
+    expect(read.body.id).toBe(created.body.id);
+    expectRateLimited(await create(address, undefined), 4);
+  });
+
+  it('keeps a budget per address: another address still gets its 401s after one is spent', async () => {
+    for (let i = 0; i < 5; i++) await create('10.1.0.3', undefined);
+    expectRateLimited(await create('10.1.0.3', undefined), 4);
+    const other = await create('10.1.0.4', undefined);
+    expectApiError(other, 401, 'UNAUTHORIZED');
+    expectRateLimitHeaders(other, 4, 3);
+  });
+
+  it('counts each call of a tRPC batch, a hot read with a revoked token included: 4 answers 401, the other 2 429', async () => {
+    const input = encodeURIComponent(
+      JSON.stringify(Object.fromEntries([0, 1, 2, 3, 4, 5].map((i) => [i, { workspace_id: ann.workspace.id }]))),
+    );
+    const res = await fetch(`${app.url}/trpc/${Array(6).fill('workspaces.get').join(',')}?batch=1&input=${input}`, {
+      headers: { authorization: `Bearer ${rex.token}`, 'x-forwarded-for': '10.1.0.5' },
+    });
+    const body = (await res.json()) as Array<{ error?: { data?: { httpStatus?: number; code?: string } } }>;
+    // The calls of a batch run concurrently: which four are counted first is not fixed.
+    expect(body.map((call) => call.error?.data?.httpStatus).sort()).toEqual([401, 401, 401, 401, 429, 429]);
+    expectRateLimitHeaders(res, 4, 0);
+    expectSecondsWithinWindow(res.headers.get('retry-after'), 'Retry-After');
+
+    // A write over the tRPC client from the same address: 429 too, and nothing created.
+    const name = uniqueWorkspaceName('Trpc');
+    await expectTrpcFailure(
+      app
+        .trpc(forged())
+        .workspaces.create.mutate(
+          { organization_id: ann.organization.id, name },
+          { context: { headers: { 'x-forwarded-for': '10.1.0.5' } } },
+        ),
+      429,
+      'TOO_MANY_REQUESTS',
+    );
+    expect(await workspacesNamed(name)).toEqual([]);
+  });
+
+  it('leaves signup and login to their own limit: failed logins spend nothing of this budget', async () => {
+    const address = '10.1.0.6';
+    for (let i = 0; i < 5; i++) {
+      const login = await app.request('POST', '/api/v1/auth/login', {
+        body: { email: ann.user.email, password: 'not the password' },
+        headers: { 'x-forwarded-for': address },
+      });
+      expectApiError(login, 401, 'UNAUTHORIZED');
+    }
+    const first = await create(address, expired());
+    expectApiError(first, 401, 'UNAUTHORIZED');
+    expectRateLimitHeaders(first, 4, 3);
+  });
+});
+
 describe('TRUST_PROXY unset: X-Forwarded-For is ignored', () => {
   let app: TestApp;
 
@@ -247,6 +366,38 @@ describe('TRUST_PROXY unset: X-Forwarded-For is ignored', () => {
     }
     expectRateLimited(await login('10.0.0.4'), 3);
     expectRateLimited(await login('10.0.0.5, 10.0.0.6'), 3);
+  });
+});
+
+/**
+ * Why the service warns at start about TRUST_PROXY=true (README, Configuration and Security):
+ * every X-Forwarded-For hop is trusted, so with no proxy in front replacing the header a
+ * client names its own address and starts a fresh budget with each one.
+ */
+describe('TRUST_PROXY=true with no proxy in front: X-Forwarded-For rotates past the login limit', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3', TRUST_PROXY: 'true' });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('counts each made-up address apart: a 4th, 5th and 6th login get 401, not 429', async () => {
+    const login = (forwardedFor: string) =>
+      app.request('POST', '/api/v1/auth/login', {
+        body: { email: uniqueEmail('nobody'), password: PASSWORD },
+        headers: { 'x-forwarded-for': forwardedFor },
+      });
+    for (let i = 0; i < 3; i++) expectApiError(await login('10.9.0.1'), 401, 'UNAUTHORIZED');
+    expectRateLimited(await login('10.9.0.1'), 3);
+    // The left-most address is the one taken: whatever the client puts first.
+    for (const address of ['10.9.0.2', '10.9.0.3', '10.9.0.4, 10.9.0.1']) {
+      const res = await login(address);
+      expectApiError(res, 401, 'UNAUTHORIZED');
+      expectRateLimitHeaders(res, 3, 2);
+    }
   });
 });
 

@@ -5,12 +5,14 @@ import { signup, startTestApp, uniqueEmail, TEST_SECRET, type SignedUp, type Tes
 import {
   AUDIENCE,
   base64url,
+  CLOCK_SKEW_SECONDS,
   decodeClaims,
   membershipRows,
   nowSeconds,
   signLocalToken,
   signToken,
   unsignedToken,
+  untilSecond,
   userRow,
 } from './helpers/auth-helpers';
 import { tableCounts } from './helpers/sql';
@@ -306,21 +308,73 @@ describe('tokens of an external identity provider (RS256)', () => {
     expect((await externalUsers(app, subject))[0]!.password_hash).toBeNull();
   });
 
-  it('stops accepting the external tokens issued before a logout', async () => {
+  /**
+   * An identity provider's tokens carry no token version: revocation refuses those issued up to
+   * the logout or deletion plus the 60 s an `iat` may be ahead of this clock, since a token
+   * issued before it by a provider whose clock runs ahead carries an `iat` up to 60 s later.
+   */
+  it('stops accepting the external tokens issued before a logout, those with an iat ahead within the skew included', async () => {
     const subject = `idp|${randomUUID()}`;
-    const email = uniqueEmail('extlogout');
-    const old = externalToken({ sub: subject, email, name: 'Ext Logout', iat: nowSeconds() - 10 });
-    const { user } = await expectAccepted(app, old);
+    const claims = { sub: subject, email: uniqueEmail('extlogout'), name: 'Ext Logout' };
+    // Both issued before the logout: by a provider whose clock is behind, and by one 59 s ahead.
+    const behind = externalToken({ ...claims, iat: nowSeconds() - 10 });
+    const ahead = externalToken({ ...claims, iat: nowSeconds() + CLOCK_SKEW_SECONDS - 1 });
+    const { user } = await expectAccepted(app, behind);
+    expect((await expectAccepted(app, ahead)).user.id).toBe(user.id);
 
-    const res = await app.request('POST', '/api/v1/auth/logout', { token: old });
+    const res = await app.request('POST', '/api/v1/auth/logout', { token: behind });
     expect(res.status, res.text).toBe(204);
     const loggedOutAt = (await userRow(app, user.id))!.logged_out_at!;
     expect(loggedOutAt).toBeInstanceOf(Date);
+    const second = Math.floor(loggedOutAt.getTime() / 1000);
 
-    await expectRefused(app, `Bearer ${old}`);
-    const fresh = externalToken({ sub: subject, email, name: 'Ext Logout', iat: Math.floor(loggedOutAt.getTime() / 1000) + 1 });
+    await expectRefused(app, `Bearer ${behind}`);
+    await expectRefused(app, `Bearer ${ahead}`);
+    // Issued within the skew after the logout: refused too (README: sign in again after it).
+    await expectRefused(app, `Bearer ${externalToken({ ...claims, iat: second + CLOCK_SKEW_SECONDS })}`);
+    expect(await externalUsers(app, subject)).toHaveLength(1);
+
+    // Past it, the same account again, its logout kept.
+    await untilSecond(second + 1);
+    const fresh = externalToken({ ...claims, iat: second + CLOCK_SKEW_SECONDS + 1 });
     expect((await expectAccepted(app, fresh)).user.id).toBe(user.id);
     expect(await externalUsers(app, subject)).toHaveLength(1);
+    expect((await userRow(app, user.id))!.logged_out_at).toEqual(loggedOutAt);
+    await expectRefused(app, `Bearer ${ahead}`);
+  });
+
+  it('keeps a deleted identity deleted for the tokens issued before, those with an iat ahead within the skew included', async () => {
+    const subject = `idp|${randomUUID()}`;
+    const claims = { sub: subject, email: uniqueEmail('extdeleted'), name: 'Ext Deleted' };
+    const behind = externalToken({ ...claims, iat: nowSeconds() - 10 });
+    const ahead = externalToken({ ...claims, iat: nowSeconds() + CLOCK_SKEW_SECONDS - 1 });
+    const { user } = await expectAccepted(app, behind);
+
+    const res = await app.request('DELETE', '/api/v1/auth/me', { token: behind });
+    expect(res.status, res.text).toBe(204);
+    const [revoked] = await app.query<{ revoked_ms: number }>(
+      `select (extract(epoch from revoked_at) * 1000)::float8 as revoked_ms
+         from revoked_external_identities where issuer = $1 and subject = $2`,
+      [EXTERNAL_ISSUER, subject],
+    );
+    const second = Math.floor(revoked!.revoked_ms / 1000);
+    const before = await tableCounts(app);
+
+    // None of them brings the account back: no user, organization or workspace is created.
+    await expectRefused(app, `Bearer ${ahead}`);
+    await expectRefused(app, `Bearer ${behind}`);
+    await expectRefused(app, `Bearer ${externalToken({ ...claims, iat: second + CLOCK_SKEW_SECONDS })}`);
+    expect(await externalUsers(app, subject)).toEqual([]);
+    expect(await tableCounts(app)).toEqual(before);
+
+    // Past the skew, a first sight again: a new, empty account, which the earlier tokens cannot reach either.
+    await untilSecond(second + 1);
+    const again = await expectAccepted(app, externalToken({ ...claims, iat: second + CLOCK_SKEW_SECONDS + 1 }));
+    expect(again.user.id).not.toBe(user.id);
+    expect((await externalUsers(app, subject)).map((u) => u.id)).toEqual([again.user.id]);
+    await expectRefused(app, `Bearer ${ahead}`);
+    await expectRefused(app, `Bearer ${behind}`);
+    expect((await externalUsers(app, subject)).map((u) => u.id)).toEqual([again.user.id]);
   });
 });
 

@@ -40,8 +40,11 @@ export interface TokenService {
  */
 const VERIFIED_TOKEN_CACHE_ENTRIES = 10_000;
 
-/** How far ahead of this clock an `iat` may be (clocks of issuers drift). */
-const CLOCK_SKEW_SECONDS = 60;
+/**
+ * How far ahead of this clock an `iat` may be (clocks of issuers drift). Revocation of an
+ * identity provider's tokens covers it too (modules/auth/service.ts `revokedBy`).
+ */
+export const CLOCK_SKEW_SECONDS = 60;
 const MAX_SUBJECT_LENGTH = 255;
 
 /**

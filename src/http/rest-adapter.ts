@@ -148,6 +148,7 @@ export function createRestHandler(appRouter: AppRouter, deps: AppDeps) {
         deps,
         face: 'rest',
         requestId: res.locals.requestId as string,
+        clientRequestId: res.locals.clientRequestId as string | undefined,
         clientIp: req.ip,
         headers: req.headers,
         setHeader: (name, value) => headers.set(name, value),

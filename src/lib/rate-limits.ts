@@ -1,9 +1,11 @@
 /**
  * Rate limits, with rate-limiter-flexible: a window of one minute per authenticated caller
- * (RATE_LIMIT_PER_MINUTE, keyed by user id once the token is verified) and per client address
- * for signup and login (AUTH_RATE_LIMIT_PER_MINUTE). Every procedure call counts, so each call
- * of a tRPC batch does. The counters live in this process (`memory`) or in PostgreSQL
- * (`postgres`), where every replica on the database shares them. `0` turns a limit off.
+ * (RATE_LIMIT_PER_MINUTE, keyed by user id once the token is verified), per client address
+ * for signup and login (AUTH_RATE_LIMIT_PER_MINUTE), and per client address for the 401s of
+ * every other operation (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: missing, malformed, forged,
+ * expired or revoked tokens, deleted users). Every procedure call counts, so each call of a
+ * tRPC batch does. The counters live in this process (`memory`) or in PostgreSQL (`postgres`),
+ * where every replica on the database shares them. `0` turns a limit off.
  * @module
  */
 import { RateLimiterDrizzle, RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -20,7 +22,7 @@ export interface RateLimitState {
   resetSeconds: number;
 }
 
-export type LimitedBy = 'caller' | 'address';
+export type LimitedBy = 'caller' | 'address' | 'unauthenticated';
 
 export interface RateLimits {
   /**
@@ -31,6 +33,13 @@ export interface RateLimits {
 }
 
 const WINDOW_SECONDS = 60;
+
+/** What each limit counts, for the 429's message. */
+const WHAT: Record<LimitedBy, string> = {
+  caller: 'requests per minute for this account',
+  address: 'sign-up and log-in attempts per minute from this address',
+  unauthenticated: 'requests with a missing or invalid token (401) per minute from this address',
+};
 
 export function createRateLimits(config: Config, database: DatabaseHandle): RateLimits {
   const limiter = (points: number, keyPrefix: string): RateLimiterAbstract | undefined => {
@@ -43,6 +52,7 @@ export function createRateLimits(config: Config, database: DatabaseHandle): Rate
   const limiters: Record<LimitedBy, RateLimiterAbstract | undefined> = {
     caller: limiter(config.RATE_LIMIT_PER_MINUTE, 'caller'),
     address: limiter(config.AUTH_RATE_LIMIT_PER_MINUTE, 'address'),
+    unauthenticated: limiter(config.UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE, 'unauthenticated'),
   };
 
   return {
@@ -60,8 +70,7 @@ export function createRateLimits(config: Config, database: DatabaseHandle): Rate
         // Over the limit the library rejects with its result; anything else is the store failing.
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
         const over = state(rejection);
-        const what = by === 'caller' ? 'requests per minute for this account' : 'sign-up and log-in attempts per minute from this address';
-        const message = `Rate limit exceeded: at most ${active.points} ${what}; retry in ${over.resetSeconds} s`;
+        const message = `Rate limit exceeded: at most ${active.points} ${WHAT[by]}; retry in ${over.resetSeconds} s`;
         return { state: over, refusal: new AppError('TOO_MANY_REQUESTS', message, { retryAfter: over.resetSeconds }) };
       }
     },

@@ -3,7 +3,7 @@ import type { Db } from '../db/client';
 import type { Caller } from '../auth/caller';
 import type { AppDeps } from '../deps';
 import type { RateLimitState } from '../lib/rate-limits';
-import type { Author } from '../auth/author';
+import type { Author, RequestIds } from '../auth/author';
 
 export type Face = 'rest' | 'trpc';
 
@@ -16,7 +16,10 @@ export interface Context {
   /** The database, for reads; writes go through `inTransaction` (trpc/transaction.ts). */
   db: Db;
   face: Face;
+  /** The service's own id of this request (audit events, log lines, `X-Service-Request-Id`). */
   requestId: string;
+  /** The caller's `X-Request-Id`, when it sent a usable one. */
+  clientRequestId: string | undefined;
   /** The client's address (Express's `req.ip`, which honours TRUST_PROXY). */
   clientIp: string | undefined;
   authorization: string | undefined;
@@ -32,8 +35,11 @@ export interface Context {
 /** The context once the auth middleware has established the caller. */
 export type AuthedContext = Context & { actor: Actor };
 
-/** Who makes a change, for its audit events: the caller and this request's id. */
-export const authorOf = (ctx: AuthedContext): Author => ({ id: ctx.actor.id, email: ctx.actor.email, requestId: ctx.requestId });
+/** This request's ids: the service's own, and the caller's. */
+export const requestIdsOf = (ctx: Context): RequestIds => ({ requestId: ctx.requestId, clientRequestId: ctx.clientRequestId });
+
+/** Who makes a change, for its audit events: the caller and this request's ids. */
+export const authorOf = (ctx: AuthedContext): Author => ({ id: ctx.actor.id, email: ctx.actor.email, ...requestIdsOf(ctx) });
 
 /** The context of a read that confirms the caller in its own query (authedReadProcedure). */
 export type CallerContext = Context & { caller: Caller };
@@ -42,6 +48,7 @@ export interface ContextOptions {
   deps: AppDeps;
   face: Face;
   requestId: string;
+  clientRequestId?: string;
   clientIp: string | undefined;
   headers: IncomingHttpHeaders;
   setHeader: Context['setHeader'];
@@ -49,12 +56,13 @@ export interface ContextOptions {
 
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
-export function createContext({ deps, face, requestId, clientIp, headers, setHeader }: ContextOptions): Context {
+export function createContext({ deps, face, requestId, clientRequestId, clientIp, headers, setHeader }: ContextOptions): Context {
   return {
     deps,
     db: deps.database.db,
     face,
     requestId,
+    clientRequestId,
     clientIp,
     authorization: single(headers.authorization),
     idempotencyKey: single(headers['idempotency-key']),

@@ -5,7 +5,7 @@ import type { Caller } from '../auth/caller';
 import type { TokenClaims } from '../auth/tokens';
 import { AppError, trpcCodeOf, unauthorized } from '../lib/errors';
 import type { LimitedBy } from '../lib/rate-limits';
-import type { Context } from './context';
+import { requestIdsOf, type Context } from './context';
 import { describeError } from './errors';
 import { inTransaction } from './transaction';
 
@@ -71,6 +71,30 @@ async function countCall(ctx: Context, by: LimitedBy, key: string): Promise<void
   if (refusal) throw refusal;
 }
 
+/**
+ * Runs the caller's authentication: a 401 it throws counts against the client address's budget
+ * (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE) and, once that is spent, is answered 429 instead, so
+ * nobody can try tokens, or hammer an operation without one, at speed. Only failures count: a
+ * valid caller behind the same address is never refused for another's bad tokens.
+ */
+async function authenticating<T>(ctx: Context, authenticate: () => Promise<T>): Promise<T> {
+  try {
+    return await authenticate();
+  } catch (error) {
+    if (isUnauthorized(error)) await countFailedAuthentication(ctx);
+    throw error;
+  }
+}
+
+const countFailedAuthentication = (ctx: Context) => countCall(ctx, 'unauthenticated', ctx.clientIp ?? 'unknown');
+
+/** A 401, thrown by us (AppError) or carried by the error tRPC made of it. */
+function isUnauthorized(error: unknown): boolean {
+  if (error instanceof AppError) return error.code === 'UNAUTHORIZED';
+  if (!(error instanceof TRPCError)) return false;
+  return error.code === 'UNAUTHORIZED' || (error.cause instanceof AppError && error.cause.code === 'UNAUTHORIZED');
+}
+
 /** For signup and login: limited per client address (AUTH_RATE_LIMIT_PER_MINUTE), so passwords cannot be tried at speed. */
 export const addressLimitedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   await countCall(ctx, 'address', ctx.clientIp ?? 'unknown');
@@ -80,33 +104,37 @@ export const addressLimitedProcedure = publicProcedure.use(async ({ ctx, next })
 /**
  * Establishes the caller from the bearer token and narrows `ctx.actor`; then counts the call
  * against the caller's rate limit (keyed only once the token is verified, so nobody can spend
- * another account's budget).
+ * another account's budget). A 401 counts against the address's instead (`authenticating`).
  */
 export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
-  const actor = await resolveActor(ctx, claims);
+  const actor = await authenticating(ctx, () => resolveActor(ctx, ctx.deps.tokens.verify(bearerToken(ctx.authorization))));
   await countCall(ctx, 'caller', actor.id);
   return next({ ctx: { actor } });
 });
 
 const resolveActor = (ctx: Context, claims: TokenClaims) =>
-  ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work), ctx.requestId);
+  ctx.deps.resolveActor(ctx.db, claims, (work) => inTransaction(ctx, work), requestIdsOf(ctx));
 
 /**
  * For the hot reads, which confirm the caller inside their own query (`confirmCaller`): one
  * round trip instead of two. Narrows `ctx.caller` to what the verified token says (an identity
  * provider's token is resolved here, as it may create the account). The answers are those of
  * authedProcedure, in the same order: a refused input is checked against the account first,
- * so a revoked token is 401 before its input is 400.
+ * so a revoked token is 401 before its input is 400. Its 401s count like authedProcedure's,
+ * those the read's own query finds included.
  */
 export const authedReadProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
-  const caller: Caller =
-    claims.kind === 'local' ? { id: claims.userId, tokenVersion: claims.tokenVersion } : { id: (await resolveActor(ctx, claims)).id };
+  const { claims, caller } = await authenticating(ctx, async () => {
+    const claims = ctx.deps.tokens.verify(bearerToken(ctx.authorization));
+    const caller: Caller =
+      claims.kind === 'local' ? { id: claims.userId, tokenVersion: claims.tokenVersion } : { id: (await resolveActor(ctx, claims)).id };
+    return { claims, caller };
+  });
   await countCall(ctx, 'caller', caller.id);
   const result = await next({ ctx: { caller } });
   if (!result.ok && claims.kind === 'local' && result.error.code === 'BAD_REQUEST' && !(result.error.cause instanceof AppError)) {
-    await resolveActor(ctx, claims);
+    await authenticating(ctx, () => resolveActor(ctx, claims));
   }
+  if (!result.ok && isUnauthorized(result.error)) await countFailedAuthentication(ctx);
   return result;
 });

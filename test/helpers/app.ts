@@ -79,6 +79,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     // Suites sign up many accounts from one address; the rate-limit suite sets its own limits.
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
@@ -101,10 +102,16 @@ export async function startReplica(app: TestApp): Promise<TestApp> {
 
 /**
  * The app with `config` on a database the caller opened (through a proxy, with a short
- * timeout…), served as the service serves it; `close()` stops it, then `closeDatabase`.
+ * timeout…), served as the service serves it (logging to `logger`, silent by default);
+ * `close()` stops it, then `closeDatabase`.
  */
-export async function serveApp(config: Config, database: DatabaseHandle, closeDatabase: () => Promise<void>): Promise<TestApp> {
-  const deps = createDeps(config, database, pino({ level: 'silent' }));
+export async function serveApp(
+  config: Config,
+  database: DatabaseHandle,
+  closeDatabase: () => Promise<void>,
+  logger: pino.Logger = pino({ level: 'silent' }),
+): Promise<TestApp> {
+  const deps = createDeps(config, database, logger);
   const server = createHttpServer(createApp(deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -7,6 +7,14 @@ export const AUDIENCE = 'workspaces-api';
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** How far ahead of the service's clock an `iat` may be (README, Security: "iat at most 60 s ahead"). */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/** Waits until this clock has reached the whole second `second` (Unix time). */
+export async function untilSecond(second: number): Promise<void> {
+  while (Date.now() < second * 1000) await new Promise((resolve) => setTimeout(resolve, Math.min(100, second * 1000 - Date.now())));
+}
+
 export const base64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** Drops the keys whose value is `undefined`, so a test can leave a claim out by naming it. */

@@ -2,7 +2,8 @@ import { pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 
 /**
  * External identities whose account was deleted: the provider's tokens for them issued up
- * to `revokedAt` stop working (a later token is a first sight again).
+ * to `revokedAt` plus the clock skew stop working (a later token is a first sight again, and
+ * the new account is revoked up to the same point).
  */
 export const revokedExternalIdentities = pgTable(
   'revoked_external_identities',

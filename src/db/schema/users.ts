@@ -14,7 +14,11 @@ export const users = pgTable(
     externalSubject: text('external_subject'),
     /** Bumped on logout; tokens carry the version they were issued under. */
     tokenVersion: integer('token_version').notNull().default(0),
-    /** Last logout, for external-provider tokens, which carry no token version: older `iat`s are refused. */
+    /**
+     * Last logout (or, for an identity whose earlier account was deleted, that deletion), for
+     * external-provider tokens, which carry no token version: `iat`s up to it plus the clock
+     * skew are refused (modules/auth/service.ts `revokedBy`).
+     */
     loggedOutAt: timestamp('logged_out_at', { precision: 3, withTimezone: true, mode: 'date' }),
     createdAt: createdAt(),
   },

@@ -9,7 +9,7 @@ import { auditEvents, type Change, type ChangeValue } from '../../db/schema';
 import type { Author } from '../../auth/author';
 import { canonicalJson } from '../../lib/canonical-json';
 
-export type { Author } from '../../auth/author';
+export type { Author, RequestIds } from '../../auth/author';
 export type { Change } from '../../db/schema';
 
 /** Every action an event may name (README, Audit events). */
@@ -22,6 +22,7 @@ export const AUDIT_ACTIONS = [
   'member.removed',
   'workspace.created',
   'workspace.cloned',
+  'workspace.cloned_out',
   'workspace.updated',
   'workspace.settings_updated',
   'workspace.archived',
@@ -104,7 +105,7 @@ export async function recordEvents(tx: Tx, author: Author, events: NewEvent[]): 
         targetId: sql<string>`r.target_id`.as('target_id'),
         changes: sql<Changes>`r.changes`.as('changes'),
         requestId: sql<string>`${author.requestId}::text`.as('request_id'),
-        clientRequestId: sql<string | null>`null::text`.as('client_request_id'),
+        clientRequestId: sql<string | null>`${author.clientRequestId ?? null}::text`.as('client_request_id'),
         createdAt: sql<Date>`now()`.as('created_at'),
       })
       .from(

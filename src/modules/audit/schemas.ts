@@ -31,7 +31,12 @@ export const auditEventSchema = z
         }),
       )
       .meta({ description: 'dotted path → {from, to}' }),
-    request_id: responseText(128),
+    request_id: responseText(128).meta({
+      description: "the service's own id of the request that made the change (its X-Service-Request-Id)",
+    }),
+    client_request_id: responseText(128)
+      .nullable()
+      .meta({ description: 'the X-Request-Id the caller sent with that request (1–128 visible ASCII), or null when it sent none' }),
     created_at: timestamp,
   })
   .meta({ id: 'AuditEvent' });

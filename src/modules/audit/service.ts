@@ -25,6 +25,7 @@ const toEvent = (row: EventRow) => ({
   target_id: row.targetId,
   changes: row.changes,
   request_id: row.requestId,
+  client_request_id: row.clientRequestId,
   created_at: row.createdAt.toISOString(),
 });
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { addressLimitedProcedure, authedProcedure, router } from '../../trpc/init';
 import { rest } from '../../trpc/meta';
 import { inTransaction } from '../../trpc/transaction';
-import { authorOf } from '../../trpc/context';
+import { authorOf, requestIdsOf } from '../../trpc/context';
 import { hashPassword } from '../../auth/passwords';
 import { loginInput, loginOutput, meOutput, signupInput, signupOutput } from './schemas';
 import { deleteAccount, login, logout, me, signup } from './service';
@@ -29,7 +29,7 @@ export const authRouter = router({
     .output(signupOutput)
     .mutation(async ({ ctx, input: { password, ...account } }) => {
       const passwordHash = await hashPassword(password);
-      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }, ctx.requestId));
+      return inTransaction(ctx, (tx) => signup(tx, ctx.deps.tokens, { ...account, passwordHash }, requestIdsOf(ctx)));
     }),
 
   login: addressLimitedProcedure
@@ -53,7 +53,8 @@ export const authRouter = router({
       rest('POST', '/auth/logout', 'logout', {
         tag: 'auth',
         summary: 'Revoke every token issued to the caller so far',
-        description: 'Every access token issued to the caller before now stops working (401), on every server process. Takes no body.',
+        description:
+          "Every access token issued to the caller before now stops working (401), on every server process; an identity provider's tokens with an `iat` up to 60 s after now too (their `iat` may be that far ahead of this service's clock). Takes no body.",
         successStatus: 204,
         errors: [],
       }),

@@ -4,10 +4,10 @@ import { memberships, organizations, revokedExternalIdentities, users } from '..
 import { AppError, unauthorized } from '../../lib/errors';
 import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
 import { confirmCaller } from '../../auth/caller';
-import type { TokenClaims, TokenService } from '../../auth/tokens';
+import { CLOCK_SKEW_SECONDS, type TokenClaims, type TokenService } from '../../auth/tokens';
 import { createOrganizationWithDefault } from '../organizations/service';
 import { memberRemoved } from '../organizations/members';
-import { recordEvents, type Author } from '../audit/events';
+import { recordEvents, type Author, type RequestIds } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
 import type { Workspace } from '../workspaces/schemas';
 import type { LoginInput, LoginOutput, MeOutput, SignupInput, SignupOutput, User } from './schemas';
@@ -27,13 +27,13 @@ const emailTaken = () => new AppError('CONFLICT', 'An account with this email al
 async function createAccount(
   tx: Tx,
   values: typeof users.$inferInsert,
-  requestId: string,
+  request: RequestIds,
 ): Promise<{ user: UserRow; organization: OrganizationWithRole; workspace: Workspace }> {
   const [user] = await tx.insert(users).values(values).onConflictDoNothing().returning();
   if (!user) throw emailTaken();
   const { organization, workspace } = await createOrganizationWithDefault(
     tx,
-    { id: user.id, email: user.email, requestId },
+    { id: user.id, email: user.email, ...request },
     {
       name: truncate(`${values.name}'s organization`, 100),
     },
@@ -46,12 +46,12 @@ export async function signup(
   tx: Tx,
   tokens: TokenService,
   input: Omit<SignupInput, 'password'> & { passwordHash: string },
-  requestId: string,
+  request: RequestIds,
 ): Promise<SignupOutput> {
   const { user, organization, workspace } = await createAccount(
     tx,
     { email: input.email, name: input.name, passwordHash: input.passwordHash },
-    requestId,
+    request,
   );
   return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user), organization, workspace };
 }
@@ -67,7 +67,7 @@ export async function login(db: DbOrTx, tokens: TokenService, input: LoginInput)
   return { ...tokens.issue(user.id, user.tokenVersion), user: toUser(user) };
 }
 
-/** Every token issued to the user before now stops working. */
+/** Every token issued to the user before now stops working (an identity provider's: see `revokedBy`). */
 export async function logout(tx: Tx, userId: string): Promise<void> {
   await tx
     .update(users)
@@ -149,7 +149,7 @@ export async function resolveActor(
   db: DbOrTx,
   claims: TokenClaims,
   transact: Transact,
-  requestId: string,
+  request: RequestIds,
 ): Promise<Pick<User, 'id' | 'email' | 'name'>> {
   if (claims.kind === 'local') {
     const [user] = await db.select().from(users).where(eq(users.id, claims.userId));
@@ -160,13 +160,26 @@ export async function resolveActor(
     .select()
     .from(users)
     .where(and(eq(users.externalIssuer, claims.issuer), eq(users.externalSubject, claims.subject)));
-  if (!existing && (await deletedSince(db, claims))) throw unauthorized('The access token has been revoked');
-  const user = existing ?? (await createExternalUser(db, transact, claims, requestId));
-  if (user.loggedOutAt && claims.issuedAt * 1000 <= user.loggedOutAt.getTime()) {
-    throw unauthorized('The access token has been revoked');
+  let user = existing;
+  if (!user) {
+    const deletedAt = await deletionOf(db, claims);
+    if (deletedAt && revokedBy(claims, deletedAt)) throw unauthorized('The access token has been revoked');
+    user = await createExternalUser(db, transact, claims, request, deletedAt);
   }
+  if (user.loggedOutAt && revokedBy(claims, user.loggedOutAt)) throw unauthorized('The access token has been revoked');
   return { id: user.id, email: user.email, name: user.name };
 }
+
+/**
+ * Whether a revocation at `cutoff` (a logout, an account deletion) covers an identity
+ * provider's token. Such tokens carry no token version, only `iat`, and an `iat` may be up to
+ * CLOCK_SKEW_SECONDS ahead of this clock: a token issued just before the cutoff by a provider
+ * whose clock runs ahead carries an `iat` up to that much after it. So the cutoff covers the
+ * skew, and the provider's tokens issued within it after a logout are refused too (README,
+ * Auth: sign in again after it).
+ */
+const revokedBy = (claims: Extract<TokenClaims, { kind: 'external' }>, cutoff: Date) =>
+  claims.issuedAt * 1000 <= cutoff.getTime() + CLOCK_SKEW_SECONDS * 1000;
 
 /** A claim as a trimmed string, or '' when it is not one we can store (not a string, NUL, lone surrogate). */
 function claimString(value: unknown): string {
@@ -177,20 +190,26 @@ function claimString(value: unknown): string {
 /** At most `max` UTF-16 units, never ending in half of a surrogate pair. */
 const truncate = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
 
-/** Whether this identity's account was deleted after the token was issued. */
-async function deletedSince(db: DbOrTx, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<boolean> {
+/** When this identity's last account was deleted, if it ever was. */
+async function deletionOf(db: DbOrTx, claims: Extract<TokenClaims, { kind: 'external' }>): Promise<Date | undefined> {
   const [row] = await db
     .select({ revokedAt: revokedExternalIdentities.revokedAt })
     .from(revokedExternalIdentities)
     .where(and(eq(revokedExternalIdentities.issuer, claims.issuer), eq(revokedExternalIdentities.subject, claims.subject)));
-  return !!row && claims.issuedAt * 1000 <= row.revokedAt.getTime();
+  return row?.revokedAt;
 }
 
+/**
+ * The account of an identity seen for the first time, or again after its account was deleted
+ * (`deletedAt`): the new account starts as logged out then, so the tokens the deletion revoked
+ * cannot reach it either.
+ */
 async function createExternalUser(
   db: DbOrTx,
   transact: Transact,
   claims: Extract<TokenClaims, { kind: 'external' }>,
-  requestId: string,
+  request: RequestIds,
+  deletedAt: Date | undefined,
 ): Promise<UserRow> {
   const email = claimString(claims.email);
   const name = truncate(claimString(claims.name), 100).trim() || email;
@@ -199,7 +218,11 @@ async function createExternalUser(
   }
   try {
     const { user } = await transact((tx) =>
-      createAccount(tx, { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject }, requestId),
+      createAccount(
+        tx,
+        { email, name, externalIssuer: claims.issuer, externalSubject: claims.subject, loggedOutAt: deletedAt ?? null },
+        request,
+      ),
     );
     return user;
   } catch (error) {

@@ -76,6 +76,16 @@ async function lockOrganizationOf(tx: Tx, workspaceId: string, strength: 'update
     .for(strength);
 }
 
+/** Key-share locks on several organizations' rows, taken in id order. */
+async function lockOrganizations(tx: Tx, organizationIds: string[]): Promise<void> {
+  await tx
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(inArray(organizations.id, organizationIds))
+    .orderBy(organizations.id)
+    .for('key share');
+}
+
 const organizationIdOf = (workspaceId: string) =>
   sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`;
 
@@ -418,6 +428,7 @@ export async function setArchived(
  * A deep copy of the source's description, metadata and settings overrides into a new
  * workspace (of the source's organization, or another where the caller is admin). Reading
  * the source needs membership in its organization. The copy shares nothing with the source.
+ * A copy into another organization leaves a trace in the source's too (`workspace.cloned_out`).
  */
 export async function cloneWorkspace(
   tx: Tx,
@@ -429,6 +440,10 @@ export async function cloneWorkspace(
   const { workspace: source } = await loadWorkspace(tx, author.id, sourceId, 'member');
   const organizationId = input.organization_id ?? source.organizationId;
   await requireRole(tx, author.id, organizationId, 'admin');
+  const out = organizationId !== source.organizationId;
+  // The events reach both organizations (their foreign keys take key-share locks): both rows
+  // first, in id order, as an account deletion locks several, so neither can deadlock the other.
+  if (out) await lockOrganizations(tx, [source.organizationId, organizationId]);
   await assertWorkspaceRoom(tx, organizationId, quota);
   // The source's overrides become the copy's: they obey the target organization's locks.
   assertNotLocked(source.settings, (await organizationRules(tx, { organizationId })).locks, 'settings');
@@ -445,6 +460,16 @@ export async function cloneWorkspace(
   const row = await insertWorkspace(tx, values, input.slug);
   await recordEvents(tx, author, [
     workspaceEvent('workspace.cloned', row, changesBetween(null, { ...auditedState(row), cloned_from_id: source.id })),
+    // Within one organization its trail already holds the copy (workspace.cloned, cloned_from_id).
+    ...(out
+      ? [
+          workspaceEvent(
+            'workspace.cloned_out',
+            source,
+            changesBetween(null, { cloned_to_id: row.id, cloned_to_organization_id: row.organizationId }),
+          ),
+        ]
+      : []),
   ]);
   return toWorkspace(row);
 }
