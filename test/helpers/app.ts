@@ -79,6 +79,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     // Suites sign up many accounts from one address; the rate-limit suite sets its own limits.
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    // Many suites share 2 cores with Chromium and tsc: load shedding would refuse their requests
+    // at random. The production default keeps it on; test/load-shedding.test.ts tests it.
+    SHED_EVENT_LOOP_DELAY_MS: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
@@ -105,6 +108,7 @@ export async function startReplica(app: TestApp): Promise<TestApp> {
  */
 export async function serveApp(config: Config, database: DatabaseHandle, closeDatabase: () => Promise<void>): Promise<TestApp> {
   const deps = createDeps(config, database, pino({ level: 'silent' }));
+  deps.loadShedder.start();
   const server = createHttpServer(createApp(deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -157,6 +161,7 @@ export async function serveApp(config: Config, database: DatabaseHandle, closeDa
       return rows as never;
     },
     async close() {
+      deps.loadShedder.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closeDatabase();
