@@ -1,13 +1,13 @@
-import { configDefaults, defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
 /**
- * Suites that judge the service by its timing under a fault (answer and recovery times within
- * the request deadline): they run after the rest, alone, so that a CPU-heavy suite beside them
- * (the TypeScript compiler of the typed-client test, Chromium) cannot starve the service they
- * measure. Run beside those, a create after a fault waited past the 2 s deadline for CPU, not
- * for the database.
+ * Suites that judge the service by its timing (answer and recovery times within the request
+ * deadline under a fault; load shedding under a CPU-heavy load): they run after the rest, each
+ * alone, so that a CPU-heavy suite beside them (the TypeScript compiler of the typed-client
+ * test, Chromium, or another of these) cannot starve the service they measure. Run beside
+ * those, a create after a fault waited past the 2 s deadline for CPU, not for the database.
  */
-const TIMING_SUITES = ['test/database-faults.test.ts', 'test/fair-share.test.ts'];
+const TIMING_SUITES = ['test/database-faults.test.ts', 'test/load-shedding.test.ts', 'test/fair-share.test.ts'];
 
 export default defineConfig({
   test: {
@@ -26,7 +26,11 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, 'test/fuzz/**', ...TIMING_SUITES],
         },
       },
-      { extends: true, test: { name: 'timing', include: TIMING_SUITES, sequence: { groupOrder: 1 } } },
+      // One group per suite: the groups run one after another, after the suites above.
+      ...TIMING_SUITES.map((file, index): TestProjectInlineConfiguration => ({
+        extends: true,
+        test: { name: `timing ${index + 1}`, include: [file], sequence: { groupOrder: index + 1 } },
+      })),
     ],
   },
 });

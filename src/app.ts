@@ -3,6 +3,7 @@ import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
+import { TRPCError } from '@trpc/server';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import { AppError } from './lib/errors';
 import { appRouter } from './router';
@@ -11,6 +12,7 @@ import type { AppDeps } from './deps';
 import { createContext, rateLimitHeaders } from './trpc/context';
 import { describeError, logFailure } from './trpc/errors';
 import { createRestHandler, isJsonContentType, sendError } from './http/rest-adapter';
+import { SHED_RETRY_AFTER_SECONDS } from './http/load-shedding';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 /** Calls one tRPC HTTP request may batch. */
@@ -119,16 +121,41 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
+  // Load shedding: while the event loop is saturated, a new API request (a whole tRPC batch
+  // included) is refused before any work — no body parsing, token, rate-limit count or query.
+  // REST answers here; tRPC's refusal is thrown from its context (below), so its adapter sends
+  // it in its own envelope through the same formatter.
+  app.use('/api/v1', (_req, res, next) => {
+    const refusal = deps.loadShedder.refusal();
+    if (refusal) sendError(res, refusal, deps);
+    else next();
+  });
+  app.use('/trpc', (_req, res, next) => {
+    res.locals.refusal = deps.loadShedder.refusal();
+    next();
+  });
+
+  // Liveness: the process answers. Never shed: a saturated process is alive, and restarting
+  // it would throw away the work it is finishing.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  // Readiness: not shedding load, and the database answers within 1 s.
   app.get('/readyz', async (_req, res) => {
+    const overload = deps.loadShedder.current();
+    if (overload) {
+      sendError(
+        res,
+        new AppError('SERVICE_UNAVAILABLE', `Shedding load: ${overload.reason}`, { retryAfter: SHED_RETRY_AFTER_SECONDS }),
+        deps,
+      );
+      return;
+    }
     if (await deps.database.ping(1000)) {
       res.json({ status: 'ready' });
       return;
     }
-    res.setHeader('Retry-After', '1');
-    res.status(503).json({ code: 'SERVICE_UNAVAILABLE', message: 'The database did not answer within 1 s' });
+    sendError(res, new AppError('SERVICE_UNAVAILABLE', 'The database did not answer within 1 s', { retryAfter: 1 }), deps);
   });
 
   const document = buildOpenApiDocument();
@@ -160,8 +187,10 @@ export function createApp(deps: AppDeps): express.Express {
       // tRPC counts the calls on the decoded path: a count of our own on the raw path missed
       // percent-encoded commas (`a%2Cb`), which tRPC splits as well.
       maxBatchSize: MAX_BATCH_SIZE,
-      createContext: ({ req, res }) =>
-        createContext({
+      createContext: ({ req, res }) => {
+        const refusal = (res.locals as { refusal?: AppError }).refusal;
+        if (refusal) throw new TRPCError({ code: refusal.code, message: refusal.message, cause: refusal });
+        return createContext({
           deps,
           face: 'trpc',
           requestId: res.locals.requestId as string,
@@ -169,7 +198,8 @@ export function createApp(deps: AppDeps): express.Express {
           clientIp: req.ip,
           headers: req.headers,
           setHeader: () => {},
-        }),
+        });
+      },
       onError: ({ error, ctx }) => logFailure(deps.logger, error, ctx?.requestId),
       // Calls of a batch share one response: it carries the headers any of them needs.
       responseMeta: ({ errors, ctx }) => {

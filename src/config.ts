@@ -29,6 +29,9 @@ function isTrustProxyValue(value: boolean | number | string): boolean {
   }
 }
 
+/** See README (Configuration): measured, normal load on 2 cores stays far below it. */
+export const DEFAULT_SHED_EVENT_LOOP_DELAY_MS = 200;
+
 const booleanString = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 const envSchema = z.object({
@@ -89,6 +92,16 @@ const envSchema = z.object({
   DATABASE_PREPARE: booleanString.default(true),
   /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */
   DATABASE_DEADLINE_MS: integer(100, 60_000).default(2000),
+  /**
+   * Load shedding (http/load-shedding.ts): new API requests are refused with 503 while the mean
+   * event-loop delay, or its utilization, over the last second is above these; 0 turns a check off.
+   */
+  SHED_EVENT_LOOP_DELAY_MS: integer(0, 60_000).default(DEFAULT_SHED_EVENT_LOOP_DELAY_MS),
+  SHED_EVENT_LOOP_UTILIZATION: z
+    .string()
+    .regex(/^(0(\.\d{1,3})?|1(\.0{1,3})?)$/, 'must be a number from 0 to 1 (at most 3 decimals; 0 turns the check off)')
+    .transform(Number)
+    .default(0),
   /** Days audit events are kept; 0 keeps them forever (modules/audit/retention.ts). */
   AUDIT_RETENTION_DAYS: integer(0, 3650).default(90),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -5,6 +5,7 @@ import { loadJwtSecret } from './auth/secret';
 import { createTokenService, type TokenService } from './auth/tokens';
 import { createCursorCodec, type CursorCodec } from './lib/cursor';
 import { createRateLimits, type RateLimits } from './lib/rate-limits';
+import { LoadShedder } from './http/load-shedding';
 import { resolveActor } from './modules/auth/service';
 
 /** What the app is built from; tests build it with their own database. */
@@ -15,6 +16,8 @@ export interface AppDeps {
   cursors: CursorCodec;
   logger: Logger;
   rateLimits: RateLimits;
+  /** Refuses new API requests while the event loop is saturated; its sampler runs until `stop()`. */
+  loadShedder: LoadShedder;
   /** The user a verified token speaks for (401 otherwise), for the auth middleware. */
   resolveActor: typeof resolveActor;
 }
@@ -42,5 +45,9 @@ export function createDeps(config: Config, database: DatabaseHandle, logger: Log
         : undefined,
   });
   const rateLimits = createRateLimits(config, database);
-  return { config, database, tokens, cursors: createCursorCodec(secret), logger, rateLimits, resolveActor };
+  const loadShedder = new LoadShedder(
+    { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxEventLoopUtilization: config.SHED_EVENT_LOOP_UTILIZATION },
+    logger,
+  );
+  return { config, database, tokens, cursors: createCursorCodec(secret), logger, rateLimits, loadShedder, resolveActor };
 }

@@ -34,7 +34,8 @@ async function main(): Promise<void> {
     fail(`Could not open the database (${config.DATABASE_URL ? 'DATABASE_URL' : `DATA_DIR=${config.DATA_DIR}`}): ${reason}`);
   }
 
-  const server = createHttpServer(createApp(createDeps(config, database, logger)));
+  const deps = createDeps(config, database, logger);
+  const server = createHttpServer(createApp(deps));
   const onListenError = (error: NodeJS.ErrnoException) =>
     fail(
       error.code === 'EADDRINUSE'
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     logger.info({ host: config.HOST, port, database: database.engine }, `listening on http://${config.HOST}:${port}`);
   });
   const retention = startAuditRetention(database.db, config.AUDIT_RETENTION_DAYS, logger);
+  deps.loadShedder.start();
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
     }, 10_000);
     forceExit.unref();
     server.close(() => {
+      deps.loadShedder.stop();
       void retention
         .stop()
         .then(() => database.close())

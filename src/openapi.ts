@@ -105,6 +105,10 @@ const tooManyRequests = {
   'RateLimit-Reset': required('RateLimit-Reset'),
   'Access-Control-Allow-Origin': ref('Access-Control-Allow-Origin'),
 };
+/** A 503 always says when to retry: the database's and the load shedder's alike. */
+const serviceUnavailable = { 'Retry-After': required('Retry-After'), ...everyResponse };
+const SERVICE_UNAVAILABLE_DESCRIPTION =
+  'Service Unavailable: the database is unreachable or did not answer within the request deadline, or the service is shedding load (its event loop is saturated: refused before any work, nothing written). Retry after `Retry-After` seconds.';
 /** Every 201 that makes one resource names it (signup and provisioning, which make several, send none). */
 const location = {
   description: 'Path of the created resource',
@@ -208,6 +212,8 @@ const DESCRIPTION = [
   '',
   "**Request ids.** Every answer carries `X-Service-Request-Id`, the service's own id of the request (audit events' `request_id`). A caller's own `X-Request-Id` (1–128 visible ASCII) is echoed as `X-Request-Id` and kept as events' `client_request_id`; without one, `X-Request-Id` is the service's id.",
   '',
+  '**Load shedding.** While the event loop is saturated (`SHED_EVENT_LOOP_DELAY_MS`), every operation answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` before doing any work.',
+  '',
   '**CORS.** Browsers may call from the origins listed in `CORS_ORIGINS` (none by default): only their answers carry `Access-Control-Allow-Origin`.',
 ].join('\n');
 
@@ -303,11 +309,13 @@ function fixResponses(operation: Operation, { successStatus, withoutLocation }: 
       continue;
     }
     responses[code] = {
-      description: STATUS_CODES[Number(code)] ?? 'Error',
+      description: code === '503' ? SERVICE_UNAVAILABLE_DESCRIPTION : (STATUS_CODES[Number(code)] ?? 'Error'),
       headers:
         code === '429'
           ? tooManyRequests
-          : { ...(['409', '503'].includes(code) ? { 'Retry-After': ref('Retry-After') } : {}), ...everyResponse },
+          : code === '503'
+            ? serviceUnavailable
+            : { ...(code === '409' ? { 'Retry-After': ref('Retry-After') } : {}), ...everyResponse },
       content: {
         'application/json': {
           schema: { $ref: '#/components/schemas/Error' },

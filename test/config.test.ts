@@ -37,6 +37,8 @@ describe('loadConfig defaults', () => {
       RATE_LIMIT_STORE: 'memory',
       DATABASE_PREPARE: true,
       AUDIT_RETENTION_DAYS: 90,
+      SHED_EVENT_LOOP_DELAY_MS: 200,
+      SHED_EVENT_LOOP_UTILIZATION: 0,
       LOG_LEVEL: 'info',
       JWT_ISSUER: 'workspaces-api',
       JWT_AUDIENCE: 'workspaces-api',
@@ -90,6 +92,17 @@ describe('loadConfig values', () => {
       RATE_LIMIT_STORE: 'postgres',
       DATABASE_PREPARE: false,
       LOG_LEVEL: 'warn',
+    });
+  });
+
+  it('parses the load-shedding limits, 0 turning a check off', () => {
+    expect(loadConfig({ SHED_EVENT_LOOP_DELAY_MS: '0', SHED_EVENT_LOOP_UTILIZATION: '0.98' })).toMatchObject({
+      SHED_EVENT_LOOP_DELAY_MS: 0,
+      SHED_EVENT_LOOP_UTILIZATION: 0.98,
+    });
+    expect(loadConfig({ SHED_EVENT_LOOP_DELAY_MS: '500', SHED_EVENT_LOOP_UTILIZATION: '1' })).toMatchObject({
+      SHED_EVENT_LOOP_DELAY_MS: 500,
+      SHED_EVENT_LOOP_UTILIZATION: 1,
     });
   });
 
@@ -167,6 +180,10 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
     ['an AUDIT_RETENTION_DAYS over ten years', { AUDIT_RETENTION_DAYS: '3651' }, 'AUDIT_RETENTION_DAYS'],
     ['an AUDIT_RETENTION_DAYS that is not a number', { AUDIT_RETENTION_DAYS: '90d' }, 'AUDIT_RETENTION_DAYS'],
+    ['a SHED_EVENT_LOOP_DELAY_MS that is not a number', { SHED_EVENT_LOOP_DELAY_MS: '200ms' }, 'SHED_EVENT_LOOP_DELAY_MS'],
+    ['a SHED_EVENT_LOOP_DELAY_MS over a minute', { SHED_EVENT_LOOP_DELAY_MS: '60001' }, 'SHED_EVENT_LOOP_DELAY_MS'],
+    ['a SHED_EVENT_LOOP_UTILIZATION over 1', { SHED_EVENT_LOOP_UTILIZATION: '1.5' }, 'SHED_EVENT_LOOP_UTILIZATION'],
+    ['a SHED_EVENT_LOOP_UTILIZATION given as a percentage', { SHED_EVENT_LOOP_UTILIZATION: '98%' }, 'SHED_EVENT_LOOP_UTILIZATION'],
     ['CORS_ORIGINS that are not origins', { CORS_ORIGINS: 'not an origin' }, 'CORS_ORIGINS'],
     ['a TRUST_PROXY Express would refuse at start', { TRUST_PROXY: 'not-an-ip' }, 'TRUST_PROXY'],
   ];

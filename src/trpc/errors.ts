@@ -104,11 +104,12 @@ export function errorForLog(error: unknown): Record<string, unknown> {
 /**
  * Logs a failed call once: a bug (500) at error level with its stack; the database being
  * unavailable (503) as a warning naming the driver's code, since an outage answers every
- * request with it; the caller's own errors (4xx) not at all.
+ * request with it; the caller's own errors (4xx) not at all, nor a request refused while the
+ * service sheds load (the shedder logs when that starts and stops).
  */
 export function logFailure(logger: Logger, error: unknown, requestId: unknown): void {
   const { status } = describeError(error);
+  const cause = error instanceof TRPCError ? error.cause : error;
   if (status === 500) logger.error({ error: errorForLog(error), requestId }, 'unexpected error');
-  else if (status === 503)
-    logger.warn({ code: pgErrorCode(error instanceof TRPCError ? error.cause : error), requestId }, 'database unavailable');
+  else if (status === 503 && isDatabaseUnavailable(cause)) logger.warn({ code: pgErrorCode(cause), requestId }, 'database unavailable');
 }

@@ -80,6 +80,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_RATE_LIMIT_PER_MINUTE: '0',
     UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: '0',
+    // Many suites share 2 cores with Chromium and tsc: load shedding would refuse their requests
+    // at random. The production default keeps it on; test/load-shedding.test.ts tests it.
+    SHED_EVENT_LOOP_DELAY_MS: '0',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
@@ -112,6 +115,7 @@ export async function serveApp(
   logger: pino.Logger = pino({ level: 'silent' }),
 ): Promise<TestApp> {
   const deps = createDeps(config, database, logger);
+  deps.loadShedder.start();
   const server = createHttpServer(createApp(deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -164,6 +168,7 @@ export async function serveApp(
       return rows as never;
     },
     async close() {
+      deps.loadShedder.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closeDatabase();
