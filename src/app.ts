@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import { TRPCError } from '@trpc/server';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
-import { AppError } from './lib/errors';
+import { AppError, trpcCodeOf } from './lib/errors';
 import { appRouter } from './router';
 import { buildOpenApiDocument } from './openapi';
 import type { AppDeps } from './deps';
@@ -189,7 +189,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxBatchSize: MAX_BATCH_SIZE,
       createContext: ({ req, res }) => {
         const refusal = (res.locals as { refusal?: AppError }).refusal;
-        if (refusal) throw new TRPCError({ code: refusal.code, message: refusal.message, cause: refusal });
+        if (refusal) throw new TRPCError({ code: trpcCodeOf(refusal.code), message: refusal.message, cause: refusal });
         return createContext({
           deps,
           face: 'trpc',
