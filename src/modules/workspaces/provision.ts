@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { workspaces } from '../../db/schema';
 import type { SettingsLayer } from '../../db/schema/settings-layer';
 import { AppError, invalidInput, type FailedItem } from '../../lib/errors';
-import { forEachInSlices } from '../../lib/slices';
+import { forEachInSlices, yieldToEventLoop } from '../../lib/slices';
 import { DERIVED_SLUG_ATTEMPTS, SlugAllocator, slugify } from '../../lib/slug';
 import { applySettingsPatch } from '../settings/resolve';
 import { LockIndex, lockedError, lockViolations, type LockViolation } from '../settings/locks';
@@ -53,6 +53,8 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   );
   // Derived slugs avoid every explicit slug of the batch as well as the organization's.
   const slugs = new SlugAllocator(new Set([...taken, ...explicit]));
+  // Reading a family of 50,000 slugs took its milliseconds; the first item may scan all of it.
+  await yieldToEventLoop();
 
   const failed: FailedItem[] = [];
   const locked: LockViolation[] = [];
