@@ -40,7 +40,6 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   const template: Pick<WorkspaceRow, 'description' | 'metadata' | 'settings'> = input.template_workspace_id
     ? await readableWorkspace(tx, author.id, input.template_workspace_id)
     : { description: null, metadata: {}, settings: {} };
-  let room = await workspaceRoom(tx, organizationId, quota);
   const locks = new LockIndex((await organizationRules(tx, { organizationId })).locks);
 
   const explicit = input.workspaces.flatMap((item) => (item.slug ? [item.slug] : []));
@@ -80,11 +79,6 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
       }
       firstIndexOfSlug.set(item.slug, index);
     }
-    if (room <= 0) {
-      failed.push({ index, code: 'QUOTA_EXCEEDED', message: quotaMessage(quota) });
-      return;
-    }
-    room--;
     const base = derivedBases[index];
     const values = {
       organizationId,
@@ -104,6 +98,12 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
 
   // A lock refuses the whole call in either mode: it is a rule of the organization, not one item's conflict.
   if (locked.length > 0) throw lockedError(locked);
+  // The quota is counted last, under the organization's row lock that concurrent creates wait
+  // for, so the planning above runs outside it. The items past the room are the last ones.
+  const room = await workspaceRoom(tx, organizationId, quota);
+  for (const p of pending.slice(room)) failed.push({ index: p.index, code: 'QUOTA_EXCEEDED', message: quotaMessage(quota) });
+  pending = pending.slice(0, room);
+  failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw batchError(failed);
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the

@@ -12,7 +12,8 @@ export const quotaMessage = (quota: WorkspaceQuota) =>
 /**
  * How many more workspaces the organization may hold (Infinity without a quota). Counted
  * under the organization's row lock (`for no key update`, held until the transaction ends),
- * which every workspace create takes first: two creates in one organization count one after
+ * which every workspace create takes before it inserts (a provision after planning its batch,
+ * so the lock is held for its insert only): two creates in one organization count one after
  * the other, so racing requests cannot overshoot together. The lock does not wait for
  * workspace writes, which share the row (key share), only for other creates and for changes
  * of the organization itself.
