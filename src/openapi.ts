@@ -176,6 +176,16 @@ const OPERATION_ERROR_EXAMPLES: Record<string, Record<number, { message: string;
   },
   deleteWorkspace: { 409: { message: 'The default workspace cannot be deleted; make another workspace the default first' } },
 };
+/** The operations a quota can refuse, and what their 409 then says (README, Security: Quotas). */
+const WORKSPACE_QUOTA_409 =
+  '`QUOTA_EXCEEDED`: the organization holds MAX_WORKSPACES_PER_ORGANIZATION workspaces (archived ones included); nothing was created';
+const QUOTA_409: Record<string, string> = {
+  createWorkspace: WORKSPACE_QUOTA_409,
+  createOrganizationWorkspace: WORKSPACE_QUOTA_409,
+  cloneWorkspace: WORKSPACE_QUOTA_409,
+  provisionWorkspaces: `${WORKSPACE_QUOTA_409} (in partial mode the items over it are in \`failed\` of a 201 instead)`,
+  createOrganization: '`QUOTA_EXCEEDED`: the caller has created MAX_ORGANIZATIONS_PER_USER organizations; nothing was created',
+};
 const UNAUTHORIZED_EXAMPLE = { message: 'Missing Authorization header (expected "Bearer <access_token>")' };
 const errorExample = (operationId: string, status: number) => ({
   code: STATUS_CODE[status] ?? 'INTERNAL_SERVER_ERROR',
@@ -211,6 +221,8 @@ const DESCRIPTION = [
   '**Rate limits.** Every operation is limited per minute: per authenticated caller (`RATE_LIMIT_PER_MINUTE`, default 1200), per client address for signup and login (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20), and per client address for the 401s of the other operations — missing, malformed, forged, expired or revoked tokens (`UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE`, default 60; valid tokens never count there). Over the limit the answer is 429 `TOO_MANY_REQUESTS` with `Retry-After` (seconds); answers that counted against a limit carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets).',
   '',
   "**Request ids.** Every answer carries `X-Service-Request-Id`, the service's own id of the request (audit events' `request_id`). A caller's own `X-Request-Id` (1–128 visible ASCII) is echoed as `X-Request-Id` and kept as events' `client_request_id`; without one, `X-Request-Id` is the service's id.",
+  '',
+  '**Quotas.** An organization holds at most `MAX_WORKSPACES_PER_ORGANIZATION` workspaces (default 50,000, archived ones included) and a user creates at most `MAX_ORGANIZATIONS_PER_USER` organizations (default 100); past either, the create answers 409 with the code `QUOTA_EXCEEDED` and a message naming the limit, and writes nothing.',
   '',
   '**Load shedding.** While the event loop is saturated (`SHED_EVENT_LOOP_DELAY_MS`), every operation answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` before doing any work.',
   '',
@@ -309,7 +321,12 @@ function fixResponses(operation: Operation, { successStatus, withoutLocation }: 
       continue;
     }
     responses[code] = {
-      description: code === '503' ? SERVICE_UNAVAILABLE_DESCRIPTION : (STATUS_CODES[Number(code)] ?? 'Error'),
+      description:
+        code === '503'
+          ? SERVICE_UNAVAILABLE_DESCRIPTION
+          : code === '409' && QUOTA_409[operation.operationId ?? '']
+            ? `Conflict; or ${QUOTA_409[operation.operationId ?? '']}`
+            : (STATUS_CODES[Number(code)] ?? 'Error'),
       headers:
         code === '429'
           ? tooManyRequests

@@ -305,6 +305,17 @@ describe('errors', () => {
     }
   });
 
+  it('names QUOTA_EXCEEDED in the 409 of every operation a quota can refuse, and in the enum of error codes', () => {
+    const operations = Object.fromEntries([...allOperations()].map(([, operation]) => [operation.operationId, operation]));
+    for (const id of ['createWorkspace', 'createOrganizationWorkspace', 'cloneWorkspace', 'provisionWorkspaces', 'createOrganization']) {
+      expect(operations[id]?.responses['409']?.description, id).toMatch(
+        /QUOTA_EXCEEDED.*MAX_(WORKSPACES_PER_ORGANIZATION|ORGANIZATIONS_PER_USER)/,
+      );
+    }
+    expect(operations.updateWorkspace?.responses['409']?.description).not.toMatch(/QUOTA_EXCEEDED/);
+    expect(JSON.stringify(document.components?.schemas?.Error)).toContain('QUOTA_EXCEEDED');
+  });
+
   it('documents 413 and 415 on every operation that takes a body', () => {
     for (const [key, operation] of allOperations()) {
       if (!operation.requestBody) continue;
