@@ -85,16 +85,30 @@ const sharedHeaders = {
     schema: { type: 'string', format: 'uri', maxLength: 2048 },
   },
   'Retry-After': { description: 'Seconds to wait before retrying', schema: int32(1, WINDOW_SECONDS) },
+  'X-Request-Id': {
+    description:
+      "The caller's own X-Request-Id (1–128 visible ASCII characters), echoed; the service's own id (as X-Service-Request-Id) when the request carried none or another value.",
+    required: true,
+    schema: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' },
+  },
+  'X-Service-Request-Id': {
+    description:
+      "The service's own id of the request: the `request_id` of the audit events it wrote and the `requestId` of its log line (the caller's id is `client_request_id` and `clientRequestId` there).",
+    required: true,
+    schema: { type: 'string', format: 'uuid', maxLength: 36 },
+  },
 } as const;
 type HeaderName = keyof typeof sharedHeaders;
 
 const ref = (name: HeaderName) => ({ $ref: `#/components/headers/${name}` });
-/** On every response: the rate-limit state and CORS (both optional; see their descriptions). */
+/** On every response: the rate-limit state and CORS (both optional; see their descriptions), and the request's ids. */
 const everyResponse = {
   'RateLimit-Limit': ref('RateLimit-Limit'),
   'RateLimit-Remaining': ref('RateLimit-Remaining'),
   'RateLimit-Reset': ref('RateLimit-Reset'),
   'Access-Control-Allow-Origin': ref('Access-Control-Allow-Origin'),
+  'X-Request-Id': ref('X-Request-Id'),
+  'X-Service-Request-Id': ref('X-Service-Request-Id'),
 };
 /** A 429 always says when to retry and how the limit stands. */
 const required = (name: HeaderName) => ({ ...sharedHeaders[name], required: true });
@@ -104,6 +118,8 @@ const tooManyRequests = {
   'RateLimit-Remaining': required('RateLimit-Remaining'),
   'RateLimit-Reset': required('RateLimit-Reset'),
   'Access-Control-Allow-Origin': ref('Access-Control-Allow-Origin'),
+  'X-Request-Id': ref('X-Request-Id'),
+  'X-Service-Request-Id': ref('X-Service-Request-Id'),
 };
 /** A 503 always says when to retry: the database's and the load shedder's alike. */
 const serviceUnavailable = { 'Retry-After': required('Retry-After'), ...everyResponse };

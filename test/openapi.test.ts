@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenApiMeta } from 'trpc-to-openapi';
@@ -259,6 +260,33 @@ describe('success responses', () => {
     expect(deleted.status).toBe(204);
     expect(deleted.text).toBe('');
     expect(await app.query('select id from organizations where id = $1', [created.body.id])).toEqual([]);
+  });
+
+  it('declares X-Request-Id and X-Service-Request-Id on every response, and the service sends them as declared', async () => {
+    for (const [key, operation] of allOperations()) {
+      for (const [status, response] of Object.entries(operation.responses)) {
+        expect(Object.keys(response.headers ?? {}), `${key} ${status}`).toEqual(
+          expect.arrayContaining(['X-Request-Id', 'X-Service-Request-Id']),
+        );
+      }
+    }
+    const declared = (document.components as unknown as { headers: Record<string, { schema: { pattern?: string; format?: string } }> })
+      .headers;
+    const account = await signup(app, 'Ids');
+    const asSent: Array<Record<string, string>> = [{}, { 'x-request-id': 'caller-trace-42' }];
+    for (const sent of asSent) {
+      for (const res of [
+        await app.request('GET', '/api/v1/auth/me', { token: account.token, headers: sent }),
+        await app.request('GET', `/api/v1/workspaces/${randomUUID()}`, { token: account.token, headers: sent }),
+      ]) {
+        const ours = res.headers.get('x-service-request-id');
+        const echoed = res.headers.get('x-request-id');
+        expect(declared['X-Service-Request-Id']!.schema.format).toBe('uuid');
+        expect(ours).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+        expect(echoed).toMatch(new RegExp(declared['X-Request-Id']!.schema.pattern!));
+        expect(echoed).toBe(sent['x-request-id'] ?? ours);
+      }
+    }
   });
 });
 
