@@ -78,6 +78,16 @@ export function inSlugFamily(column: AnyColumn, stem: string | SQL): SQL {
   return sql`(${column} >= ${stem} and ${column} < ${end})`;
 }
 
+/**
+ * The slugs of a query's rows as one space-separated value (slugs hold no spaces): a family
+ * can hold 50,000 slugs, and one value to split costs far less than 50,000 rows to map.
+ * Read it back with `slugSet`.
+ */
+export const joinedSlugs = (column: AnyColumn | SQL) => sql<string | null>`string_agg(${column}, ' ')`;
+
+/** The set of slugs `joinedSlugs` made (null when there were none). */
+export const slugSet = (joined: string | null | undefined): Set<string> => new Set(joined ? joined.split(' ') : []);
+
 /** How one kind of row is inserted under a slug unique in its scope. */
 export interface SlugInsert<Row> {
   /** The slug the caller asked for; without one, a slug is derived from `base`. */

@@ -5,7 +5,7 @@ import { AppError, unauthorized } from '../../lib/errors';
 import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
 import { confirmCaller } from '../../auth/caller';
 import { CLOCK_SKEW_SECONDS, type TokenClaims, type TokenService } from '../../auth/tokens';
-import { createOrganizationWithDefault } from '../organizations/service';
+import { createOrganizationWithDefault, lockOrganizations } from '../organizations/service';
 import { memberRemoved } from '../organizations/members';
 import { recordEvents, type Author, type RequestIds } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
@@ -96,16 +96,12 @@ export async function deleteAccount(tx: Tx, author: Author): Promise<void> {
     .select({ organizationId: memberships.organizationId, role: memberships.role })
     .from(memberships)
     .where(eq(memberships.userId, userId));
-  const orgIds = mine.map((m) => m.organizationId);
-  if (orgIds.length > 0) {
-    // Lock the organizations so no member or owner change races the checks below.
-    await tx
-      .select({ id: organizations.id })
-      .from(organizations)
-      .where(inArray(organizations.id, orgIds))
-      .orderBy(organizations.id)
-      .for('update');
-  }
+  // Lock the organizations so no member or owner change races the checks below.
+  await lockOrganizations(
+    tx,
+    mine.map((m) => m.organizationId),
+    'update',
+  );
   const soleMemberOf: string[] = [];
   for (const { organizationId, role } of mine) {
     const others = await tx

@@ -1,11 +1,11 @@
-import { and, asc, count, eq, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import { memberships, organizations, users, type Role } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
-import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
+import { inSlugFamily, insertWithSlug, joinedSlugs, slugFamilyStem, slugify, slugSet } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import { normalizeLocks } from '../settings/locks';
 import { changesBetween, memberEvent, organizationEvent, recordEvents, type Author } from '../audit/events';
@@ -52,13 +52,12 @@ function insertOrganization(tx: Tx, name: string, slug: string | undefined, crea
           .onConflictDoNothing({ target: organizations.slug })
           .returning()
       )[0],
-    // One space-separated string, not a row per slug: a family may be large (see the workspaces' takenSlugs).
     takenSlugs: async (base) => {
       const [row] = await tx
-        .select({ slugs: sql<string | null>`string_agg(${organizations.slug}, ' ')` })
+        .select({ slugs: joinedSlugs(organizations.slug) })
         .from(organizations)
         .where(inSlugFamily(organizations.slug, slugFamilyStem(base)));
-      return new Set(row?.slugs ? row.slugs.split(' ') : []);
+      return slugSet(row?.slugs);
     },
   });
 }
@@ -240,4 +239,18 @@ export async function updateOrganizationSettings(
  */
 export async function lockOrganization(tx: Tx, organizationId: string): Promise<void> {
   await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, organizationId)).for('update');
+}
+
+/**
+ * Row locks on several organizations, taken in id order, so two transactions that lock
+ * overlapping sets (an account deletion, a clone across organizations) cannot deadlock.
+ */
+export async function lockOrganizations(tx: Tx, organizationIds: string[], strength: 'update' | 'key share'): Promise<void> {
+  if (organizationIds.length === 0) return;
+  await tx
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(inArray(organizations.id, organizationIds))
+    .orderBy(organizations.id)
+    .for(strength);
 }

@@ -103,7 +103,6 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   const room = await workspaceRoom(tx, organizationId, quota);
   for (const p of pending.slice(room)) failed.push({ index: p.index, code: 'QUOTA_EXCEEDED', message: quotaMessage(quota) });
   pending = pending.slice(0, room);
-  failed.sort((a, b) => a.index - b.index);
   if (mode === 'atomic' && failed.length > 0) throw batchError(failed);
 
   // One multi-row insert. Only a concurrent request taking a slug between the check and the

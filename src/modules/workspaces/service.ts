@@ -10,11 +10,12 @@ import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
 import { paginate, timestampParam } from '../../lib/pagination';
-import { inSlugFamily, insertWithSlug, slugFamilyStem, slugify } from '../../lib/slug';
+import { inSlugFamily, insertWithSlug, joinedSlugs, slugFamilyStem, slugify, slugSet } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { assertNotLocked } from '../settings/locks';
 import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
+import { lockOrganizations } from '../organizations/service';
 import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
 import { auditedState, creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import { assertWorkspaceRoom, type WorkspaceQuota } from './quota';
@@ -76,16 +77,6 @@ async function lockOrganizationOf(tx: Tx, workspaceId: string, strength: 'update
     .for(strength);
 }
 
-/** Key-share locks on several organizations' rows, taken in id order. */
-async function lockOrganizations(tx: Tx, organizationIds: string[]): Promise<void> {
-  await tx
-    .select({ id: organizations.id })
-    .from(organizations)
-    .where(inArray(organizations.id, organizationIds))
-    .orderBy(organizations.id)
-    .for('key share');
-}
-
 const organizationIdOf = (workspaceId: string) =>
   sql`(select ${workspaces.organizationId} from ${workspaces} where ${workspaces.id} = ${workspaceId})`;
 
@@ -130,8 +121,8 @@ async function loadForWrite(tx: Tx, actorId: string, workspaceId: string, condit
  * Slugs in the organization that a derived slug from any of `bases` could collide with, and
  * those of `explicit` that are taken: one query of an index range scan per distinct base
  * (see inSlugFamily). A family can hold the whole organization (50,000 slugs), so they come
- * back as one space-separated string (slugs hold no spaces): one value to split instead of
- * 50,000 rows to map, which held the event loop for tens of milliseconds.
+ * back as one value (joinedSlugs): 50,000 rows to map held the event loop for tens of
+ * milliseconds.
  */
 export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: string[], explicit: string[] = []): Promise<Set<string>> {
   if (bases.length === 0 && explicit.length === 0) return new Set();
@@ -150,8 +141,8 @@ export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: stri
             .where(and(eq(workspaces.organizationId, organizationId), inArray(workspaces.slug, explicit))),
         )
       : families;
-  const [row] = await tx.select({ slugs: sql<string | null>`string_agg(taken.slug, ' ')` }).from(taken.as('taken'));
-  return new Set(row?.slugs ? row.slugs.split(' ') : []);
+  const [row] = await tx.select({ slugs: joinedSlugs(sql`taken.slug`) }).from(taken.as('taken'));
+  return slugSet(row?.slugs);
 }
 
 /**
@@ -443,7 +434,7 @@ export async function cloneWorkspace(
   const out = organizationId !== source.organizationId;
   // The events reach both organizations (their foreign keys take key-share locks): both rows
   // first, in id order, as an account deletion locks several, so neither can deadlock the other.
-  if (out) await lockOrganizations(tx, [source.organizationId, organizationId]);
+  if (out) await lockOrganizations(tx, [source.organizationId, organizationId], 'key share');
   await assertWorkspaceRoom(tx, organizationId, quota);
   // The source's overrides become the copy's: they obey the target organization's locks.
   assertNotLocked(source.settings, (await organizationRules(tx, { organizationId })).locks, 'settings');
