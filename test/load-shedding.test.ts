@@ -257,6 +257,10 @@ describe(`the service under a CPU-heavy load, with SHED_EVENT_LOOP_DELAY_MS=${TE
       // The flood's provisions run side by side: a workspace quota would make them take turns on
       // the organization's row lock (and the flood passes 50,000 workspaces).
       MAX_WORKSPACES_PER_ORGANIZATION: '0',
+      // Twelve 1,000-item provisions at once are more than a 2-core PostgreSQL finishes in the
+      // default 2 s deadline: they would be refused as "database unavailable" and back off, and
+      // the loop would idle. A long deadline keeps the pressure where this test puts it, on the loop.
+      DATABASE_DEADLINE_MS: '30000',
     });
     base = await proc.ready();
   }, START_TIMEOUT_MS);
