@@ -335,8 +335,9 @@ describe('GET /auth/me', () => {
 
     const res = await meRequest(member.token);
     expect(res.status, res.text).toBe(200);
-    expect(Object.keys(res.body).sort()).toEqual(['memberships', 'user']);
+    expect(Object.keys(res.body).sort()).toEqual(['memberships', 'user', 'workspace_memberships']);
     expect(res.body.user).toEqual(member.user);
+    expect(res.body.workspace_memberships).toEqual([]);
     const expected = [
       { organization_id: member.organization.id, role: 'owner' },
       { organization_id: owner.organization.id, role: 'admin' },
@@ -466,7 +467,11 @@ describe('the auth procedures over tRPC', () => {
     const loggedIn = await app.trpc().auth.login.mutate({ email: email.toUpperCase(), password: PASSWORD });
     expect(loggedIn.user).toEqual(created.user);
     const me = await app.trpc(loggedIn.access_token).auth.me.query();
-    expect(me).toEqual({ user: created.user, memberships: [{ organization_id: created.organization.id, role: 'owner' }] });
+    expect(me).toEqual({
+      user: created.user,
+      memberships: [{ organization_id: created.organization.id, role: 'owner' }],
+      workspace_memberships: [],
+    });
   });
 
   it('reports a validation failure with code, httpStatus and the same issues as REST, and no stack', async () => {

@@ -51,7 +51,8 @@ const wsSettingsPath = (ws: string) => `/api/v1/workspaces/${ws}/settings`;
 const putOrg = (org: string, body: unknown, token = admin.token) => app.request('PUT', orgSettingsPath(org), { token, body });
 const getOrg = (org: string, token = member.token) => app.request('GET', orgSettingsPath(org), { token });
 const putWs = (ws: string, body: unknown, token = admin.token) => app.request('PUT', wsSettingsPath(ws), { token, body });
-const getWs = (ws: string, token = member.token) => app.request('GET', wsSettingsPath(ws), { token });
+// Read by an owner: several workspaces below are private (visibility is only a value here), and a plain member would get 404.
+const getWs = (ws: string, token = owner.token) => app.request('GET', wsSettingsPath(ws), { token });
 
 /** The organization's stored settings, locks and updated_at. */
 async function orgState(org: string) {
@@ -94,7 +95,7 @@ async function readWs(ws: string) {
   const res = await getWs(ws);
   expect(res.status, res.text).toBe(200);
   expect(res.headers.get('cache-control')).toBe('no-store');
-  expect(await app.trpc(member.token).workspaces.getSettings.query({ workspace_id: ws })).toEqual(res.body);
+  expect(await app.trpc(owner.token).workspaces.getSettings.query({ workspace_id: ws })).toEqual(res.body);
   return res.body as {
     workspace_id: string;
     version: number;

@@ -6,3 +6,4 @@ export * from './idempotency-keys';
 export * from './revoked-external-identities';
 export * from './rate-limits';
 export * from './audit-events';
+export * from './workspace-members';

@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, primaryId, updatedAt } from './columns';
 import { organizations } from './organizations';
-import type { SettingsLayer } from './settings-layer';
+import type { DefaultRole, SettingsLayer, Visibility } from './settings-layer';
 
 export const workspaces = pgTable(
   'workspaces',
@@ -23,6 +23,14 @@ export const workspaces = pgTable(
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
     /** The workspace's settings overrides: a partial settings document. */
     settings: jsonb('settings').$type<SettingsLayer>().notNull().default({}),
+    /**
+     * `permissions.visibility` and `permissions.default_role` as resolved (defaults ←
+     * organization ← these overrides, the organization's locks winning), kept for the access
+     * decision and its list indexes. Derived, never written by hand: every write that can move
+     * them rewrites them in its own transaction (modules/workspaces/access.ts).
+     */
+    effectiveVisibility: text('effective_visibility').$type<Visibility>().notNull().default('organization'),
+    effectiveDefaultRole: text('effective_default_role').$type<DefaultRole>().notNull().default('member'),
     isDefault: boolean('is_default').notNull().default(false),
     /** A plain id, not a foreign key: deleting the source leaves it as it is. */
     clonedFromId: uuid('cloned_from_id'),
@@ -39,5 +47,10 @@ export const workspaces = pgTable(
       .where(sql`${t.isDefault}`),
     index('workspaces_org_created_idx').on(t.organizationId, t.createdAt, t.id),
     index('workspaces_org_name_idx').on(t.organizationId, sql`${t.nameKey} collate "C"`, t.id),
+    // A plain member's lists: the workspaces visible to the organization, in each sort order.
+    index('workspaces_org_visibility_created_idx').on(t.organizationId, t.effectiveVisibility, t.createdAt, t.id),
+    index('workspaces_org_visibility_name_idx').on(t.organizationId, t.effectiveVisibility, sql`${t.nameKey} collate "C"`, t.id),
+    check('workspaces_effective_visibility_check', sql`${t.effectiveVisibility} in ('private', 'organization')`),
+    check('workspaces_effective_default_role_check', sql`${t.effectiveDefaultRole} in ('admin', 'member', 'viewer')`),
   ],
 );

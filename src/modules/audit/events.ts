@@ -28,6 +28,9 @@ export const AUDIT_ACTIONS = [
   'workspace.archived',
   'workspace.restored',
   'workspace.deleted',
+  'workspace.member_added',
+  'workspace.member_role_changed',
+  'workspace.member_removed',
   'workspaces.provisioned',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -74,6 +77,14 @@ export const memberEvent = (action: AuditAction, organizationId: string, userId:
   targetId: userId,
   changes,
 });
+
+/** An event of a workspace membership: the member's user id is the target, in the workspace's list. */
+export const workspaceMemberEvent = (
+  action: AuditAction,
+  workspace: { id: string; organizationId: string },
+  userId: string,
+  changes: Changes,
+): NewEvent => ({ ...memberEvent(action, workspace.organizationId, userId, changes), workspaceId: workspace.id });
 
 /**
  * Writes the events of one change, by `author`, in the change's transaction: one statement

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { workspaceRoleSchema } from '../workspaces/schemas';
 import { emailString, nameString, safeString } from '../../lib/input';
 import { responseEmail, responseInt, responseUserName, roleSchema, timestamp } from '../../lib/api-schemas';
 import { organizationWithRoleSchema } from '../organizations/schemas';
@@ -48,6 +49,10 @@ export const meOutput = z
     user: userSchema,
     // Documented bound only: nothing yet caps how many organizations an account joins.
     memberships: z.array(z.object({ organization_id: z.uuid(), role: roleSchema })).meta({ maxItems: 1000 }),
+    // Explicit memberships only (README, Workspace access); a documented bound like the one above.
+    workspace_memberships: z
+      .array(z.object({ workspace_id: z.uuid(), organization_id: z.uuid(), role: workspaceRoleSchema }))
+      .meta({ maxItems: 1000 }),
   })
   .meta({ id: 'Me' });
 export type MeOutput = z.output<typeof meOutput>;

@@ -1,12 +1,13 @@
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import type { DbOrTx, Transact, Tx } from '../../db/client';
-import { memberships, organizations, revokedExternalIdentities, users } from '../../db/schema';
+import { memberships, organizations, revokedExternalIdentities, users, workspaceMembers, workspaces } from '../../db/schema';
 import { AppError, unauthorized } from '../../lib/errors';
 import { hashForUnknownUsers, verifyPassword } from '../../auth/passwords';
 import { confirmCaller } from '../../auth/caller';
 import { CLOCK_SKEW_SECONDS, type TokenClaims, type TokenService } from '../../auth/tokens';
 import { createOrganizationWithDefault, lockOrganizations } from '../organizations/service';
 import { memberRemoved } from '../organizations/members';
+import { endWorkspaceMemberships } from '../workspaces/members';
 import { recordEvents, type Author, type RequestIds } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
 import type { Workspace } from '../workspaces/schemas';
@@ -83,7 +84,13 @@ export async function me(db: DbOrTx, userId: string): Promise<MeOutput> {
     .from(memberships)
     .where(eq(memberships.userId, userId))
     .orderBy(memberships.createdAt, memberships.organizationId);
-  return { user: toUser(user), memberships: rows };
+  const workspaceRows = await db
+    .select({ workspace_id: workspaceMembers.workspaceId, organization_id: workspaces.organizationId, role: workspaceMembers.role })
+    .from(workspaceMembers)
+    .innerJoin(workspaces, eq(workspaces.id, workspaceMembers.workspaceId))
+    .where(eq(workspaceMembers.userId, userId))
+    .orderBy(workspaceMembers.createdAt, workspaceMembers.workspaceId);
+  return { user: toUser(user), memberships: rows, workspace_memberships: workspaceRows };
 }
 
 /**
@@ -115,14 +122,17 @@ export async function deleteAccount(tx: Tx, author: Author): Promise<void> {
     }
   }
   if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
-  // The organizations that stay record the member leaving.
-  await recordEvents(
+  // The organizations that stay record the member leaving, and each of their workspaces it was a member of.
+  const staying = mine.filter((m) => !soleMemberOf.includes(m.organizationId));
+  const endedInWorkspaces = await endWorkspaceMemberships(
     tx,
-    author,
-    mine
-      .filter((m) => !soleMemberOf.includes(m.organizationId))
-      .map((m) => memberRemoved(m.organizationId, { user_id: userId, email: author.email, role: m.role })),
+    { id: userId, email: author.email },
+    staying.map((m) => m.organizationId),
   );
+  await recordEvents(tx, author, [
+    ...staying.map((m) => memberRemoved(m.organizationId, { user_id: userId, email: author.email, role: m.role })),
+    ...endedInWorkspaces,
+  ]);
   const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
   if (deleted?.externalIssuer && deleted.externalSubject) {
     // The provider's tokens issued so far must not bring the account back.

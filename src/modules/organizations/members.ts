@@ -13,6 +13,7 @@ import { hasRole, requireRole } from './access';
 import type { Member, MemberPage, NewMember } from './schemas';
 import { lockOrganization } from './service';
 import { changesBetween, memberEvent, recordEvents, type Author, type NewEvent } from '../audit/events';
+import { endWorkspaceMemberships } from '../workspaces/members';
 
 const memberColumns = {
   user_id: memberships.userId,
@@ -130,7 +131,9 @@ export async function removeMember(tx: Tx, author: Author, organizationId: strin
   if (member.role === 'owner' && !leaving && !hasRole(actorRole, 'owner')) throw ownerOnly('remove an owner');
   if (member.role === 'owner' && !(await otherOwnersRemain(tx, organizationId, userId))) throw lastOwner('Cannot remove the last owner');
   await tx.delete(memberships).where(and(eq(memberships.organizationId, organizationId), eq(memberships.userId, userId)));
-  await recordEvents(tx, author, [memberRemoved(organizationId, member)]);
+  // Their access to its workspaces ends with it: no explicit membership outlives the organization's.
+  const ended = await endWorkspaceMemberships(tx, { id: userId, email: member.email }, [organizationId]);
+  await recordEvents(tx, author, [memberRemoved(organizationId, member), ...ended]);
 }
 
 /** The event of a membership that ends (removal, leaving, account deletion). */

@@ -10,6 +10,7 @@ import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolv
 import { normalizeLocks } from '../settings/locks';
 import { changesBetween, memberEvent, organizationEvent, recordEvents, type Author } from '../audit/events';
 import { insertDefaultWorkspace } from '../workspaces/default-workspace';
+import { rederiveAccess } from '../workspaces/access';
 import type { Workspace } from '../workspaces/schemas';
 import { requireRole } from './access';
 import type {
@@ -227,6 +228,8 @@ export async function updateOrganizationSettings(
     .set({ settings: after.settings, settingsLocks: after.locks, updatedAt: sql`now()` })
     .where(eq(organizations.id, organizationId))
     .returning();
+  // Visibility and default role decide who sees each workspace: their resolved values move now.
+  await rederiveAccess(tx, organizationId, after);
   await recordEvents(tx, author, [organizationEvent('organization.settings_updated', organizationId, changes)]);
   return toSettings(row!);
 }

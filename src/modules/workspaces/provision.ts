@@ -1,7 +1,7 @@
 import type { Tx } from '../../db/client';
 import { sql } from 'drizzle-orm';
 import { workspaces } from '../../db/schema';
-import type { SettingsLayer } from '../../db/schema/settings-layer';
+import type { DefaultRole, SettingsLayer, Visibility } from '../../db/schema/settings-layer';
 import { AppError, invalidInput, type FailedItem } from '../../lib/errors';
 import { forEachInSlices, yieldToEventLoop } from '../../lib/slices';
 import { DERIVED_SLUG_ATTEMPTS, SlugAllocator, slugify } from '../../lib/slug';
@@ -11,7 +11,8 @@ import { requireRole } from '../organizations/access';
 import { changesBetween, organizationEvent, recordEvents, workspaceEvent, type Author, type Changes } from '../audit/events';
 import { creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
 import type { ProvisionInput, ProvisionResult } from './schemas';
-import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs } from './service';
+import { mergeMetadata, organizationRules, readableWorkspace, takenSlugs, type OrganizationRules } from './service';
+import { effectiveAccessSql } from './access';
 import { quotaMessage, workspaceRoom, type WorkspaceQuota } from './quota';
 import { WriteBudget } from './write-budget';
 
@@ -40,7 +41,8 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
   const template: Pick<WorkspaceRow, 'description' | 'metadata' | 'settings'> = input.template_workspace_id
     ? await readableWorkspace(tx, author.id, input.template_workspace_id)
     : { description: null, metadata: {}, settings: {} };
-  const locks = new LockIndex((await organizationRules(tx, { organizationId })).locks);
+  const rules = await organizationRules(tx, { organizationId });
+  const locks = new LockIndex(rules.locks);
 
   const explicit = input.workspaces.flatMap((item) => (item.slug ? [item.slug] : []));
   const derivedBases = input.workspaces.map((item) => (item.slug ? undefined : slugify(item.name, 'workspace')));
@@ -124,6 +126,7 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
     const rows = await insertBatch(
       tx,
       organizationId,
+      rules,
       pending.map((p) => p.values),
     );
     const bySlug = new Map(rows.map((row) => [row.slug, row]));
@@ -164,7 +167,8 @@ export async function provisionWorkspaces(tx: Tx, author: Author, input: Provisi
  * taken meanwhile skips its row (ON CONFLICT DO NOTHING). The columns the batch does not set
  * take their schema defaults, written out here because INSERT … SELECT names every column.
  */
-function insertBatch(tx: Tx, organizationId: string, batch: Array<Planned['values']>) {
+function insertBatch(tx: Tx, organizationId: string, rules: OrganizationRules, batch: Array<Planned['values']>) {
+  const access = effectiveAccessSql(rules, sql`r.settings`);
   const rows = JSON.stringify(
     batch.map((v) => ({
       name: v.name,
@@ -188,6 +192,8 @@ function insertBatch(tx: Tx, organizationId: string, batch: Array<Planned['value
           description: sql<string | null>`r.description`.as('description'),
           metadata: sql<Record<string, string>>`r.metadata`.as('metadata'),
           settings: sql<SettingsLayer>`r.settings`.as('settings'),
+          effectiveVisibility: sql<Visibility>`${access.effectiveVisibility}`.as('effective_visibility'),
+          effectiveDefaultRole: sql<DefaultRole>`${access.effectiveDefaultRole}`.as('effective_default_role'),
           isDefault: sql<boolean>`false`.as('is_default'),
           clonedFromId: sql<string | null>`null::uuid`.as('cloned_from_id'),
           archivedAt: sql<Date | null>`null::timestamptz`.as('archived_at'),

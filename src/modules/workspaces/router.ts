@@ -9,6 +9,7 @@ import { requireRole } from '../organizations/access';
 import * as s from './schemas';
 import * as service from './service';
 import { provisionWorkspaces } from './provision';
+import { accessProcedure, workspaceMembersRouter } from './members-router';
 
 const tag = 'workspaces' as const;
 const location = (workspace: s.Workspace) => `/api/v1/workspaces/${workspace.id}`;
@@ -312,4 +313,7 @@ export const workspacesRouter = router({
     .input(s.createWorkspaceInOrganizationInput)
     .output(s.workspaceSchema)
     .mutation(({ ctx, input: { org_id, ...fields } }) => createIn(ctx, org_id, fields)),
+
+  members: workspaceMembersRouter,
+  access: accessProcedure,
 });

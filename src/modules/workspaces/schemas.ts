@@ -5,13 +5,18 @@ import {
   organizationIdParam,
   pageOf,
   pageQuery,
+  responseEmail,
   responseInt,
   responseSlug,
   responseText,
+  responseUserName,
   responseVersion,
   timestamp,
+  userIdParam,
   workspaceIdParam,
 } from '../../lib/api-schemas';
+import { WORKSPACE_ROLES } from '../../db/schema';
+import { ACCESS_SOURCES } from './access';
 import { effectiveSettingsSchema, settingsLayerSchema, settingsPatchSchema, settingsSourcesSchema } from '../settings/document';
 import { MAX_LOCKS } from '../settings/locks';
 
@@ -186,3 +191,32 @@ export const provisionOutput = z
   })
   .meta({ id: 'ProvisionResult' });
 export type ProvisionResult = z.output<typeof provisionOutput>;
+
+// ---- Members and access (README, Workspace access) ----
+
+export const workspaceRoleSchema = z.enum(WORKSPACE_ROLES);
+
+export const workspaceMemberSchema = z
+  .object({ user_id: z.uuid(), email: responseEmail(), name: responseUserName(), role: workspaceRoleSchema, created_at: timestamp })
+  .meta({ id: 'WorkspaceMember' });
+export type WorkspaceMember = z.output<typeof workspaceMemberSchema>;
+
+export const listWorkspaceMembersInput = z.strictObject({ ...workspaceId, ...pageQuery });
+export const workspaceMemberPage = pageOf(workspaceMemberSchema, 'WorkspaceMemberPage');
+export type WorkspaceMemberPage = z.output<typeof workspaceMemberPage>;
+
+export const addWorkspaceMemberInput = z.strictObject({ ...workspaceId, user_id: uuidString, role: workspaceRoleSchema.optional() });
+export type NewWorkspaceMember = Omit<z.output<typeof addWorkspaceMemberInput>, 'workspace_id'>;
+export const workspaceMemberIdInput = z.strictObject({ ...workspaceId, user_id: userIdParam });
+export const updateWorkspaceMemberInput = z.strictObject({ ...workspaceId, user_id: userIdParam, role: workspaceRoleSchema });
+
+export const workspaceAccessInput = z.strictObject({ ...workspaceId, user_id: uuidString.optional() });
+export const workspaceAccessSchema = z
+  .object({
+    workspace_id: z.uuid(),
+    user_id: z.uuid(),
+    role: workspaceRoleSchema.nullable(),
+    source: z.enum(ACCESS_SOURCES).nullable(),
+  })
+  .meta({ id: 'WorkspaceAccess' });
+export type WorkspaceAccess = z.output<typeof workspaceAccessSchema>;

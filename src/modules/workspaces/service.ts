@@ -1,9 +1,9 @@
-import { and, asc, desc, eq, inArray, isNotNull, isNull, like, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, isNotNull, isNull, like, or, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import { preparedPerDatabase } from '../../db/prepared';
-import { memberships, organizations, users, workspaces, type Role } from '../../db/schema';
+import { memberships, organizations, users, workspaceMembers, workspaces } from '../../db/schema';
 import { confirmCaller, type Caller } from '../../auth/caller';
 import { AppError } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
@@ -15,6 +15,17 @@ import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolv
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
 import { assertNotLocked } from '../settings/locks';
 import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../organizations/access';
+import {
+  accessFields,
+  accessJoins,
+  authorize,
+  effectiveAccess,
+  hasAccess,
+  privateWorkspace,
+  visibleToOrganization,
+  type Access,
+  type Ability,
+} from './access';
 import { lockOrganizations } from '../organizations/service';
 import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
 import { auditedState, creationChanges, nameKey, toWorkspace, type WorkspaceRow } from './rows';
@@ -31,45 +42,54 @@ import {
   type WorkspaceSettings,
 } from './schemas';
 
-const workspaceNotFound = () => new AppError('NOT_FOUND', 'Workspace not found');
 export const slugTaken = (slug: string) => new AppError('CONFLICT', `The slug "${slug}" is taken in this organization`);
 
 /**
- * The workspace with the caller's role in its organization, if the caller has at least
- * `minimum`. Non-members get 404 (existence is never revealed across tenants), members
- * without the role 403. With `forUpdate`, the workspace row stays locked until the
- * transaction ends, so conditional writes see the version they check.
+ * The workspace and a user's access to it (workspaces/access.ts), in one query; undefined
+ * when there is no such workspace. With `forUpdate`, the workspace row stays locked until the
+ * transaction ends, so conditional writes see the version they check and membership changes
+ * of one workspace run one after another.
  */
-async function loadWorkspace(
+export async function findWithAccess(
+  db: DbOrTx,
+  userId: string,
+  workspaceId: string,
+  forUpdate = false,
+): Promise<{ workspace: WorkspaceRow; access: Access } | undefined> {
+  const joins = accessJoins(userId);
+  const query = db
+    .select({ workspace: workspaces, ...accessFields })
+    .from(workspaces)
+    .leftJoin(memberships, joins.organizationMembership)
+    .leftJoin(workspaceMembers, joins.workspaceMembership)
+    .where(eq(workspaces.id, workspaceId));
+  const [row] = forUpdate ? await query.for('update', { of: workspaces }) : await query;
+  return row && { workspace: row.workspace, access: row };
+}
+
+/** findWithAccess for a caller who must be allowed `ability`: 404 without access, 403 without the role. */
+export async function loadWorkspace(
   db: DbOrTx,
   actorId: string,
   workspaceId: string,
-  minimum: Role,
+  ability: Ability,
   forUpdate = false,
-): Promise<{ workspace: WorkspaceRow; role: Role }> {
-  const query = db
-    .select({ workspace: workspaces, role: memberships.role })
-    .from(workspaces)
-    .leftJoin(memberships, and(eq(memberships.organizationId, workspaces.organizationId), eq(memberships.userId, actorId)))
-    .where(eq(workspaces.id, workspaceId));
-  const [row] = forUpdate ? await query.for('update', { of: workspaces }) : await query;
-  if (!row || !row.role) throw workspaceNotFound();
-  if (!hasRole(row.role, minimum)) {
-    throw new AppError('FORBIDDEN', `This needs the ${minimum} role in the workspace's organization (you are ${row.role})`);
-  }
-  return { workspace: row.workspace, role: row.role };
+): Promise<{ workspace: WorkspaceRow; access: Access }> {
+  const found = await findWithAccess(db, actorId, workspaceId, forUpdate);
+  authorize(found?.access, ability);
+  return found;
 }
 
 /**
- * Locks the workspace's organization row, which every write to a workspace takes before the
- * workspace's own row: organization, then workspace, everywhere (writing an audit event takes
+ * Locks the workspace's organization row, which every write to a workspace (and to its
+ * members) takes before the workspace's own row: organization, then workspace, everywhere (writing an audit event takes
  * a key-share lock on the organization too, through its foreign key, so a write that locked
  * the workspace first could deadlock with one holding the organization). `update` serializes
  * default moves; `key share` only waits for an organization change that excludes it (a
  * settings or locks write, a deletion). Taken before authorization: it holds nothing a caller
  * could learn from, for the length of one request.
  */
-async function lockOrganizationOf(tx: Tx, workspaceId: string, strength: 'update' | 'key share'): Promise<void> {
+export async function lockOrganizationOf(tx: Tx, workspaceId: string, strength: 'update' | 'key share'): Promise<void> {
   await tx
     .select({ id: organizations.id })
     .from(organizations)
@@ -108,11 +128,17 @@ function assertActive(workspace: WorkspaceRow): void {
 }
 
 /**
- * The workspace, locked, for a conditional write by an admin: authorization first (404/403),
- * then the version condition (400/412), so a caller who may not see it learns nothing.
+ * The workspace, locked, for a conditional write: authorization first (404/403), then the
+ * version condition (400/412), so a caller who may not see it learns nothing.
  */
-async function loadForWrite(tx: Tx, actorId: string, workspaceId: string, condition: VersionCondition): Promise<WorkspaceRow> {
-  const { workspace } = await loadWorkspace(tx, actorId, workspaceId, 'admin', true);
+async function loadForWrite(
+  tx: Tx,
+  actorId: string,
+  workspaceId: string,
+  condition: VersionCondition,
+  ability: Ability = 'edit',
+): Promise<WorkspaceRow> {
+  const { workspace } = await loadWorkspace(tx, actorId, workspaceId, ability, true);
   checkVersion(workspace.version, condition);
   return workspace;
 }
@@ -145,11 +171,15 @@ export async function takenSlugs(tx: DbOrTx, organizationId: string, bases: stri
   return slugSet(row?.slugs);
 }
 
+type NewWorkspaceValues = Omit<typeof workspaces.$inferInsert, 'slug' | 'nameKey' | 'effectiveVisibility' | 'effectiveDefaultRole'>;
+
 /**
  * Inserts one workspace with the given slug, or one derived from its name (a numeric
- * suffix when taken): slugs are unique within the organization.
+ * suffix when taken): slugs are unique within the organization. Its resolved access settings
+ * are derived from its overrides under the organization's `rules`.
  */
-function insertWorkspace(tx: Tx, values: Omit<typeof workspaces.$inferInsert, 'slug' | 'nameKey'>, slug: string | undefined) {
+function insertWorkspace(tx: Tx, fields: NewWorkspaceValues, slug: string | undefined, rules: OrganizationRules) {
+  const values = { ...fields, ...effectiveAccess(rules, fields.settings ?? {}) };
   return insertWithSlug({
     slug,
     base: slugify(values.name, 'workspace'),
@@ -176,8 +206,8 @@ export async function createWorkspace(
 ): Promise<Workspace> {
   await requireRole(tx, author.id, organizationId, 'admin');
   await assertWorkspaceRoom(tx, organizationId, quota);
-  const { locks } = await organizationRules(tx, { organizationId });
-  assertNotLocked(input.settings ?? {}, locks, 'settings');
+  const rules = await organizationRules(tx, { organizationId });
+  assertNotLocked(input.settings ?? {}, rules.locks, 'settings');
   const row = await insertWorkspace(
     tx,
     {
@@ -188,6 +218,7 @@ export async function createWorkspace(
       settings: applySettingsPatch({}, input.settings ?? {}),
     },
     input.slug,
+    rules,
   );
   await recordEvents(tx, author, [workspaceEvent('workspace.created', row, creationChanges(row))]);
   return toWorkspace(row);
@@ -196,34 +227,49 @@ export async function createWorkspace(
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /**
- * Keyset pagination over the caller's organizations' workspaces, sorted by created_at or by
- * name (case-insensitively, in the "C" collation so both engines agree), with `id` as the
- * tie-break. `desc` is the exact reverse of `asc`. The cursor is signed and bound to the
- * filters, so it cannot be replayed against another query.
+ * Keyset pagination over the workspaces the caller has access to (one organization's, or
+ * every organization's), sorted by created_at or by name (case-insensitively, in the "C"
+ * collation so both engines agree), with `id` as the tie-break. `desc` is the exact reverse of
+ * `asc`. The cursor is signed and bound to the caller and the filters, so it cannot be
+ * replayed against another query.
+ *
+ * Every row passes the role expression (`hasAccess`), the same one a read applies. Within one
+ * organization a plain member's page is the union of two index scans, each in keyset order
+ * and stopped at the page's size: the workspaces visible to the organization, and the
+ * private ones they were given (read from their memberships). So a member of 20 among 10,000
+ * private workspaces reads about 20 rows, not 10,000.
  */
 export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: Caller, input: ListWorkspacesInput): Promise<WorkspacePage> {
   const { organization_id, q, sort, order, archived } = input;
-  if (organization_id) await requireCallerRole(db, caller, organization_id, 'member');
-  else await confirmAccount(db, caller);
+  const organizationRole = organization_id ? await requireCallerRole(db, caller, organization_id, 'member') : undefined;
+  if (!organization_id) await confirmAccount(db, caller);
   const actorId = caller.id;
   const filters = { list: 'workspaces', actorId, organization_id: organization_id ?? null, q: q || null, sort, order, archived };
 
   const byName = sort === 'name';
   const sortKey = byName ? sql`${workspaces.nameKey} collate "C"` : sql`${workspaces.createdAt}`;
   const direction = order === 'asc' ? asc : desc;
-  const conditions: Array<SQL | undefined> = [
-    organization_id
-      ? eq(workspaces.organizationId, organization_id)
-      : inArray(
-          workspaces.organizationId,
-          db.select({ id: memberships.organizationId }).from(memberships).where(eq(memberships.userId, actorId)),
-        ),
-  ];
+  const conditions: Array<SQL | undefined> = [hasAccess];
   if (archived !== 'all') conditions.push(archived === 'true' ? isNotNull(workspaces.archivedAt) : isNull(workspaces.archivedAt));
   if (q) {
     const pattern = `%${escapeLike(nameKey(q))}%`;
     conditions.push(or(like(workspaces.nameKey, pattern), like(workspaces.slug, pattern)));
   }
+  const inOrganization = organization_id ? eq(workspaces.organizationId, organization_id) : undefined;
+  const candidates: Array<SQL | undefined> = !organization_id
+    ? [
+        or(
+          inArray(
+            workspaces.organizationId,
+            db.select({ id: memberships.organizationId }).from(memberships).where(eq(memberships.userId, actorId)),
+          ),
+          isNotNull(workspaceMembers.userId),
+        ),
+      ]
+    : hasRole(organizationRole!, 'admin')
+      ? [inOrganization]
+      : [and(inOrganization, visibleToOrganization), and(inOrganization, privateWorkspace, isNotNull(workspaceMembers.userId))];
+  const joins = accessJoins(actorId);
 
   const { rows, next_cursor } = await paginate(
     cursors,
@@ -236,26 +282,38 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
       keyParam: (key) => (byName ? sql`${String(key)} collate "C"` : timestampParam(key)),
       position: (row: WorkspaceRow) => [byName ? row.nameKey : row.createdAt.toISOString(), row.id],
     },
-    (after, take) =>
-      db
+    (after, take) => {
+      const scan = (candidate: SQL | undefined) =>
+        db
+          .select(getTableColumns(workspaces))
+          .from(workspaces)
+          .leftJoin(memberships, joins.organizationMembership)
+          .leftJoin(workspaceMembers, joins.workspaceMembership)
+          .where(and(candidate, ...conditions, after))
+          .orderBy(direction(sortKey), direction(workspaces.id))
+          .limit(take);
+      if (candidates.length === 1) return scan(candidates[0]);
+      const [first, second] = candidates.map(scan) as [ReturnType<typeof scan>, ReturnType<typeof scan>];
+      const visible = unionAll(first, second).as('visible');
+      return db
         .select()
-        .from(workspaces)
-        .where(and(...conditions, after))
-        .orderBy(direction(sortKey), direction(workspaces.id))
-        .limit(take),
+        .from(visible)
+        .orderBy(direction(byName ? sql`${visible.nameKey} collate "C"` : visible.createdAt), direction(visible.id))
+        .limit(take);
+    },
   );
   return { items: rows.map(toWorkspace), next_cursor };
 }
 
 /**
- * A workspace the caller may read, found by the one query that also confirms the caller
- * (the read's only round trip): 401 when the account is gone or the token revoked, then 404
- * when the workspace does not exist or the caller is not a member of its organization — the
- * order and messages of authedProcedure followed by loadWorkspace.
+ * A workspace the caller may read, found by the one query that also confirms the caller and
+ * decides access (the read's only round trip): 401 when the account is gone or the token
+ * revoked, then 404 when the workspace does not exist or the caller has no access to it —
+ * the order and messages of authedProcedure followed by loadWorkspace.
  */
 async function readWorkspace(db: DbOrTx, caller: Caller, workspaceId: string): Promise<WorkspaceRow> {
   const [row] = await readWorkspaceQuery(db).execute({ userId: caller.id, workspaceId });
-  return visibleWorkspace(caller, row);
+  return readableRow(caller, row);
 }
 
 /** readWorkspace, with the organization's settings layer and locks read by the same query. */
@@ -265,27 +323,28 @@ async function readWorkspaceWithOrganization(
   workspaceId: string,
 ): Promise<{ workspace: WorkspaceRow; organization: OrganizationRules }> {
   const [row] = await readWorkspaceWithOrganizationQuery(db).execute({ userId: caller.id, workspaceId });
-  const workspace = visibleWorkspace(caller, row);
+  const workspace = readableRow(caller, row);
   return { workspace, organization: { settings: row!.organizationSettings ?? {}, locks: row!.organizationLocks ?? [] } };
 }
 
 /** The answers of a read's row: 401 for the caller, then 404 for the workspace. */
-function visibleWorkspace(caller: Caller, row: { tokenVersion: number; workspace: WorkspaceRow | null; role: Role | null } | undefined) {
+function readableRow(caller: Caller, row: ({ tokenVersion: number; workspace: WorkspaceRow | null } & Access) | undefined): WorkspaceRow {
   confirmCaller(caller, row);
-  if (!row.workspace || !row.role) throw workspaceNotFound();
-  return row.workspace;
+  authorize(row, 'read');
+  return row.workspace!;
 }
 
-/** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's membership in its organization. */
-const readFields = { tokenVersion: users.tokenVersion, workspace: workspaces, role: memberships.role };
-const memberOfWorkspaceOrganization = and(eq(memberships.organizationId, workspaces.organizationId), eq(memberships.userId, users.id));
+/** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's access to it. */
+const readFields = { tokenVersion: users.tokenVersion, workspace: workspaces, ...accessFields };
+const callerJoins = accessJoins(users.id);
 
 const readWorkspaceQuery = preparedPerDatabase((db) =>
   db
     .select(readFields)
     .from(users)
     .leftJoin(workspaces, eq(workspaces.id, sql.placeholder('workspaceId')))
-    .leftJoin(memberships, memberOfWorkspaceOrganization)
+    .leftJoin(memberships, callerJoins.organizationMembership)
+    .leftJoin(workspaceMembers, callerJoins.workspaceMembership)
     .where(eq(users.id, sql.placeholder('userId')))
     .prepare('read_workspace'),
 );
@@ -295,7 +354,8 @@ const readWorkspaceWithOrganizationQuery = preparedPerDatabase((db) =>
     .select({ ...readFields, organizationSettings: organizations.settings, organizationLocks: organizations.settingsLocks })
     .from(users)
     .leftJoin(workspaces, eq(workspaces.id, sql.placeholder('workspaceId')))
-    .leftJoin(memberships, memberOfWorkspaceOrganization)
+    .leftJoin(memberships, callerJoins.organizationMembership)
+    .leftJoin(workspaceMembers, callerJoins.workspaceMembership)
     .leftJoin(organizations, eq(organizations.id, workspaces.organizationId))
     .where(eq(users.id, sql.placeholder('userId')))
     .prepare('read_workspace_with_organization'),
@@ -332,7 +392,7 @@ export async function updateWorkspace(
 ): Promise<Workspace> {
   // Moving the default flag touches two rows: such moves are serialized per organization.
   await lockOrganizationOf(tx, workspaceId, changes.is_default ? 'update' : 'key share');
-  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition, changes.is_default ? 'administer' : 'edit');
   assertActive(workspace);
   const set: Partial<typeof workspaces.$inferInsert> = {};
   if (changes.name !== undefined && changes.name !== workspace.name) {
@@ -375,7 +435,7 @@ export async function updateWorkspace(
 /** A hard delete, archived or not; its events stay in the organization's list. */
 export async function deleteWorkspace(tx: Tx, author: Author, workspaceId: string, condition: VersionCondition): Promise<void> {
   await lockOrganizationOf(tx, workspaceId, 'key share');
-  const workspace = await loadForWrite(tx, author.id, workspaceId, condition);
+  const workspace = await loadForWrite(tx, author.id, workspaceId, condition, 'administer');
   if (workspace.isDefault) {
     throw new AppError('CONFLICT', 'The default workspace cannot be deleted; make another workspace the default first');
   }
@@ -418,7 +478,7 @@ export async function setArchived(
 /**
  * A deep copy of the source's description, metadata and settings overrides into a new
  * workspace (of the source's organization, or another where the caller is admin). Reading
- * the source needs membership in its organization. The copy shares nothing with the source.
+ * the source needs read access to it. The copy shares nothing with the source.
  * A copy into another organization leaves a trace in the source's too (`workspace.cloned_out`).
  */
 export async function cloneWorkspace(
@@ -428,7 +488,7 @@ export async function cloneWorkspace(
   input: CloneFields,
   quota: WorkspaceQuota,
 ): Promise<Workspace> {
-  const { workspace: source } = await loadWorkspace(tx, author.id, sourceId, 'member');
+  const { workspace: source } = await loadWorkspace(tx, author.id, sourceId, 'read');
   const organizationId = input.organization_id ?? source.organizationId;
   await requireRole(tx, author.id, organizationId, 'admin');
   const out = organizationId !== source.organizationId;
@@ -437,7 +497,8 @@ export async function cloneWorkspace(
   if (out) await lockOrganizations(tx, [source.organizationId, organizationId], 'key share');
   await assertWorkspaceRoom(tx, organizationId, quota);
   // The source's overrides become the copy's: they obey the target organization's locks.
-  assertNotLocked(source.settings, (await organizationRules(tx, { organizationId })).locks, 'settings');
+  const rules = await organizationRules(tx, { organizationId });
+  assertNotLocked(source.settings, rules.locks, 'settings');
   const copy = <T>(value: T): T => structuredClone(value);
   const values = {
     organizationId,
@@ -448,7 +509,7 @@ export async function cloneWorkspace(
     clonedFromId: source.id,
   };
   new WriteBudget().add({ values, changes: creationChanges(values) });
-  const row = await insertWorkspace(tx, values, input.slug);
+  const row = await insertWorkspace(tx, values, input.slug, rules);
   await recordEvents(tx, author, [
     workspaceEvent('workspace.cloned', row, changesBetween(null, { ...auditedState(row), cloned_from_id: source.id })),
     // Within one organization its trail already holds the copy (workspace.cloned, cloned_from_id).
@@ -496,7 +557,12 @@ export async function updateWorkspaceSettings(
   if (canonicalJson(overrides) === canonicalJson(workspace.settings)) return toSettings(workspace, organization);
   const [row] = await tx
     .update(workspaces)
-    .set({ settings: overrides, version: sql`${workspaces.version} + 1`, updatedAt: sql`now()` })
+    .set({
+      settings: overrides,
+      ...effectiveAccess(organization, overrides),
+      version: sql`${workspaces.version} + 1`,
+      updatedAt: sql`now()`,
+    })
     .where(eq(workspaces.id, workspaceId))
     .returning();
   await recordEvents(tx, author, [
@@ -505,7 +571,7 @@ export async function updateWorkspaceSettings(
   return toSettings(row!, organization);
 }
 
-/** Loads a workspace the caller may read (for provisioning templates). */
+/** Loads a workspace the caller may read (provisioning templates, event lists). */
 export async function readableWorkspace(db: DbOrTx, actorId: string, workspaceId: string): Promise<WorkspaceRow> {
-  return (await loadWorkspace(db, actorId, workspaceId, 'member')).workspace;
+  return (await loadWorkspace(db, actorId, workspaceId, 'read')).workspace;
 }
