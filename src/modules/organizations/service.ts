@@ -229,7 +229,7 @@ export async function updateOrganizationSettings(
     .where(eq(organizations.id, organizationId))
     .returning();
   // Visibility and default role decide who sees each workspace: their resolved values move now.
-  await rederiveAccess(tx, organizationId, after);
+  await rederiveAccess(tx, organizationId, before, after);
   await recordEvents(tx, author, [organizationEvent('organization.settings_updated', organizationId, changes)]);
   return toSettings(row!);
 }

@@ -151,13 +151,18 @@ export function effectiveAccessSql(organization: OrganizationLayer, overrides: S
   return { effectiveVisibility: resolve('visibility'), effectiveDefaultRole: resolve('default_role') };
 }
 
+const sameRule = <T>(a: PermissionRule<T>, b: PermissionRule<T>) => a.locked === b.locked && a.inherited === b.inherited;
+
 /**
  * Rewrites the derived columns of the organization's workspaces after its settings or locks
- * changed (call under the organization's update lock, in that write's transaction): only the
- * rows whose resolved values moved are written.
+ * changed from `before` to `after` (call under the organization's update lock, in that
+ * write's transaction). Nothing to do unless what it passes down for visibility or default
+ * role moved; then only the rows whose resolved values moved are written.
  */
-export async function rederiveAccess(tx: Tx, organizationId: string, organization: OrganizationLayer): Promise<void> {
-  const next = effectiveAccessSql(organization, workspaces.settings);
+export async function rederiveAccess(tx: Tx, organizationId: string, before: OrganizationLayer, after: OrganizationLayer): Promise<void> {
+  const moved = (['visibility', 'default_role'] as const).some((key) => !sameRule(permissionRule(before, key), permissionRule(after, key)));
+  if (!moved) return;
+  const next = effectiveAccessSql(after, workspaces.settings);
   await tx
     .update(workspaces)
     .set({ effectiveVisibility: sql`${next.effectiveVisibility}`, effectiveDefaultRole: sql`${next.effectiveDefaultRole}` })
