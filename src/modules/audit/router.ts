@@ -27,8 +27,8 @@ export const auditRouter = router({
     .meta(
       rest('GET', '/workspaces/{workspace_id}/events', 'listWorkspaceEvents', {
         tag,
-        summary: "A workspace's audit events (members of its organization)",
-        description: `The changes of this workspace (its creation, updates, settings, archive and restore). Once it is deleted this is 404; its events stay in the organization's list. ${FILTERS}`,
+        summary: "A workspace's audit events (anyone with access to it)",
+        description: `The changes of this workspace (its creation, updates, settings, archive and restore, its members). Once it is deleted this is 404; its events stay in the organization's list. ${FILTERS}`,
         errors: [404],
       }),
     )

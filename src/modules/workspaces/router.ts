@@ -62,7 +62,7 @@ export const workspacesRouter = router({
     .meta(
       rest('POST', '/workspaces', 'createWorkspace', {
         tag,
-        summary: 'Create a workspace (admin)',
+        summary: 'Create a workspace (organization admin)',
         description: CREATE_DESCRIPTION,
         requestExample: {
           organization_id: EXAMPLE_IDS.organization,
@@ -86,9 +86,9 @@ export const workspacesRouter = router({
     .meta(
       rest('GET', '/workspaces', 'listWorkspaces', {
         tag,
-        summary: "List the workspaces of the caller's organizations (keyset-paginated)",
+        summary: 'List the workspaces the caller has access to (keyset-paginated)',
         description:
-          'Filter by `organization_id` (404 when the caller is not a member) and `q` (case-insensitive substring of name or slug; `%` and `_` are literal); sort by `created_at` or `name`, `asc` or `desc`, with the id as tie-break. Cursors are signed and bound to the filters: a tampered cursor, or one used with other filters, is 400.',
+          'Lists what the caller can read (README, Workspace access): every workspace of the organizations where it is an owner or admin; elsewhere those visible to the organization and those it is an explicit member of. Filter by `organization_id` (404 when the caller is not a member) and `q` (case-insensitive substring of name or slug; `%` and `_` are literal); sort by `created_at` or `name`, `asc` or `desc`, with the id as tie-break. Cursors are signed and bound to the filters: a tampered cursor, or one used with other filters, is 400.',
         errors: [404],
       }),
     )
@@ -136,7 +136,8 @@ export const workspacesRouter = router({
       rest('GET', '/workspaces/{workspace_id}', 'getWorkspace', {
         tag,
         summary: 'One workspace',
-        description: 'Any member of its organization may read it; 404 otherwise. `ETag` is its version, for `If-Match`.',
+        description:
+          'Anyone with access to it (a viewer or above; README, Workspace access) may read it; 404 otherwise, whether it does not exist or is private to others. `ETag` is its version, for `If-Match`.',
         errors: [404],
         responseHeaders: etagHeader,
       }),
@@ -149,7 +150,7 @@ export const workspacesRouter = router({
     .meta(
       rest('PUT', '/workspaces/{workspace_id}', 'updateWorkspace', {
         tag,
-        summary: "Update a workspace's name, slug, description, metadata, or make it the default (admin)",
+        summary: "Update a workspace's name, slug, description, metadata (workspace admin), or make it the default (organization admin)",
         description:
           'Give at least one of `name`, `slug`, `description`, `metadata`, `is_default`; fields left out stay as they are. Metadata merges key by key (`null` removes a key); `is_default: true` moves the default flag here. An archived workspace is 409 (restore it first). `If-Match` (or `expected_version`) makes it conditional: 412 when the version moved on.',
         requestExample: {
@@ -173,7 +174,7 @@ export const workspacesRouter = router({
     .meta(
       rest('DELETE', '/workspaces/{workspace_id}', 'deleteWorkspace', {
         tag,
-        summary: 'Delete a workspace and its settings (admin); the default workspace cannot be deleted',
+        summary: 'Delete a workspace and its settings (organization admin); the default workspace cannot be deleted',
         description:
           'A hard delete; its settings go with it. The default workspace is 409. `If-Match` or `expected_version` make it conditional (412).',
         successStatus: 204,
@@ -192,7 +193,7 @@ export const workspacesRouter = router({
     .meta(
       rest('POST', '/workspaces/{workspace_id}/archive', 'archiveWorkspace', {
         tag,
-        summary: 'Archive a workspace: read-only, left out of lists, slug kept (admin)',
+        summary: 'Archive a workspace: read-only, left out of lists, slug kept (workspace admin)',
         description:
           'The workspace keeps its data, settings and slug; writes to it answer 409 until it is restored, while reads, clones from it and provisioning from it as a template still work. Lists leave it out unless `archived=true` or `all`. The default workspace cannot be archived (409). Archiving an archived workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
         requestExample: {},
@@ -209,7 +210,7 @@ export const workspacesRouter = router({
     .meta(
       rest('POST', '/workspaces/{workspace_id}/restore', 'restoreWorkspace', {
         tag,
-        summary: 'Restore an archived workspace (admin)',
+        summary: 'Restore an archived workspace (workspace admin)',
         description:
           'It is active again: writable and listed, with the slug it kept. Restoring an active workspace changes nothing. `If-Match` or `expected_version` make it conditional (412).',
         requestExample: {},
@@ -228,7 +229,7 @@ export const workspacesRouter = router({
         tag,
         summary: 'Deep-copy a workspace (description, metadata, settings overrides) into a new one',
         description:
-          "Reading the source needs membership in its organization; creating needs admin in the target (`organization_id`, default the source's). The copy is never linked to the source; `cloned_from_id` names it. A target organization at its workspace quota answers 409 `QUOTA_EXCEEDED`.",
+          "Reading the source needs access to it (a viewer or above); creating needs admin in the target organization (`organization_id`, default the source's). The copy is never linked to the source; `cloned_from_id` names it. A target organization at its workspace quota answers 409 `QUOTA_EXCEEDED`.",
         requestExample: { name: 'Marketing (copy)' },
         successStatus: 201,
         errors: [403, 404, 409, 422],
@@ -267,7 +268,7 @@ export const workspacesRouter = router({
     .meta(
       rest('PUT', '/workspaces/{workspace_id}/settings', 'updateWorkspaceSettings', {
         tag,
-        summary: "Deep-merge a partial settings document into the workspace's overrides (null removes an override; admin)",
+        summary: "Deep-merge a partial settings document into the workspace's overrides (null removes an override; workspace admin)",
         description:
           'Objects merge key by key and scalars replace; `null` at any key removes the override, so the value is inherited again. A write that changes something bumps the version; an empty one does not. A stored layer is at most 64 KiB. A write that sets a value at, under or above a path the organization locks is 409 naming the paths (the whole write is refused; `null` there is allowed), as is any write to an archived workspace. `If-Match` or `expected_version` make it conditional (412).',
         requestExample: { permissions: { allow_guests: true }, features: { dark_mode: false }, integrations: { github: null } },
