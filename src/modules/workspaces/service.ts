@@ -45,10 +45,13 @@ import {
 export const slugTaken = (slug: string) => new AppError('CONFLICT', `The slug "${slug}" is taken in this organization`);
 
 /**
- * The workspace and a user's access to it (workspaces/access.ts), in one query; undefined
- * when there is no such workspace. With `forUpdate`, the workspace row stays locked until the
- * transaction ends, so conditional writes see the version they check and membership changes
- * of one workspace run one after another.
+ * The workspace and a user's access to it (workspaces/access.ts), read by one query; undefined
+ * when there is no such workspace. With `forUpdate`, a statement before that query locks the
+ * workspace row until the transaction ends, so conditional writes see the version they check
+ * and membership changes of one workspace run one after another. The lock is its own
+ * statement because a statement that waits for a row lock answers its joins from the snapshot
+ * it started with: locking in the query itself, a workspace admin demoted by the membership
+ * change it waited for still passed as admin (test/workspace-members.test.ts).
  */
 export async function findWithAccess(
   db: DbOrTx,
@@ -56,14 +59,14 @@ export async function findWithAccess(
   workspaceId: string,
   forUpdate = false,
 ): Promise<{ workspace: WorkspaceRow; access: Access } | undefined> {
+  if (forUpdate) await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, workspaceId)).for('update');
   const joins = accessJoins(userId);
-  const query = db
+  const [row] = await db
     .select({ workspace: workspaces, ...accessFields })
     .from(workspaces)
     .leftJoin(memberships, joins.organizationMembership)
     .leftJoin(workspaceMembers, joins.workspaceMembership)
     .where(eq(workspaces.id, workspaceId));
-  const [row] = forUpdate ? await query.for('update', { of: workspaces }) : await query;
   return row && { workspace: row.workspace, access: row };
 }
 
