@@ -346,8 +346,26 @@ const OPERATIONS: Record<string, Operation> = {
     status: 200,
     rest: ({ ws, account }) => app.request('GET', `${wsPath(ws.id)}/access?user_id=${subject.user.id}`, { token: account.token }),
     trpc: ({ ws, account }) => trpc(account).workspaces.access.query({ workspace_id: ws.id, user_id: subject.user.id }),
-    allowed: (answer, { ws }) =>
-      expect(answer).toEqual({ workspace_id: ws.id, user_id: subject.user.id, role: 'viewer', source: 'workspace_member' }),
+    allowed: async (answer, { ws, account, face }) => {
+      expect(answer).toEqual({ workspace_id: ws.id, user_id: subject.user.id, role: 'viewer', source: 'workspace_member' });
+      // Anyone in the organization is answered, with access or without (null); someone outside it is 404.
+      const path = (user: SignedUp) => `${wsPath(ws.id)}/access?user_id=${user.user.id}`;
+      const ask = (user: SignedUp) => trpc(account).workspaces.access.query({ workspace_id: ws.id, user_id: user.user.id });
+      const noAccess = { workspace_id: ws.id, user_id: plainMember.user.id, role: null, source: null };
+      const owner = { workspace_id: ws.id, user_id: orgOwner.user.id, role: 'admin', source: 'organization_role' };
+      const notMember = `User ${outsider.user.id} is not a member of this workspace's organization`;
+      if (face === 'REST') {
+        expect((await app.request('GET', path(plainMember), { token: account.token })).body).toEqual(noAccess);
+        expect((await app.request('GET', path(orgOwner), { token: account.token })).body).toEqual(owner);
+        const res = await app.request('GET', path(outsider), { token: account.token });
+        expectApiError(res, 404, 'NOT_FOUND');
+        expect(res.body.message).toBe(notMember);
+      } else {
+        expect(await ask(plainMember)).toEqual(noAccess);
+        expect(await ask(orgOwner)).toEqual(owner);
+        expect((await expectTrpcFailure(ask(outsider), 404, 'NOT_FOUND')).message).toBe(notMember);
+      }
+    },
   },
   update: {
     ability: 'edit',
@@ -743,6 +761,37 @@ describe('the permission matrix', () => {
   });
 });
 
+describe('a user id spelled in upper case', () => {
+  // A UUID is one id however its hex digits are cased (the database compares them as UUIDs, and
+  // `GET /workspaces/{ID}` finds the workspace): leaving, and asking for your own access, depend
+  // on who the id names, not on how it is spelled; answers name ids the service's way (lower case).
+  let ws: WorkspaceBody;
+  const upper = (id: string) => id.toUpperCase();
+  beforeAll(async () => {
+    ws = await createWorkspace(app, orgOwner.token, matrixOrg, { settings: PRIVATE });
+    await addToWorkspace(orgOwner, ws.id, wsViewer, 'viewer');
+    await addToWorkspace(orgOwner, ws.id, wsMember, 'member');
+  });
+
+  it('is your own access, in the answer as in the decision (both faces)', async () => {
+    const own = { workspace_id: ws.id, user_id: wsViewer.user.id, role: 'viewer', source: 'workspace_member' };
+    const res = await app.request('GET', `${wsPath(upper(ws.id))}/access?user_id=${upper(wsViewer.user.id)}`, { token: wsViewer.token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual(own);
+    expect(await trpc(wsViewer).workspaces.access.query({ workspace_id: upper(ws.id), user_id: upper(wsViewer.user.id) })).toEqual(own);
+    const theirs = await app.request('GET', `${wsPath(ws.id)}/access?user_id=${upper(wsViewer.user.id)}`, { token: orgOwner.token });
+    expect(theirs.body).toEqual(own);
+  });
+
+  it('lets a member leave (REST, then tRPC)', async () => {
+    const res = await app.request('DELETE', `${wsPath(ws.id)}/members/${upper(wsViewer.user.id)}`, { token: wsViewer.token });
+    expect(res.status, res.text).toBe(204);
+    expect(await memberRow(ws.id, wsViewer.user.id)).toBeNull();
+    await trpc(wsMember).workspaces.members.remove.mutate({ workspace_id: ws.id, user_id: upper(wsMember.user.id) });
+    expect(await memberRow(ws.id, wsMember.user.id)).toBeNull();
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. Visibility: a private workspace in every read, list and page
 // ---------------------------------------------------------------------------------------------
@@ -922,6 +971,8 @@ describe('a private workspace, for a plain member of its organization', () => {
     const visible = known.filter((k) => !k.hidden).map((k) => k.ws.id);
     const page = await trpc(reader).workspaces.listInOrganization.query({ org_id: visOrg, archived: 'all', limit: 100 });
     expect(page.items.map((w) => w.id).sort()).toEqual([...visible].sort());
+    const filtered = await trpc(reader).workspaces.list.query({ organization_id: visOrg, archived: 'all', limit: 100 });
+    expect(filtered.items.map((w) => w.id).sort()).toEqual([...visible].sort());
     const all = await trpc(reader).workspaces.list.query({ archived: 'all', q: 'hidden', limit: 100 });
     expect(all.items).toEqual([]);
   });
