@@ -130,17 +130,9 @@ export async function updateWorkspaceMemberRole(
   return toMember({ ...member, role });
 }
 
-/**
- * A user id as the service spells it: a UUID in lower case. A path or query may spell one in
- * upper case, which names the same user (the database compares UUIDs, not text), so a decision
- * that compares it with the caller's id, or an answer that names it, takes this form.
- */
-const canonicalId = (id: string) => id.toLowerCase();
-
 /** Removes a member (a workspace admin), or the caller's own membership (leaving). */
 export async function removeWorkspaceMember(tx: Tx, author: Author, workspaceId: string, userId: string): Promise<void> {
-  const leaving = author.id === canonicalId(userId);
-  const workspace = await lockForMembership(tx, author.id, workspaceId, leaving ? 'leave' : 'manageMembers');
+  const workspace = await lockForMembership(tx, author.id, workspaceId, author.id === userId ? 'leave' : 'manageMembers');
   const member = await findMember(tx, workspaceId, userId);
   if (!member) throw memberNotFound();
   await tx.delete(workspaceMembers).where(and(eq(workspaceMembers.workspaceId, workspaceId), eq(workspaceMembers.userId, userId)));
@@ -187,9 +179,8 @@ export async function endWorkspaceMemberships(tx: Tx, user: { id: string; email:
  * Why a user can see the workspace: the caller's own access, or (for a workspace admin) that
  * of anyone in the organization or among its explicit members.
  */
-export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceId: string, asked = actorId): Promise<WorkspaceAccess> {
-  const { workspace, access: own } = await loadWorkspace(db, actorId, workspaceId, 'read');
-  const userId = canonicalId(asked);
+export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceId: string, userId = actorId): Promise<WorkspaceAccess> {
+  const { access: own } = await loadWorkspace(db, actorId, workspaceId, 'read');
   let access = own;
   if (userId !== actorId) {
     authorize(own, 'manageMembers');
@@ -197,5 +188,5 @@ export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceI
     if (!theirs?.organizationRole && !theirs?.role) throw notInOrganization(userId);
     access = theirs;
   }
-  return { workspace_id: workspace.id, user_id: userId, role: access.role, source: access.source };
+  return { workspace_id: workspaceId, user_id: userId, role: access.role, source: access.source };
 }
