@@ -13,9 +13,15 @@
  * - Conditional writes pass `expected_version` in the input (If-Match is REST's way).
  * - Errors are TRPCClientError<AppRouter>: `error.data` carries the contract's `code`,
  *   `httpStatus`, `issues` and `failed`, typed from the router.
+ * - Workspace access (step 9): a workspace made private, a member of the organization given a
+ *   role in it, the access answer (`workspaces.access`: role and source), the member list, and
+ *   the removal. The member is a plain member of an organization the caller administers; when
+ *   there is none (a fresh account), it signs up a throwaway teammate and adds it to the
+ *   organization for the step, and removes it again at the end.
  * - It leaves the account as it found it: every workspace it creates is deleted at the end,
- *   also when a step fails (step 9), and governance (step 8) puts the organization's locks
- *   back. A signed-up throwaway account itself stays.
+ *   also when a step fails (step 10), governance (step 8) puts the organization's locks back,
+ *   and a teammate it added to an organization is removed from it. Signed-up throwaway accounts
+ *   themselves stay.
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -71,20 +77,32 @@ type WorkspacesClient = ReturnType<typeof createWorkspacesClient>;
  * reported).
  */
 export async function runExample(baseUrl: string, credentials?: { email: string; password: string }): Promise<void> {
-  const session: Session = { httpRequests: 0, created: new Set() };
+  const session: Session = { baseUrl, httpRequests: 0, created: new Set(), addedMembers: [] };
   const client = createWorkspacesClient(baseUrl, () => session.token, { onRequest: () => session.httpRequests++ });
   try {
     await runSteps(client, session, credentials);
   } catch (error) {
-    await deleteWorkspaces(client, session.created).catch((cleanupError: unknown) => {
+    await cleanUp(client, session).catch((cleanupError: unknown) => {
       console.error('clean-up failed too:', cleanupError instanceof Error ? cleanupError.message : cleanupError);
     });
     throw error;
   }
-  // 9. Clean up: a failure here fails the run, since the example must leave nothing behind.
-  await deleteWorkspaces(client, session.created);
+  // 10. Clean up: a failure here fails the run, since the example must leave nothing behind.
+  await cleanUp(client, session);
   console.log(`cleaned up: ${session.created.size} workspaces deleted`);
   console.log('example finished');
+}
+
+/** Deletes the session's workspaces, then takes the teammates it added out of their organizations. */
+async function cleanUp(client: WorkspacesClient, session: Session): Promise<void> {
+  await deleteWorkspaces(client, session.created);
+  for (const { org_id, user_id } of session.addedMembers) {
+    try {
+      await client.organizations.removeMember.mutate({ org_id, user_id });
+    } catch (error) {
+      if (!(error instanceof TRPCClientError && (error as TRPCClientError<AppRouter>).data?.code === 'NOT_FOUND')) throw error;
+    }
+  }
 }
 
 /** Deletes the workspaces (one already gone is fine); tries every one, then throws the first error. */
@@ -102,14 +120,17 @@ async function deleteWorkspaces(client: WorkspacesClient, ids: Set<string>): Pro
 }
 
 interface Session {
+  baseUrl: string;
   token?: string;
   /** HTTP requests sent so far (to show batching). */
   httpRequests: number;
-  /** Every workspace the session created, by id, recorded as soon as its id is known (deleted in step 9). */
+  /** Every workspace the session created, by id, recorded as soon as its id is known (deleted in step 10). */
   created: Set<string>;
+  /** Teammates the session added to an organization (removed in step 10). */
+  addedMembers: Array<{ org_id: string; user_id: string }>;
 }
 
-/** Steps 1–8. */
+/** Steps 1–9. */
 async function runSteps(client: WorkspacesClient, session: Session, credentials?: { email: string; password: string }): Promise<void> {
   // 1. Sign in (or sign up a throwaway account); the token goes into every later request's Authorization header.
   if (credentials) {
@@ -206,6 +227,87 @@ async function runSteps(client: WorkspacesClient, session: Session, credentials?
 
   // 8. Governance: lock a setting, archive and restore a workspace, read the audit trail.
   await governance(client, session, organization.id, me.user.id);
+
+  // 9. Workspace access: a private workspace, a member given a role in it, and why it can see it.
+  const administered = organizations.items.filter((o) => o.role === 'owner' || o.role === 'admin');
+  await workspaceAccess(client, session, administered, me.user.id);
+}
+
+/**
+ * A plain member of one of the organizations the caller administers, to give a role in a
+ * private workspace; when there is none, a throwaway teammate signed up and added to the first
+ * of them (and removed again in step 10).
+ */
+async function findTeammate(
+  client: WorkspacesClient,
+  session: Session,
+  administered: Array<{ id: string }>,
+): Promise<{ organizationId: string; userId: string }> {
+  for (const organization of administered) {
+    const { items } = await client.organizations.listMembers.query({ org_id: organization.id, limit: 100 });
+    const plain = items.find((m) => m.role === 'member');
+    if (plain) return { organizationId: organization.id, userId: plain.user_id };
+  }
+  const organizationId = administered[0]!.id;
+  const email = `trpc-teammate-${randomUUID()}@example.com`;
+  // Its own client: the teammate's signup must not carry the caller's token.
+  const anonymous = createWorkspacesClient(session.baseUrl, () => undefined);
+  await anonymous.auth.signup.mutate({ email, password: 'a long teammate password', name: 'tRPC Teammate' });
+  const added = await client.organizations.addMember.mutate({ org_id: organizationId, email, role: 'member' });
+  session.addedMembers.push({ org_id: organizationId, user_id: added.user_id });
+  console.log('signed up a teammate and added it to the organization');
+  return { organizationId, userId: added.user_id };
+}
+
+/** Step 9, on a workspace of its own (deleted in step 10, its memberships with it). */
+async function workspaceAccess(
+  client: WorkspacesClient,
+  session: Session,
+  administered: Array<{ id: string }>,
+  userId: string,
+): Promise<void> {
+  const teammate = await findTeammate(client, session, administered);
+  const scratch = await client.workspaces.create.mutate({
+    organization_id: teammate.organizationId,
+    name: `tRPC access ${randomUUID().slice(0, 8)}`,
+  });
+  session.created.add(scratch.id);
+  const workspace_id = scratch.id;
+
+  // 9a. Make it private: only the organization's owners and admins, and its explicit members, see it.
+  const settings = await client.workspaces.updateSettings.mutate({ workspace_id, permissions: { visibility: 'private' } });
+  check(settings.effective.permissions.visibility === 'private', 'the workspace is private');
+  const before = await client.workspaces.access.query({ workspace_id, user_id: teammate.userId });
+  check(before.role === null && before.source === null, `a plain member has no access to a private workspace (${before.role})`);
+  console.log('private workspace: a plain member has no access');
+
+  // 9b. Give the teammate a role in it: an explicit membership.
+  const added = await client.workspaces.members.add.mutate({ workspace_id, user_id: teammate.userId, role: 'viewer' });
+  check(added.role === 'viewer' && added.user_id === teammate.userId, 'the member is added as a viewer');
+  console.log('added', added.email, 'as', added.role);
+
+  // 9c. The access answer: the teammate's role and why (two calls, one HTTP request), and the caller's own.
+  const [theirs, mine] = await Promise.all([
+    client.workspaces.access.query({ workspace_id, user_id: teammate.userId }),
+    client.workspaces.access.query({ workspace_id }),
+  ]);
+  check(theirs.role === 'viewer' && theirs.source === 'workspace_member', `the member's access: ${theirs.role} ${theirs.source}`);
+  check(mine.user_id === userId && mine.role === 'admin' && mine.source === 'organization_role', `my access: ${mine.role} ${mine.source}`);
+  console.log(`access: member ${theirs.role} via ${theirs.source}; mine ${mine.role} via ${mine.source}`);
+
+  // 9d. The workspace's explicit members (the organization's admins hold access without being listed).
+  const members = await client.workspaces.members.list.query({ workspace_id });
+  check(members.items.length === 1 && members.items[0]!.user_id === teammate.userId, 'the list shows the one explicit member');
+  console.log('members:', members.items.map((m) => `${m.email} (${m.role})`).join(', '));
+
+  // 9e. Remove the membership: the private workspace is closed to the teammate again.
+  await client.workspaces.members.remove.mutate({ workspace_id, user_id: teammate.userId });
+  const [after, remaining] = await Promise.all([
+    client.workspaces.access.query({ workspace_id, user_id: teammate.userId }),
+    client.workspaces.members.list.query({ workspace_id }),
+  ]);
+  check(after.role === null && remaining.items.length === 0, 'the removal ends the access');
+  console.log('removed the member: no access again');
 }
 
 /** Governance, on a workspace of its own (deleted in step 9); the organization's locks are put back as they were. */

@@ -3,13 +3,15 @@
  * DATA_DIR, as `npm start` would open it), so that a person opening /docs has something to
  * look at: a demo user, two organizations with settings of their own (one with a locked
  * setting), 13 workspaces that inherit some settings and override others (a clone and an
- * archived workspace among them), and the audit events all of that wrote.
+ * archived workspace among them), two teammates in Globex with explicit roles in its private
+ * Finance workspace (a member and a viewer), and the audit events all of that wrote.
  *
  * Everything goes through the service's own procedures (appRouter.createCaller), so the rules,
  * transactions and validation are the API's. Idempotent: each piece is looked up by its slug
  * (or the account by its email) and made only when missing; settings are written only onto a
  * layer that is still empty, so a second run adds and changes nothing, and a run after a
- * partial one completes it. Prints the demo user's email, password and a fresh token.
+ * partial one completes it. Prints the demo user's email, password and a fresh token, and the
+ * teammates' emails (same password).
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +31,17 @@ type WorkspaceSpec = Omit<Inputs['workspaces']['create'], 'organization_id'> & {
 type OrganizationSettings = Omit<Inputs['organizations']['updateSettings'], 'org_id'>;
 
 export const DEMO_USER = { email: 'demo@example.com', password: 'demo password', name: 'Demo User' } as const;
+
+/**
+ * Two plain members of Globex, each with an explicit role in its private Finance workspace (they
+ * see it; Legal, private too, stays hidden from them, and Acme is not theirs at all).
+ */
+export const DEMO_TEAMMATES = [
+  { email: 'demo-member@example.com', password: 'demo password', name: 'Demo Member', role: 'member' },
+  { email: 'demo-viewer@example.com', password: 'demo password', name: 'Demo Viewer', role: 'viewer' },
+] as const;
+/** The private workspace (Globex's) the teammates are explicit members of. */
+export const TEAM_WORKSPACE_SLUG = 'finance';
 
 interface OrganizationSpec {
   name: string;
@@ -136,6 +149,8 @@ const CLONE = {
 export interface SeedResult {
   email: string;
   password: string;
+  /** The teammates' emails (their password is the demo user's). */
+  teammates: string[];
   token: string;
   expiresIn: number;
   organizations: Array<{ id: string; name: string; slug: string; workspaces: number }>;
@@ -193,6 +208,40 @@ function slugTakenError(slug: string, cause: unknown): Error {
   return new Error(`The organization slug "${slug}" belongs to another account in this database; seed an empty database instead`, {
     cause,
   });
+}
+
+/**
+ * A teammate's account, made once: signed up (which gives it an organization of its own, deleted
+ * at once: the demo data keeps its two organizations) or found by logging in. Returns its id.
+ */
+async function seedTeammate(
+  deps: AppDeps,
+  teammate: (typeof DEMO_TEAMMATES)[number],
+  keep: string,
+  added: SeedResult['added'],
+): Promise<string> {
+  const anonymous = callerFor(deps);
+  try {
+    await anonymous.auth.signup({ email: teammate.email, password: teammate.password, name: teammate.name });
+    added.users++;
+  } catch (error) {
+    if (!isCode(error, 'CONFLICT')) throw error;
+  }
+  let session;
+  try {
+    session = await anonymous.auth.login({ email: teammate.email, password: teammate.password });
+  } catch (error) {
+    if (isCode(error, 'UNAUTHORIZED')) {
+      throw new Error(`${teammate.email} exists with another password; delete that account or seed an empty database`, { cause: error });
+    }
+    throw error;
+  }
+  // The organization its signup came with (also after a partial run): every one it owns but Globex.
+  const api = callerFor(deps, session.access_token);
+  for (const organization of await allOrganizations(api)) {
+    if (organization.role === 'owner' && organization.id !== keep) await api.organizations.delete({ org_id: organization.id });
+  }
+  return session.user.id;
 }
 
 /** Fills the database behind `deps` with the demo data, adding only what is missing. */
@@ -286,6 +335,24 @@ export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
   const legacy = (await allWorkspaces(api, globex.id)).find((w) => w.slug === ARCHIVED_SLUG);
   if (legacy && !legacy.archived_at) await api.workspaces.archive({ workspace_id: legacy.id, expected_version: legacy.version });
 
+  // The teammates: plain members of Globex, each with an explicit role in its private Finance.
+  const finance = (await allWorkspaces(api, globex.id)).find((w) => w.slug === TEAM_WORKSPACE_SLUG);
+  for (const teammate of DEMO_TEAMMATES) {
+    const userId = await seedTeammate(deps, teammate, globex.id, added);
+    try {
+      await api.organizations.addMember({ org_id: globex.id, email: teammate.email, role: 'member' });
+    } catch (error) {
+      if (!isCode(error, 'CONFLICT')) throw error;
+    }
+    if (!finance) continue;
+    try {
+      await api.workspaces.members.get({ workspace_id: finance.id, user_id: userId });
+    } catch (error) {
+      if (!isCode(error, 'NOT_FOUND')) throw error;
+      await api.workspaces.members.add({ workspace_id: finance.id, user_id: userId, role: teammate.role });
+    }
+  }
+
   organizations = await allOrganizations(api);
   const summary = [];
   for (const organization of [acme, globex]) {
@@ -300,6 +367,7 @@ export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
   return {
     email: DEMO_USER.email,
     password: DEMO_USER.password,
+    teammates: DEMO_TEAMMATES.map((t) => t.email),
     token: session.access_token,
     expiresIn: session.expires_in,
     organizations: summary,
@@ -351,6 +419,7 @@ async function main(): Promise<void> {
       `  password: ${result.password}`,
       `  token:    ${result.token}`,
       `            (valid ${result.expiresIn} s; log in again for another)`,
+      `  teammates: ${result.teammates.join(', ')} (same password; members of Globex, in its private Finance workspace)`,
       '',
       `Start the service (npm start), open ${docs}, choose Authorize and paste the token.`,
       '',

@@ -66,6 +66,13 @@ async function contents(database: DatabaseHandle) {
     workspaces: await one('select count(*)::int as n from workspaces'),
     clones: await one('select count(*)::int as n from workspaces where cloned_from_id is not null'),
     overridden: await one("select count(*)::int as n from workspaces where settings <> '{}'::jsonb"),
+    workspaceMembers: await database.rows(
+      sql.raw(
+        `select w.slug as workspace, w.effective_visibility, u.email, wm.role
+           from workspace_members wm join workspaces w on w.id = wm.workspace_id join users u on u.id = wm.user_id
+          order by w.slug, u.email`,
+      ),
+    ),
     rows: await database.rows(
       sql.raw(
         `select o.slug as organization, o.name as organization_name, o.settings::text as organization_settings,
@@ -83,20 +90,27 @@ describe('npm run seed', () => {
   let token: string | undefined;
 
   it(
-    'fills a fresh database with a demo user, two organizations and 13 workspaces, and prints how to sign in',
+    'fills a fresh database with a demo user and two teammates, two organizations and 13 workspaces, and prints how to sign in',
     async () => {
       const run = await seed();
       expect(run.stderr, run.stdout).toBe('');
       expect(run.code).toBe(0);
       expect(run.stdout).toContain('email:    demo@example.com');
       expect(run.stdout).toContain('password: demo password');
-      expect(run.stdout).toContain('added now:     1 users, 2 organizations, 13 workspaces');
+      expect(run.stdout).toContain('added now:     3 users, 2 organizations, 13 workspaces');
+      expect(run.stdout).toContain('teammates: demo-member@example.com, demo-viewer@example.com (same password');
       expect(run.stdout).toContain('Acme Corp (acme-demo, 8 workspaces), Globex (globex-demo, 5 workspaces)');
       token = tokenIn(run.stdout);
       expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
 
       first = await withDatabase(contents);
-      expect(first).toMatchObject({ users: 1, organizations: 2, memberships: 2, workspaces: 13, clones: 1 });
+      // The teammates' own organizations (from their signups) are gone: they are members of Globex only.
+      expect(first).toMatchObject({ users: 3, organizations: 2, memberships: 4, workspaces: 13, clones: 1 });
+      // Globex's private Finance: one explicit member, one explicit viewer.
+      expect(first.workspaceMembers).toEqual([
+        { workspace: 'finance', effective_visibility: 'private', email: 'demo-member@example.com', role: 'member' },
+        { workspace: 'finance', effective_visibility: 'private', email: 'demo-viewer@example.com', role: 'viewer' },
+      ]);
       // Most workspaces override something; the defaults, Marketing and Operations inherit everything.
       expect(first.overridden).toBe(8);
       expect(first.rows.find((r) => r.slug === 'platform-staging')).toMatchObject({ organization: 'acme-demo', version: 2 });
@@ -124,8 +138,8 @@ describe('npm run seed', () => {
     const service = await serveApp(config, database, () => database.close());
     try {
       const base = `${service.url}/api/v1`;
-      const get = async (path: string) => {
-        const res = await fetch(base + path, { headers: { authorization: `Bearer ${token}` } });
+      const get = async (path: string, as = token) => {
+        const res = await fetch(base + path, { headers: { authorization: `Bearer ${as}` } });
         return { status: res.status, body: (await res.json()) as any };
       };
       const me = await get('/auth/me');
@@ -153,8 +167,63 @@ describe('npm run seed', () => {
       expect(archived.body.items.map((w: any) => w.slug)).toEqual(['legacy-crm']);
       expect(list.body.items.some((w: any) => w.slug === 'legacy-crm')).toBe(false);
       // And the trail of it all: the archive is the newest of Globex's events.
-      const events = await get(`/organizations/${archived.body.items[0].organization_id}/events?limit=1`);
-      expect(events.body.items[0]).toMatchObject({ action: 'workspace.archived', actor: { email: 'demo@example.com' } });
+      const globexId = archived.body.items[0].organization_id;
+      const events = await get(`/organizations/${globexId}/events?limit=3`);
+      // The newest: the teammates joining Globex and its Finance (each add one transaction), after the archive.
+      expect(events.body.items.map((e: any) => e.action)).toEqual(['workspace.member_added', 'member.added', 'workspace.member_added']);
+      const archiveEvent = await get(`/organizations/${globexId}/events?limit=1&action=workspace.archived`);
+      expect(archiveEvent.body.items[0]).toMatchObject({ action: 'workspace.archived', actor: { email: 'demo@example.com' } });
+
+      // Workspace access: the demo user, an owner, sees every workspace, the private ones too.
+      const bySlug = Object.fromEntries(list.body.items.map((w: any) => [w.slug, w.id]));
+      expect(Object.keys(bySlug)).toEqual(expect.arrayContaining(['design', 'finance', 'legal']));
+      const finance = await get(`/workspaces/${bySlug.finance}/members`);
+      expect(finance.status).toBe(200);
+      expect(finance.body.items.map((m: any) => [m.email, m.role])).toEqual([
+        ['demo-member@example.com', 'member'],
+        ['demo-viewer@example.com', 'viewer'],
+      ]);
+      expect((await get(`/workspaces/${bySlug.finance}/access`)).body).toMatchObject({ role: 'admin', source: 'organization_role' });
+
+      // The teammates see Globex's workspaces visible to it and Finance; not Legal (private), nor anything of Acme's.
+      const login = async (email: string) => {
+        const res = await fetch(`${base}/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email, password: 'demo password' }),
+        });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { access_token: string }).access_token;
+      };
+      const memberToken = await login('demo-member@example.com');
+      const viewerToken = await login('demo-viewer@example.com');
+      for (const [as, role] of [
+        [memberToken, 'member'],
+        [viewerToken, 'viewer'],
+      ] as const) {
+        const me = await get('/auth/me', as);
+        expect(me.body.memberships).toEqual([{ organization_id: globexId, role: 'member' }]);
+        expect(me.body.workspace_memberships).toEqual([{ workspace_id: bySlug.finance, organization_id: globexId, role }]);
+        const theirs = await get('/workspaces?limit=100&sort=name', as);
+        expect(theirs.body.items.map((w: any) => w.slug)).toEqual(['default', 'finance', 'operations']);
+        expect((await get(`/workspaces/${bySlug.finance}`, as)).status).toBe(200);
+        expect((await get(`/workspaces/${bySlug.finance}/access`, as)).body).toMatchObject({ role, source: 'workspace_member' });
+        // Globex's default role is viewer: what a workspace visible to the organization gives them.
+        expect((await get(`/workspaces/${bySlug.operations}/access`, as)).body).toMatchObject({
+          role: 'viewer',
+          source: 'organization_visibility',
+        });
+        expect((await get(`/workspaces/${bySlug.legal}`, as)).status).toBe(404);
+        expect((await get(`/workspaces/${bySlug.design}`, as)).status).toBe(404);
+        expect((await get(`/workspaces/${bySlug.platform}`, as)).status).toBe(404);
+      }
+      // A viewer may read Finance but not change it (403: it can see the workspace).
+      const rename = await fetch(`${base}/workspaces/${bySlug.finance}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${viewerToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Finance (renamed)' }),
+      });
+      expect(rename.status).toBe(403);
     } finally {
       await service.close();
     }

@@ -52,6 +52,20 @@ const locksOf = async (userId: string) =>
     [userId],
   );
 
+/** Who belongs to the user's organizations, and to their workspaces, as the database holds it. */
+const membersOf = async (userId: string) => ({
+  organizations: await app.query<{ organization_id: string; user_id: string; role: string }>(
+    `select m.organization_id, m.user_id, m.role from memberships m
+      where m.organization_id in (select organization_id from memberships where user_id = $1) order by 1, 2`,
+    [userId],
+  ),
+  workspaces: await app.query<{ workspace_id: string; user_id: string; role: string }>(
+    `select wm.workspace_id, wm.user_id, wm.role from workspace_members wm join workspaces w on w.id = wm.workspace_id
+      where w.organization_id in (select organization_id from memberships where user_id = $1) order by 1, 2`,
+    [userId],
+  ),
+});
+
 const HOP_HEADERS = new Set(['host', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']);
 
 /**
@@ -89,12 +103,16 @@ async function failingProxy(failing: string): Promise<{ url: string; close: () =
 }
 
 describe('examples/trpc-client.ts', () => {
-  it('runs its session with the demo login, exits 0, and leaves the demo organizations as it found them', async () => {
+  it('runs its session with the demo login, exits 0, and leaves the demo organizations as it found them, twice', async () => {
     await seedDemoData(createDeps(app.config, app.database));
     const [demo] = await app.query<{ id: string }>('select id from users where email = $1', [DEMO_USER.email]);
     const before = await workspacesOf(demo!.id);
     const locksBefore = await locksOf(demo!.id);
+    const membersBefore = await membersOf(demo!.id);
     expect(before).toHaveLength(13);
+    // Globex's private Finance has its two explicit members (the seed's teammates).
+    expect(membersBefore.workspaces).toHaveLength(2);
+    const usersBefore = await app.query('select id from users order by id');
     const eventsBefore = await createdAndDeletedBy(demo!.id);
 
     const result = await runScript('examples/trpc-client.ts', [app.url, DEMO_USER.email, DEMO_USER.password], {});
@@ -112,17 +130,47 @@ describe('examples/trpc-client.ts', () => {
     expect(result.stdout).toMatch(/archived \S+ listed with archived=true only/);
     expect(result.stdout).toContain('restored version 3');
     expect(result.stdout).toMatch(/workspace events: workspace\.restored workspace\.archived/);
-    expect(result.stdout).toContain('cleaned up: 2 workspaces deleted');
+    // Workspace access, with a plain member of Globex (a seeded teammate): no teammate signed up.
+    expect(result.stdout).toContain('private workspace: a plain member has no access');
+    expect(result.stdout).toContain('added demo-member@example.com as viewer');
+    expect(result.stdout).toContain('access: member viewer via workspace_member; mine admin via organization_role');
+    expect(result.stdout).toContain('members: demo-member@example.com (viewer)');
+    expect(result.stdout).toContain('removed the member: no access again');
+    expect(result.stdout).not.toContain('signed up a teammate');
+    expect(result.stdout).toContain('cleaned up: 3 workspaces deleted');
     expect(result.stdout).toContain('example finished');
 
-    // The demo organizations hold exactly the workspaces they held, unchanged, and their locks.
+    // The demo organizations hold exactly the workspaces they held, unchanged, their locks, their
+    // members and their workspaces' members; no account was added.
     expect(await workspacesOf(demo!.id)).toEqual(before);
     expect(await locksOf(demo!.id)).toEqual(locksBefore);
-    // It did create its two workspaces (the replayed create made none), and deleted both.
+    expect(await membersOf(demo!.id)).toEqual(membersBefore);
+    expect(await app.query('select id from users order by id')).toEqual(usersBefore);
+    // It did create its three workspaces (the replayed create made none), and deleted them all.
     const events = await createdAndDeletedBy(demo!.id);
     const made = events.created.filter((id) => !eventsBefore.created.includes(id));
-    expect(made).toHaveLength(2);
+    expect(made).toHaveLength(3);
     expect(events.deleted.filter((id) => !eventsBefore.deleted.includes(id)).sort()).toEqual(made.sort());
+    // In one of them, the member was added as a viewer, and removed.
+    const memberEvents = await app.query<{ action: string; role: unknown }>(
+      `select action, changes->'role' as role from audit_events
+        where actor_id = $1 and action like 'workspace.member_%' and workspace_id = any($2::uuid[]) order by created_at, id`,
+      [demo!.id, made],
+    );
+    expect(memberEvents).toEqual([
+      { action: 'workspace.member_added', role: { from: null, to: 'viewer' } },
+      { action: 'workspace.member_removed', role: { from: 'viewer', to: null } },
+    ]);
+
+    // Run again: the same answers, and again nothing left behind.
+    const again = await runScript('examples/trpc-client.ts', [app.url, DEMO_USER.email, DEMO_USER.password], {});
+    expect(again.stderr, again.stdout).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('cleaned up: 3 workspaces deleted');
+    expect(await workspacesOf(demo!.id)).toEqual(before);
+    expect(await locksOf(demo!.id)).toEqual(locksBefore);
+    expect(await membersOf(demo!.id)).toEqual(membersBefore);
+    expect(await app.query('select id from users order by id')).toEqual(usersBefore);
   });
 
   it('deletes what it created when a step fails, and exits 1 naming the failure', async () => {
@@ -149,10 +197,43 @@ describe('examples/trpc-client.ts', () => {
     expect(events.deleted.sort()).toEqual(events.created.filter((id) => id !== account.workspace.id).sort());
   });
 
+  it('deletes what it created and takes out the teammate it added when the access step fails, and exits 1', async () => {
+    const account = await signup(app, 'FailingAccess');
+    const before = await workspacesOf(account.user.id);
+    const membersBefore = await membersOf(account.user.id);
+    expect(membersBefore.organizations).toEqual([{ organization_id: account.organization.id, user_id: account.user.id, role: 'owner' }]);
+    // 9a asks for the teammate's access: by then the teammate is in the organization and the workspace private.
+    const proxy = await failingProxy('workspaces.access');
+    try {
+      const result = await runScript('examples/trpc-client.ts', [proxy.url, account.user.email, account.password], {});
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('injected failure (INTERNAL_SERVER_ERROR 500)');
+      expect(result.stderr).not.toContain('clean-up failed');
+      expect(result.stdout).toContain('signed up a teammate and added it to the organization');
+      expect(result.stdout).not.toContain('example finished');
+    } finally {
+      await proxy.close();
+    }
+    expect(await workspacesOf(account.user.id)).toEqual(before);
+    expect(await membersOf(account.user.id)).toEqual(membersBefore);
+    const events = await createdAndDeletedBy(account.user.id);
+    // The default workspace (created at signup) and the example's three; the three are deleted.
+    expect(events.created).toHaveLength(4);
+    expect(events.deleted.sort()).toEqual(events.created.filter((id) => id !== account.workspace.id).sort());
+    // The teammate joined and left again.
+    const memberEvents = await app.query<{ action: string }>(
+      "select action from audit_events where organization_id = $1 and action like 'member.%' order by created_at, id",
+      [account.organization.id],
+    );
+    expect(memberEvents.map((e) => e.action)).toEqual(['member.added', 'member.added', 'member.removed']);
+  });
+
   it('signs up an account of its own when given only the URL (from WORKSPACES_URL), and leaves only its default workspace', async () => {
     const result = await runScript('examples/trpc-client.ts', [], { WORKSPACES_URL: app.url });
     expect(result.stderr, result.stdout).toBe('');
     expect(result.code).toBe(0);
+    expect(result.stdout).toContain('signed up a teammate and added it to the organization');
+    expect(result.stdout).toContain('access: member viewer via workspace_member; mine admin via organization_role');
     expect(result.stdout).toContain('example finished');
     const users = await app.query<{ id: string }>("select id from users where email like 'trpc-example-%'");
     expect(users).toHaveLength(1);
@@ -161,6 +242,8 @@ describe('examples/trpc-client.ts', () => {
       [users[0]!.id],
     );
     expect(left).toEqual([{ is_default: true }]);
+    // Its throwaway teammate stays as an account, but not in the organization.
+    expect((await membersOf(users[0]!.id)).organizations.map((m) => m.role)).toEqual(['owner']);
   });
 
   it('exits 1 with one line when the service refuses it', async () => {

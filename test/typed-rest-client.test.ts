@@ -65,7 +65,8 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
   it('type-checks the client against them with --strict, and would catch a caller the document does not allow', () => {
     // A caller that gets the contract wrong, so the check is known to bite: an unknown path,
     // a wrong path parameter, a body field that does not exist, a status code that is not an error code,
-    // an `archived` filter and an audit action that do not exist.
+    // an `archived` filter and an audit action that do not exist, a workspace role that does not
+    // exist, and the access question's user under another name.
     const wrong = join(dir, 'wrong-caller.ts');
     writeFileSync(
       wrong,
@@ -79,6 +80,8 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
         "export const code: components['schemas']['Error']['code'] = 'PRECONDITION_FAILURE';",
         "void client.GET('/workspaces', { params: { query: { archived: 'yes' } } });",
         "void client.GET('/organizations/{org_id}/events', { params: { path: { org_id: 'x' }, query: { action: 'workspace.archive' } } });",
+        "void client.POST('/workspaces/{workspace_id}/members', { params: { path: { workspace_id: 'x' } }, body: { user_id: 'x', role: 'owner' } });",
+        "void client.GET('/workspaces/{workspace_id}/access', { params: { path: { workspace_id: 'x' }, query: { member_id: 'x' } } });",
         '',
       ].join('\n'),
     );
@@ -86,10 +89,10 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     const inClient = diagnostics.filter((d) => !d.startsWith(wrong));
     expect(inClient).toEqual([]);
     const lines = new Set(diagnostics.map((d) => /^[^:]+:(\d+):/.exec(d)?.[1]));
-    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['4', '5', '6', '7', '8', '9']);
+    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['10', '11', '4', '5', '6', '7', '8', '9']);
   }, 60_000);
 
-  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412, governance', async () => {
+  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412, governance, workspace access', async () => {
     const { runRestSession } = await import('./typed-clients/rest-client');
     const session = await runRestSession(app.url, uniqueEmail('typed'));
 
@@ -189,7 +192,16 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     const rows = await app.query<{ slug: string }>('select slug from workspaces where organization_id = $1 order by slug', [
       session.organizationId,
     ]);
-    expect(rows.map((r) => r.slug)).toEqual(['alpha', 'bravo', 'charlie', 'default', 'delta', 'platform', 'platform-copy']);
+    expect(rows.map((r) => r.slug)).toEqual([
+      'alpha',
+      'bravo',
+      'charlie',
+      'default',
+      'delta',
+      'platform',
+      'platform-copy',
+      'private-plans',
+    ]);
     const [copy] = await app.query<{ version: number; archived_at: unknown }>('select version, archived_at from workspaces where id = $1', [
       session.clone.workspace.id,
     ]);
@@ -198,5 +210,57 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
       session.organizationId,
     ]);
     expect(org!.settings_locks).toEqual(['features.beta', 'permissions.allow_guests']);
+
+    // Workspace access: a private workspace, a teammate made its viewer, then its admin, then leaving.
+    const a = session.access;
+    const ws = a.workspaceId;
+    const teammate = a.teammateId;
+    expect(a.madePrivate).toEqual({ status: 200, visibility: 'private' });
+    expect(a.hiddenBefore).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(a.teammateAccessBefore).toEqual({ status: 200, access: { workspace_id: ws, user_id: teammate, role: null, source: null } });
+    expect(a.added.status).toBe(201);
+    expect(a.added.location).toBe(`/api/v1/workspaces/${ws}/members/${teammate}`);
+    expect(a.added.member).toMatchObject({ user_id: teammate, name: 'Teammate', role: 'viewer' });
+    expect(a.added.member.email).toMatch(/\+teammate@example\.com$/);
+    expect(a.listed).toEqual({ status: 200, members: [a.added.member], nextCursor: null });
+    expect(a.fetched).toEqual({ status: 200, member: a.added.member });
+    expect(a.viewerAccess).toEqual({
+      status: 200,
+      access: { workspace_id: ws, user_id: teammate, role: 'viewer', source: 'workspace_member' },
+    });
+    expect(a.viewerRename).toEqual({ status: 403, code: 'FORBIDDEN' });
+    expect(a.updated).toEqual({ status: 200, member: { ...a.added.member, role: 'admin' } });
+    expect(a.adminAccess).toEqual({
+      status: 200,
+      access: { workspace_id: ws, user_id: teammate, role: 'admin', source: 'workspace_member' },
+    });
+    expect(a.adminRename).toEqual({ status: 200, name: 'Private plans (2027)' });
+    expect(a.teammateMemberships).toEqual([{ workspace_id: ws, organization_id: session.organizationId, role: 'admin' }]);
+    expect(a.left).toEqual({ status: 204 });
+    expect(a.hiddenAfter).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(a.membersAfter).toEqual([]);
+    const [owner] = await app.query<{ id: string }>('select user_id as id from memberships where organization_id = $1 and role = $2', [
+      session.organizationId,
+      'owner',
+    ]);
+    expect(a.ownerAccess).toEqual({
+      status: 200,
+      access: { workspace_id: ws, user_id: owner!.id, role: 'admin', source: 'organization_role' },
+    });
+    expect(a.events).toEqual([
+      'workspace.member_removed',
+      'workspace.updated',
+      'workspace.member_role_changed',
+      'workspace.member_added',
+      'workspace.settings_updated',
+      'workspace.created',
+    ]);
+    // What the database holds: the workspace private, and no membership left.
+    const [stored] = await app.query<{ effective_visibility: string; name: string }>(
+      'select effective_visibility, name from workspaces where id = $1',
+      [ws],
+    );
+    expect(stored).toEqual({ effective_visibility: 'private', name: 'Private plans (2027)' });
+    expect(await app.query('select user_id from workspace_members where workspace_id = $1', [ws])).toEqual([]);
   });
 });

@@ -14,7 +14,12 @@
  * - a 4xx: the documented error shape `{code, message, issues?, failed?}`, no stack;
  * - a 2xx: a body valid (ajv) against the operation's documented response schema, the
  *   documented headers (Location, ETag), 204 with no body;
- * and afterwards no workspace (or organization) row exists that no response acknowledged.
+ * and afterwards no workspace (or organization) row, and no workspace membership, exists that no
+ * response acknowledged. A refused membership change leaves the workspace's members as they were.
+ * Who may do what to a workspace (404 without access, 403 below the role the operation needs) is
+ * decided for each request from the README's rules (Workspace access), computed here from the
+ * stored settings layers and memberships, so fixtures made private or given another default role
+ * by generated settings writes are judged as they stand.
  * At least a fifth of each operation's requests must succeed (counted, asserted).
  *
  * `FUZZ_RUNS=10000 npm run test:fuzz` runs a long version; `FUZZ_SEED=<n>` replays a run.
@@ -28,6 +33,7 @@ import { parseSettingsPath } from '../../src/modules/settings/locks';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { nowSeconds, signLocalToken, unsignedToken } from '../helpers/auth-helpers';
 import { expectNoStack } from '../helpers/errors';
+import { SYSTEM_DEFAULT_PERMISSIONS } from '../helpers/org-helpers';
 import {
   applyEdit,
   contractViolations,
@@ -80,7 +86,12 @@ interface Account {
 }
 
 type Fixed = 'A' | 'B' | 'C' | 'D' | 'E';
-/** A owns; B is admin and C member of A's organizations; D is an outsider; E owns an organization it cannot leave; P is a throwaway account. */
+/**
+ * A owns; B is admin and C member of A's organizations; D is an outsider; E owns an organization
+ * it cannot leave; P is a throwaway account. (The workspace-member accounts W0–W2 are plain
+ * members of A's first organization that the workspace member operations add, change and remove;
+ * they never send a request.)
+ */
 type ActorName = Fixed | 'P';
 
 interface World {
@@ -96,11 +107,24 @@ interface World {
   orgD: string;
   wsA: string[];
   wsD: string;
+  /** Plain members of orgA that the workspace member operations add, change and remove. */
+  wsUsers: Account[];
+  /** In orgA: private, W2 its explicit viewer (C has no access to it). */
+  wsPrivate: string;
+  /**
+   * In orgA, visible to it with default role member by their own overrides (which no generated
+   * write touches), one for each member write: POST adds W0 and W1 to wsAdd (A is a member of it
+   * from the start: 409), PUT changes the roles of A and W2 in wsRole (W1 is none: 404), DELETE
+   * removes W0 from wsDel (and C leaves it).
+   */
+  wsAdd: string;
+  wsRole: string;
+  wsDel: string;
 }
 const world = {} as World;
 
 /** Ids of rows some 2xx response acknowledged (or the fixtures made). */
-const acknowledged = { workspaces: new Set<string>(), organizations: new Set<string>() };
+const acknowledged = { workspaces: new Set<string>(), organizations: new Set<string>(), workspaceMembers: new Set<string>() };
 /** Every account that exists, by email lower-cased: login's expected answer, signup's duplicates. */
 const accounts = new Map<string, Account>();
 /** Tokens that must no longer work: logged out or deleted. */
@@ -168,8 +192,8 @@ async function addMember(token: string, org: string, email: string, role: string
   return res.status;
 }
 
-async function createWorkspace(token: string, org: string, name: string): Promise<string> {
-  const res = await api('POST /workspaces', '/workspaces', { token, body: { organization_id: org, name } });
+async function createWorkspace(token: string, org: string, name: string, settings?: unknown): Promise<string> {
+  const res = await api('POST /workspaces', '/workspaces', { token, body: { organization_id: org, name, settings } });
   if (res.status !== 201) throw new Error(`create workspace failed: ${res.status} ${res.text}`);
   return res.body.id;
 }
@@ -198,6 +222,12 @@ async function acknowledge(key: string, res: RawResponse): Promise<void> {
     case 'POST /workspaces/provision':
       for (const workspace of body.created ?? []) acknowledged.workspaces.add(workspace.id);
       break;
+    case 'POST /workspaces/{workspace_id}/members': {
+      // The membership the Location names (the workspace as the path had it).
+      const named = /\/workspaces\/([^/]+)\/members\/([^/]+)$/.exec(String(res.headers.location));
+      if (named) acknowledged.workspaceMembers.add(`${named[1]!.toLowerCase()} ${named[2]!.toLowerCase()}`);
+      break;
+    }
   }
 }
 
@@ -256,6 +286,8 @@ interface RunContext {
   account?: Account;
   params: Record<string, string>;
   body?: unknown;
+  /** The target workspace's explicit members before the request (the member writes: a refusal must leave them). */
+  membersBefore?: string;
 }
 
 interface Spec {
@@ -275,8 +307,15 @@ interface Spec {
   hints?: Record<string, () => fc.Arbitrary<unknown>>;
   /** Extra variants: `special` labels the runner and `semantic` understand. */
   extras?: Array<{ weight: number; special: string; actor?: ActorName }>;
+  /**
+   * For an operation on one workspace (`workspace_id` in the path): the refusal the caller's
+   * access to it gives (404 none, 403 too low a role; undefined: allowed), from accessFacts.
+   * Replaces the fixed 403 of the `forbidden` variant, since a generated settings write may
+   * have given C another role, or no access.
+   */
+  refusal?(run: RunContext, access: AccessFacts): number | undefined | Promise<number | undefined>;
   /** The answer a valid request must get, when the request decides it (a wrong password: 401). */
-  semantic?(run: RunContext): number[] | undefined;
+  semantic?(run: RunContext): number[] | undefined | Promise<number[] | undefined>;
   /** A rule for the body the document does not state. */
   bodyRule?(body: Record<string, unknown>): string | undefined;
   /** A rule for the query parameters the document does not state (each given once). */
@@ -1097,6 +1136,14 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
       ((isPlainObject(bodyValue) && TENANT_FIELDS.some((k) => bodyValue[k] === c.unknownId)) ||
         queryPairs.some(([, v]) => v === c.unknownId)));
   const unauth = op.secured && c.auth !== 'token';
+  // The caller's access to the workspace, where the answer can still turn on it.
+  let refusal: number | undefined;
+  const decidedBefore = adapter || unauth || invalid.length > 0 || idemBad || mismatch || keyReused || replayOf;
+  if (spec.refusal && !decidedBefore && !hidden && account && isUuid(run.params.workspace_id)) {
+    const workspaceId = run.params.workspace_id;
+    const facts = await accessFacts(account.id, [workspaceId]);
+    refusal = await spec.refusal(run, facts.get(workspaceId.toLowerCase()) ?? NO_WORKSPACE);
+  }
   const valid =
     !adapter &&
     invalid.length === 0 &&
@@ -1116,13 +1163,14 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
   // The same key with a different raw input: 422, unless the server's parsed input is the same (a replay).
   else if (keyReused) expected = [422, 201, 404];
   else if (replayOf) expected = [replayOf.status, 404];
-  else if (docBadCursor) expected = hidden ? [400, 404] : [400];
-  else if (hidden) expected = [404];
-  else if (c.variant === 'forbidden') expected = [403];
+  else if (docBadCursor) expected = hidden || refusal ? [400, refusal ?? 404] : [400];
+  else if (hidden || refusal === 404) expected = [404];
+  else if (refusal === 403) expected = [403];
+  else if (c.variant === 'forbidden' && !spec.refusal) expected = [403];
   else if (ifMatchFacts.malformed || ifMatchFacts.disagree) expected = [400];
   else if (ifMatchFacts.stale) expected = [412];
   else if (badCursor || badQueryRule) expected = [400];
-  else expected = spec.semantic?.(run) ?? spec.statuses ?? [op.successStatus];
+  else expected = (await spec.semantic?.(run)) ?? spec.statuses ?? [op.successStatus];
 
   // Send.
   const started = performance.now();
@@ -1208,7 +1256,11 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
         const value = res.headers[name.toLowerCase()];
         if (
           name === 'Location' &&
-          (typeof value !== 'string' || !value.startsWith(`${API}/`) || (res.body?.id && !value.endsWith(`/${res.body.id}`)))
+          (typeof value !== 'string' ||
+            !value.startsWith(`${API}/`) ||
+            (res.body?.id && !value.endsWith(`/${res.body.id}`)) ||
+            // A membership: the member's id, under the path's organization or workspace.
+            (!res.body?.id && res.body?.user_id && !value.endsWith(`/members/${res.body.user_id}`)))
         ) {
           fail(`Location ${String(value)} does not name the created resource`);
         }
@@ -1265,6 +1317,118 @@ async function membershipsOf(account: Account): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.organization_id, r.role]));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Workspace access as the README states it (Workspace access), computed from the stored layers
+// and memberships: not from the service's role expression, nor from the two columns it derives.
+
+type WorkspaceRole = 'admin' | 'member' | 'viewer';
+type AccessSource = 'organization_role' | 'workspace_member' | 'organization_visibility';
+const WORKSPACE_RANK: Record<WorkspaceRole, number> = { viewer: 1, member: 2, admin: 3 };
+
+interface AccessFacts {
+  exists: boolean;
+  organizationId: string | null;
+  /** The user's role in the workspace's organization, or null. */
+  organizationRole: string | null;
+  /** Their explicit membership's role, or null. */
+  explicit: WorkspaceRole | null;
+  /** The workspace's effective permissions.visibility and default_role (defaults ← organization ← workspace, locks winning). */
+  visibility: string;
+  defaultRole: WorkspaceRole;
+  /** The effective role (null: no access) and the first source that gives it. */
+  role: WorkspaceRole | null;
+  source: AccessSource | null;
+}
+
+const NO_WORKSPACE: AccessFacts = {
+  exists: false,
+  organizationId: null,
+  organizationRole: null,
+  explicit: null,
+  visibility: 'organization',
+  defaultRole: 'member',
+  role: null,
+  source: null,
+};
+
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isUuid = (value: string | undefined): value is string => typeof value === 'string' && UUID_TEXT.test(value);
+
+type Layer = { permissions?: Record<string, unknown> } | null;
+
+/** One permission as GET …/settings resolves it: the organization's lock keeps its value (or the default). */
+function effectivePermission(key: 'visibility' | 'default_role', organization: Layer, locks: string[], overrides: Layer): string {
+  const inherited = (organization?.permissions?.[key] ?? SYSTEM_DEFAULT_PERMISSIONS[key]) as string;
+  if (locks.includes('permissions') || locks.includes(`permissions.${key}`)) return inherited;
+  return (overrides?.permissions?.[key] as string | undefined) ?? inherited;
+}
+
+/** The user's access to each of the workspaces (by lower-case id; absent: no such workspace). */
+async function accessFacts(userId: string, workspaceIds: string[]): Promise<Map<string, AccessFacts>> {
+  const rows = await app.query<{
+    id: string;
+    organization_id: string;
+    overrides: Layer;
+    organization_settings: Layer;
+    locks: string[] | null;
+    organization_role: string | null;
+    explicit: WorkspaceRole | null;
+  }>(
+    `select w.id, w.organization_id, w.settings as overrides, o.settings as organization_settings, o.settings_locks as locks,
+            m.role as organization_role, wm.role as explicit
+       from workspaces w
+       join organizations o on o.id = w.organization_id
+       left join memberships m on m.organization_id = w.organization_id and m.user_id = $1
+       left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = $1
+      where w.id = any($2::uuid[])`,
+    [userId, workspaceIds.filter(isUuid).map((id) => id.toLowerCase())],
+  );
+  const facts = new Map<string, AccessFacts>();
+  for (const row of rows) {
+    const locks = row.locks ?? [];
+    const visibility = effectivePermission('visibility', row.organization_settings, locks, row.overrides);
+    const defaultRole = effectivePermission('default_role', row.organization_settings, locks, row.overrides) as WorkspaceRole;
+    const sources: Array<[AccessSource, WorkspaceRole]> = [];
+    if (row.organization_role === 'owner' || row.organization_role === 'admin') sources.push(['organization_role', 'admin']);
+    if (row.explicit) sources.push(['workspace_member', row.explicit]);
+    if (row.organization_role && visibility === 'organization') sources.push(['organization_visibility', defaultRole]);
+    const best = Math.max(0, ...sources.map(([, role]) => WORKSPACE_RANK[role]));
+    const winner = sources.find(([, role]) => WORKSPACE_RANK[role] === best);
+    facts.set(row.id, {
+      exists: true,
+      organizationId: row.organization_id,
+      organizationRole: row.organization_role,
+      explicit: row.explicit,
+      visibility,
+      defaultRole,
+      role: winner?.[1] ?? null,
+      source: winner?.[0] ?? null,
+    });
+  }
+  return facts;
+}
+
+const isOrganizationAdmin = (role: string | null | undefined) => role === 'owner' || role === 'admin';
+
+/** README, Workspace access: no access is 404; a role below the one needed (or not the organization's admin), 403. */
+function refusalFor(access: AccessFacts, need: WorkspaceRole | 'organizationAdmin'): number | undefined {
+  if (!access.role) return 404;
+  if (need === 'organizationAdmin') return isOrganizationAdmin(access.organizationRole) ? undefined : 403;
+  return WORKSPACE_RANK[access.role] >= WORKSPACE_RANK[need] ? undefined : 403;
+}
+const needs = (need: WorkspaceRole | 'organizationAdmin') => (_run: RunContext, access: AccessFacts) => refusalFor(access, need);
+
+/** The workspace's explicit members, oldest first (as the list orders them). */
+async function workspaceMembersOf(workspaceId: string | undefined) {
+  if (!isUuid(workspaceId)) return [];
+  return app.query<{ user_id: string; email: string; role: WorkspaceRole }>(
+    `select wm.user_id, u.email, wm.role from workspace_members wm join users u on u.id = wm.user_id
+      where wm.workspace_id = $1 order by wm.created_at, wm.user_id`,
+    [workspaceId.toLowerCase()],
+  );
+}
+const membersText = async (workspaceId: string | undefined) => JSON.stringify(await workspaceMembersOf(workspaceId));
+
 /**
  * What a 2xx answer says beyond its schema: lists show only the caller's tenants (and the
  * organization asked for), creates and updates echo what was asked.
@@ -1277,12 +1441,69 @@ async function answerProblem(op: Operation, run: RunContext, account: Account, b
     case 'GET /organizations/{org_id}/workspaces': {
       const mine = await membershipsOf(account);
       const filter = orgParam ?? run.query?.find(([k]) => k === 'organization_id')?.[1]?.toLowerCase();
-      for (const item of body.items as Array<{ id: string; organization_id: string; name: string; slug: string }>) {
+      const items = body.items as Array<{ id: string; organization_id: string; name: string; slug: string }>;
+      const access = await accessFacts(
+        account.id,
+        items.map((item) => item.id),
+      );
+      for (const item of items) {
         if (!mine.has(item.organization_id))
           return `lists workspace ${item.id} of organization ${item.organization_id}, which the caller is not in`;
         if (filter && item.organization_id !== filter)
           return `lists workspace ${item.id} of ${item.organization_id}, outside the organization asked for`;
+        // A list never shows what a read would refuse (README, Workspace access).
+        if (!access.get(item.id)?.role) return `lists workspace ${item.id}, to which the caller has no access`;
       }
+      return undefined;
+    }
+    case 'GET /auth/me': {
+      const rows = await app.query<{ workspace_id: string; organization_id: string; role: string }>(
+        `select wm.workspace_id, w.organization_id, wm.role from workspace_members wm join workspaces w on w.id = wm.workspace_id
+          where wm.user_id = $1 order by wm.created_at, wm.workspace_id`,
+        [account.id],
+      );
+      if (canonical(body.workspace_memberships) !== canonical(rows))
+        return `workspace_memberships ${JSON.stringify(body.workspace_memberships)}; stored: ${JSON.stringify(rows)}`;
+      return undefined;
+    }
+    case 'GET /workspaces/{workspace_id}/members': {
+      const stored = await workspaceMembersOf(run.params.workspace_id);
+      const items = body.items as Array<{ user_id: string; email: string; role: string }>;
+      const shown = items.map(({ user_id, email, role }) => ({ user_id, email, role }));
+      const hasCursor = run.query?.some(([k]) => k === 'cursor');
+      const limit = Number(run.query?.find(([k]) => k === 'limit')?.[1] ?? 20);
+      const at = shown.length ? stored.findIndex((m) => m.user_id === shown[0]!.user_id) : 0;
+      // Oldest first, a contiguous run of the stored members: from the first one when no cursor was sent.
+      if ((!hasCursor && at !== 0) || at < 0 || canonical(shown) !== canonical(stored.slice(at, at + shown.length)))
+        return `lists ${JSON.stringify(shown)}; stored, oldest first: ${JSON.stringify(stored)}`;
+      if (shown.length > limit) return `${shown.length} members on a page of ${limit}`;
+      if (!hasCursor && shown.length < Math.min(limit, stored.length)) return `${shown.length} of ${stored.length} members on a first page`;
+      return undefined;
+    }
+    case 'GET /workspaces/{workspace_id}/members/{user_id}':
+    case 'PUT /workspaces/{workspace_id}/members/{user_id}':
+    case 'POST /workspaces/{workspace_id}/members': {
+      const userId = (run.params.user_id ?? String(asked.user_id)).toLowerCase();
+      const stored = (await workspaceMembersOf(run.params.workspace_id)).find((m) => m.user_id === userId);
+      if (body.user_id !== userId) return `answers member ${body.user_id}, asked ${userId}`;
+      if (!stored || stored.role !== body.role || stored.email !== body.email)
+        return `answers ${JSON.stringify(body)}; stored: ${JSON.stringify(stored ?? null)}`;
+      if (op.method === 'PUT' && body.role !== asked.role) return `role ${body.role}, asked ${String(asked.role)}`;
+      if (op.method === 'POST') {
+        // No role: the workspace's effective default role (README).
+        const facts = (await accessFacts(userId, [run.params.workspace_id!])).get(run.params.workspace_id!.toLowerCase());
+        const role = asked.role ?? facts?.defaultRole;
+        if (body.role !== role) return `added as ${body.role}, expected ${JSON.stringify(role)}`;
+      }
+      return undefined;
+    }
+    case 'GET /workspaces/{workspace_id}/access': {
+      const workspaceId = run.params.workspace_id!.toLowerCase();
+      const userId = (run.query?.find(([k]) => k === 'user_id')?.[1] ?? account.id).toLowerCase();
+      const facts = (await accessFacts(userId, [workspaceId])).get(workspaceId) ?? NO_WORKSPACE;
+      const expected = { workspace_id: workspaceId, user_id: userId, role: facts.role, source: facts.source };
+      if (canonical(body) !== canonical(expected))
+        return `answers ${JSON.stringify(body)}; the README's rules give ${JSON.stringify(expected)}`;
       return undefined;
     }
     case 'GET /organizations': {
@@ -1355,7 +1576,9 @@ function sameParams(a: string, b: string): boolean {
 function differsMaterially(a: string, b: string): boolean {
   const x = JSON.parse(a) as Record<string, string>;
   const y = JSON.parse(b) as Record<string, string>;
-  return ['sort', 'order', 'organization_id', 'path:org_id'].some((k) => (x[k] ?? '').toLowerCase() !== (y[k] ?? '').toLowerCase());
+  return ['sort', 'order', 'organization_id', 'path:org_id', 'path:workspace_id'].some(
+    (k) => (x[k] ?? '').toLowerCase() !== (y[k] ?? '').toLowerCase(),
+  );
 }
 
 /** The two workspace lists are one query (API.md): a cursor may well pass between them. */
@@ -1625,11 +1848,13 @@ const SPECS: Record<string, Spec> = {
   'POST /workspaces': { actors: WRITERS, forbidden: 'C', statuses: [201, 409] },
   'GET /workspaces': { actors: EVERYONE },
   'POST /workspaces/provision': { actors: WRITERS, forbidden: 'C', statuses: [201, 409] },
-  'GET /workspaces/{workspace_id}': { actors: READERS },
+  'GET /workspaces/{workspace_id}': { actors: READERS, refusal: needs('viewer') },
   'PUT /workspaces/{workspace_id}': {
     actors: WRITERS,
     forbidden: 'C',
     statuses: [200, 409],
+    // Moving is_default is the organization's admins' (README, Workspace access).
+    refusal: (run, access) => refusalFor(access, bodyOf(run).is_default === true ? 'organizationAdmin' : 'admin'),
     // Random slugs collide often among a handful of workspaces (409), so more valid requests.
     validShare: 0.5,
     // README: at least one of name, slug, description, metadata, is_default.
@@ -1641,6 +1866,7 @@ const SPECS: Record<string, Spec> = {
   'DELETE /workspaces/{workspace_id}': {
     actors: WRITERS,
     forbidden: 'C',
+    refusal: needs('organizationAdmin'),
     // The default workspace cannot be deleted.
     extras: [{ weight: 3, special: 'default' }],
     real: {
@@ -1657,13 +1883,25 @@ const SPECS: Record<string, Spec> = {
       await stillThere(run, res, 'workspaces', 'workspace_id');
     },
   },
-  'POST /workspaces/{workspace_id}/clone': { actors: WRITERS, forbidden: 'C', statuses: [201, 409] },
-  'GET /workspaces/{workspace_id}/settings': { actors: READERS },
+  'POST /workspaces/{workspace_id}/clone': {
+    actors: WRITERS,
+    forbidden: 'C',
+    statuses: [201, 409],
+    // Read access to the source, then the admin role in the target organization (its own, or the one named).
+    async refusal(run, access) {
+      if (!access.role) return 404;
+      const target = lower(bodyOf(run).organization_id) || access.organizationId!;
+      const role = (await membershipsOf(run.account!)).get(target);
+      return role === undefined ? 404 : isOrganizationAdmin(role) ? undefined : 403;
+    },
+  },
+  'GET /workspaces/{workspace_id}/settings': { actors: READERS, refusal: needs('viewer') },
   // 409: a write under one of the organization's locks, which PUT organization settings may set.
-  'PUT /workspaces/{workspace_id}/settings': { actors: WRITERS, forbidden: 'C', statuses: [200, 409] },
+  'PUT /workspaces/{workspace_id}/settings': { actors: WRITERS, forbidden: 'C', statuses: [200, 409], refusal: needs('admin') },
   'POST /workspaces/{workspace_id}/archive': {
     actors: WRITERS,
     forbidden: 'C',
+    refusal: needs('admin'),
     // The default workspace cannot be archived. The others archive a workspace of their own, so the
     // fixtures other operations write to stay writable.
     extras: [{ weight: 3, special: 'default' }],
@@ -1675,10 +1913,207 @@ const SPECS: Record<string, Spec> = {
     },
     semantic: (run) => (run.c.special === 'default' ? [409] : undefined),
   },
-  'POST /workspaces/{workspace_id}/restore': { actors: WRITERS, forbidden: 'C', real: { workspace_id: () => archivable() } },
+  'POST /workspaces/{workspace_id}/restore': {
+    actors: WRITERS,
+    forbidden: 'C',
+    refusal: needs('admin'),
+    real: { workspace_id: () => archivable() },
+  },
   'GET /organizations/{org_id}/events': { actors: WRITERS, forbidden: 'C', queryRule: eventWindowRule },
-  'GET /workspaces/{workspace_id}/events': { actors: READERS, queryRule: eventWindowRule },
+  'GET /workspaces/{workspace_id}/events': {
+    actors: READERS,
+    refusal: needs('viewer'),
+    queryRule: eventWindowRule,
+    // Generated settings writes leave some of the fixtures private (C: 404), and about half of
+    // the generated windows have `since` after `until` (400): more valid requests.
+    validShare: 0.5,
+  },
+
+  // Workspace members and access (README, Workspace access). Each write has a workspace of its
+  // own, visible to the organization with default role member by its own overrides (so C stays
+  // a plain member there, whatever the organization's generated settings say).
+  'GET /workspaces/{workspace_id}/members': {
+    actors: READERS,
+    refusal: needs('viewer'),
+    real: { workspace_id: (run) => pickOf(memberWorkspaces(), pickIn(run, 'workspace_id')) },
+  },
+  'POST /workspaces/{workspace_id}/members': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // A third of the valid ones name someone outside the organization (404) or a member (409).
+    validShare: 0.5,
+    refusal: needs('admin'),
+    real: { workspace_id: () => world.wsAdd },
+    hints: {
+      user_id: () =>
+        fc.oneof(
+          { weight: 6, arbitrary: fc.constantFrom(world.wsUsers[0]!.id, world.wsUsers[1]!.id) },
+          { weight: 1, arbitrary: fc.constantFrom(world.wsUsers[0]!.id.toUpperCase(), world.wsUsers[1]!.id.toUpperCase()) },
+          // A member from the start (409); not a member of the organization, or no account at all (404).
+          { weight: 1, arbitrary: fc.constant(world.accounts.A.id) },
+          { weight: 1, arbitrary: fc.constantFrom(world.accounts.D.id, world.spares[0]!.id) },
+          { weight: 1, arbitrary: fc.uuid() },
+        ),
+    },
+    async prepare(run) {
+      // W0 or W1 about to be added leaves first, so the add can succeed.
+      const userId = lower(bodyOf(run).user_id);
+      if (
+        lower(run.params.workspace_id) === world.wsAdd &&
+        world.wsUsers.slice(0, 2).some((w) => w.id === userId) &&
+        (await isWorkspaceMember(world.wsAdd, userId))
+      ) {
+        await removeWorkspaceMember(world.wsAdd, userId);
+      }
+      run.membersBefore = await membersText(run.params.workspace_id);
+    },
+    semantic: (run) => memberAddAnswer(run.params.workspace_id!, lower(bodyOf(run).user_id)),
+    after: (run, res) => membersUnchangedUnless(run, res, 201),
+  },
+  'GET /workspaces/{workspace_id}/members/{user_id}': {
+    actors: READERS,
+    refusal: needs('viewer'),
+    real: {
+      workspace_id: (run) => pickOf(memberWorkspaces(), pickIn(run, 'workspace_id')),
+      // Mostly one of the workspace's members (as the fixtures and the writes before leave them); C, mostly none (404).
+      user_id(run) {
+        const members: Record<string, string[]> = {
+          [world.wsPrivate]: [world.wsUsers[2]!.id],
+          [world.wsAdd]: [world.accounts.A.id, world.wsUsers[0]!.id, world.wsUsers[1]!.id],
+          [world.wsRole]: [world.accounts.A.id, world.wsUsers[2]!.id],
+          [world.wsDel]: [world.wsUsers[0]!.id],
+        };
+        const candidates = members[lower(run.params.workspace_id)] ?? [world.accounts.A.id];
+        return pickOf([...candidates, ...candidates, ...candidates, world.accounts.C.id], pickIn(run, 'user_id'));
+      },
+    },
+    validShare: 0.5,
+    semantic: async (run) => ((await isWorkspaceMember(run.params.workspace_id!, run.params.user_id!)) ? [200] : [404]),
+  },
+  'PUT /workspaces/{workspace_id}/members/{user_id}': {
+    actors: WRITERS,
+    forbidden: 'C',
+    refusal: needs('admin'),
+    real: {
+      workspace_id: () => world.wsRole,
+      // A and W2 are members of it from the start; W1 never is (404).
+      user_id: (run) =>
+        pickOf([world.wsUsers[2]!.id, world.accounts.A.id, world.wsUsers[2]!.id, world.wsUsers[1]!.id], pickIn(run, 'user_id')),
+    },
+    async prepare(run) {
+      run.membersBefore = await membersText(run.params.workspace_id);
+    },
+    semantic: async (run) => ((await isWorkspaceMember(run.params.workspace_id!, run.params.user_id!)) ? [200] : [404]),
+    after: (run, res) => membersUnchangedUnless(run, res, 200),
+  },
+  'DELETE /workspaces/{workspace_id}/members/{user_id}': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // C removes its own membership: leaving, which any role may (README).
+    extras: [{ weight: 4, special: 'leave', actor: 'C' }],
+    refusal: (run, access) => refusalFor(access, lower(run.params.user_id) === run.account!.id ? 'viewer' : 'admin'),
+    real: {
+      workspace_id: () => world.wsDel,
+      async user_id(run) {
+        // The one about to be removed is a member first (C joins as a viewer to leave); W1 never is (404).
+        const userId =
+          run.c.special === 'leave'
+            ? world.accounts.C.id
+            : pickOf([world.wsUsers[0]!.id, world.wsUsers[0]!.id, world.wsUsers[0]!.id, world.wsUsers[1]!.id], pickIn(run, 'user_id'));
+        if (userId !== world.wsUsers[1]!.id && !(await isWorkspaceMember(world.wsDel, userId))) {
+          await addWorkspaceMember(world.wsDel, userId, run.c.special === 'leave' ? 'viewer' : 'member');
+        }
+        return userId;
+      },
+    },
+    async prepare(run) {
+      run.membersBefore = await membersText(run.params.workspace_id);
+    },
+    semantic: async (run) => ((await isWorkspaceMember(run.params.workspace_id!, run.params.user_id!)) ? [204] : [404]),
+    async after(run, res) {
+      await membersUnchangedUnless(run, res, 204);
+      if (res.status === 204 && (await isWorkspaceMember(run.params.workspace_id!, run.params.user_id!)))
+        throw new Error(`${run.c.variant}: answered 204 but ${run.params.user_id} is still a member`);
+    },
+  },
+  'GET /workspaces/{workspace_id}/access': {
+    actors: READERS,
+    // C asking about others (403) and users outside the organization (404): more valid requests.
+    validShare: 0.5,
+    // Another user's access is a workspace admin's question (README).
+    refusal: (run, access) => {
+      const asked = run.query?.find(([k]) => k === 'user_id')?.[1];
+      return refusalFor(access, asked !== undefined && asked.toLowerCase() !== run.account!.id ? 'admin' : 'viewer');
+    },
+    real: { workspace_id: (run) => pickOf([...memberWorkspaces(), ...world.wsA], pickIn(run, 'workspace_id')) },
+    hints: {
+      user_id: () =>
+        fc.oneof(
+          {
+            weight: 4,
+            arbitrary: fc.constantFrom(world.accounts.A.id, world.accounts.B.id, world.accounts.C.id, ...world.wsUsers.map((w) => w.id)),
+          },
+          { weight: 1, arbitrary: fc.constantFrom(world.accounts.C.id.toUpperCase(), world.wsUsers[2]!.id.toUpperCase()) },
+          // Neither in the organization nor a member: 404.
+          { weight: 1, arbitrary: fc.constantFrom(world.accounts.D.id, world.spares[1]!.id) },
+          { weight: 1, arbitrary: fc.uuid() },
+        ),
+    },
+    // A user neither in the organization nor an explicit member is 404 (README).
+    async semantic(run) {
+      const asked = run.query?.find(([k]) => k === 'user_id')?.[1];
+      if (asked === undefined) return undefined;
+      const facts = (await accessFacts(asked.toLowerCase(), [run.params.workspace_id!])).get(run.params.workspace_id!.toLowerCase());
+      return facts && (facts.organizationRole || facts.explicit) ? [200] : [404];
+    },
+  },
 };
+
+/** The workspaces the member reads take turns on: the private one (C: 404), and the three the writes use. */
+const memberWorkspaces = () => [world.wsPrivate, world.wsAdd, world.wsRole, world.wsDel];
+
+/** The case's pick for a real path parameter. */
+const pickIn = (run: RunContext, name: string) => (run.c.params[name] as { pick?: number } | undefined)?.pick ?? 0;
+
+async function isWorkspaceMember(workspaceId: string, userId: string): Promise<boolean> {
+  if (!isUuid(workspaceId) || !isUuid(userId)) return false;
+  const rows = await app.query('select 1 from workspace_members where workspace_id = $1 and user_id = $2', [
+    workspaceId.toLowerCase(),
+    userId.toLowerCase(),
+  ]);
+  return rows.length > 0;
+}
+
+/** POST members, valid and allowed: 404 for a user outside the organization, 409 for a member, else 201. */
+async function memberAddAnswer(workspaceId: string, userId: string): Promise<number[]> {
+  if (!isUuid(userId)) return [404];
+  const facts = (await accessFacts(userId, [workspaceId])).get(workspaceId.toLowerCase());
+  if (!facts?.organizationRole) return [404];
+  return facts.explicit ? [409] : [201];
+}
+
+async function addWorkspaceMember(workspaceId: string, userId: string, role: WorkspaceRole): Promise<void> {
+  const res = await api('POST /workspaces/{workspace_id}/members', `/workspaces/${workspaceId}/members`, {
+    token: world.accounts.A.token,
+    body: { user_id: userId, role },
+  });
+  if (res.status !== 201) throw new Error(`adding a workspace member failed: ${res.status} ${res.text}`);
+}
+
+async function removeWorkspaceMember(workspaceId: string, userId: string): Promise<void> {
+  const res = await api('DELETE /workspaces/{workspace_id}/members/{user_id}', `/workspaces/${workspaceId}/members/${userId}`, {
+    token: world.accounts.A.token,
+  });
+  if (res.status !== 204) throw new Error(`removing a workspace member failed: ${res.status} ${res.text}`);
+}
+
+/** A member write answered anything but its success leaves the workspace's members (and roles) as they were. */
+async function membersUnchangedUnless(run: RunContext, res: RawResponse, success: number): Promise<void> {
+  if (res.status === success || run.membersBefore === undefined) return;
+  const now = await membersText(run.params.workspace_id);
+  if (now !== run.membersBefore)
+    throw new Error(`${run.c.variant}: answered ${res.status} but the members changed: ${run.membersBefore} → ${now}`);
+}
 
 /** README, Audit events: `since` and `until` are instants of the years 1 to 9999 (UTC), `since` not after `until`. */
 function eventWindowRule(query: Record<string, string>): string | undefined {
@@ -1713,11 +2148,30 @@ beforeAll(async () => {
   resolve = resolverFor(doc);
   validators = validatorsFor(doc);
 
-  const [A, B, C, D, E, ...spares] = await Promise.all(
-    ['owner', 'admin', 'member', 'outsider', 'blocked', 'spare0', 'spare1', 'spare2', 'spare3'].map((label) => signupAccount(label)),
-  );
+  // Three signups at a time: a dozen at once (each a password hash, then a transaction) outlast
+  // the embedded database's deadline on a busy machine (503).
+  const labels = [
+    'owner',
+    'admin',
+    'member',
+    'outsider',
+    'blocked',
+    'spare0',
+    'spare1',
+    'spare2',
+    'spare3',
+    'wsmember0',
+    'wsmember1',
+    'wsmember2',
+  ];
+  const signedUp: Account[] = [];
+  for (let i = 0; i < labels.length; i += 3)
+    signedUp.push(...(await Promise.all(labels.slice(i, i + 3).map((label) => signupAccount(label)))));
+  const [A, B, C, D, E, ...others] = signedUp;
   world.accounts = { A: A!, B: B!, C: C!, D: D!, E: E! };
-  world.spares = spares;
+  world.spares = others.slice(0, 4);
+  world.wsUsers = others.slice(4);
+  const spares = world.spares;
   world.orgA = A!.org;
   world.orgD = D!.org;
   world.orgA2 = await createOrganization(A!.token, 'Second of A');
@@ -1740,6 +2194,17 @@ beforeAll(async () => {
     await createWorkspace(A!.token, world.orgA2, 'Delta'),
   ];
   world.wsD = await createWorkspace(D!.token, world.orgD, 'Outsider workspace');
+  for (const w of world.wsUsers) await addMember(A!.token, world.orgA, w.email, 'member');
+  const shared = { permissions: { visibility: 'organization', default_role: 'member' } };
+  world.wsPrivate = await createWorkspace(A!.token, world.orgA, 'Private', { permissions: { visibility: 'private' } });
+  world.wsAdd = await createWorkspace(A!.token, world.orgA, 'Members added', shared);
+  world.wsRole = await createWorkspace(A!.token, world.orgA, 'Member roles', shared);
+  world.wsDel = await createWorkspace(A!.token, world.orgA, 'Members removed', shared);
+  await addWorkspaceMember(world.wsPrivate, world.wsUsers[2]!.id, 'viewer');
+  await addWorkspaceMember(world.wsAdd, A!.id, 'viewer');
+  await addWorkspaceMember(world.wsRole, A!.id, 'member');
+  await addWorkspaceMember(world.wsRole, world.wsUsers[2]!.id, 'member');
+  await addWorkspaceMember(world.wsDel, world.wsUsers[0]!.id, 'member');
   for (const row of await app.query<{ id: string }>('select id from workspaces')) acknowledged.workspaces.add(row.id);
   for (const row of await app.query<{ id: string }>('select id from organizations')) acknowledged.organizations.add(row.id);
 });
@@ -1822,6 +2287,26 @@ describe('OpenAPI fuzz', () => {
     const organizations = await app.query<{ id: string; name: string }>('select id, name from organizations');
     expect(workspaces.filter((w) => !acknowledged.workspaces.has(w.id))).toEqual([]);
     expect(organizations.filter((o) => !acknowledged.organizations.has(o.id))).toEqual([]);
+    const members = await app.query<{ workspace_id: string; user_id: string }>('select workspace_id, user_id from workspace_members');
+    expect(members.length).toBeGreaterThan(0);
+    expect(members.filter((m) => !acknowledged.workspaceMembers.has(`${m.workspace_id} ${m.user_id}`))).toEqual([]);
+  });
+
+  // Each workspace row carries its resolved visibility and default role for the access checks
+  // (README): after all the run's settings writes, they must still be what the layers resolve to.
+  it("keeps every workspace's derived access columns equal to its resolved settings", async () => {
+    const rows = await app.query<{ id: string; effective_visibility: string; effective_default_role: string }>(
+      'select id, effective_visibility, effective_default_role from workspaces',
+    );
+    const facts = await accessFacts(
+      world.accounts.A.id,
+      rows.map((r) => r.id),
+    );
+    const wrong = rows.filter((r) => {
+      const f = facts.get(r.id)!;
+      return r.effective_visibility !== f.visibility || r.effective_default_role !== f.defaultRole;
+    });
+    expect(wrong).toEqual([]);
   });
 
   // The event specs read only the newest pages; an event the run wrote earlier must read back

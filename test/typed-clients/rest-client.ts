@@ -15,6 +15,8 @@ import type { components, paths } from 'workspaces-rest-api';
 type Workspace = components['schemas']['Workspace'];
 type ApiError = components['schemas']['Error'];
 type AuditEvent = components['schemas']['AuditEvent'];
+type WorkspaceMember = components['schemas']['WorkspaceMember'];
+type WorkspaceAccess = components['schemas']['WorkspaceAccess'];
 
 /** What the session saw, for the test to assert. */
 export interface RestSession {
@@ -31,6 +33,41 @@ export interface RestSession {
   /** The settings as a GET shows them after the refused write. */
   afterStale: { version: number; etag: string | null; slackChannel: string | number | boolean | undefined };
   governance: Governance;
+  access: AccessSession;
+}
+
+/**
+ * Workspace access (README, Workspace access): a private workspace, a teammate (a plain member
+ * of the organization) given an explicit role in it, changed, and leaving again.
+ */
+export interface AccessSession {
+  teammateId: string;
+  workspaceId: string;
+  /** PUT settings making the workspace private: the effective visibility it answers. */
+  madePrivate: { status: number; visibility: string };
+  /** The teammate's GET of the private workspace before it is a member. */
+  hiddenBefore: { status: number; code: ApiError['code'] };
+  /** The owner asking for the teammate's access before it is a member. */
+  teammateAccessBefore: { status: number; access: WorkspaceAccess };
+  added: { status: number; location: string | null; member: WorkspaceMember };
+  listed: { status: number; members: WorkspaceMember[]; nextCursor: string | null };
+  fetched: { status: number; member: WorkspaceMember };
+  /** The teammate's own access as a viewer, and its refused rename. */
+  viewerAccess: { status: number; access: WorkspaceAccess };
+  viewerRename: { status: number; code: ApiError['code'] };
+  updated: { status: number; member: WorkspaceMember };
+  /** The teammate's own access as an admin, its rename, and its workspace memberships from /auth/me. */
+  adminAccess: { status: number; access: WorkspaceAccess };
+  adminRename: { status: number; name: string };
+  teammateMemberships: Array<{ workspace_id: string; organization_id: string; role: string }>;
+  /** The teammate leaves: 204; then the workspace is hidden from it again and lists no member. */
+  left: { status: number };
+  hiddenAfter: { status: number; code: ApiError['code'] };
+  membersAfter: WorkspaceMember[];
+  /** The owner's own access (no user_id). */
+  ownerAccess: { status: number; access: WorkspaceAccess };
+  /** The workspace's events, newest first. */
+  events: Array<AuditEvent['action']>;
 }
 
 /** The governance part of the session: a lock, a write it refuses, archive and restore, the audit trail. */
@@ -222,6 +259,8 @@ export async function runRestSession(baseUrl: string, email: string): Promise<Re
     if (!actions.has(action)) fail(`organization events (${action})`, orgEvents.response.status, [...actions]);
   }
 
+  const access = await accessSession(baseUrl, client, organizationId, email.replace('@', '+teammate@'));
+
   return {
     token,
     organizationId,
@@ -282,5 +321,111 @@ export async function runRestSession(baseUrl: string, email: string): Promise<Re
       archivedEvents: archivedEvents.data.items,
       workspaceEvents: wsEvents.data.items,
     },
+    access,
+  };
+}
+
+type Client = ReturnType<typeof createClient<paths>>;
+
+/** Workspace access: a private workspace, a teammate given a role in it, its role changed, and leaving. */
+async function accessSession(baseUrl: string, owner: Client, organizationId: string, teammateEmail: string): Promise<AccessSession> {
+  // A teammate: an account of its own (its own client and token), added to the organization as a plain member.
+  const teammate = createClient<paths>({ baseUrl: `${baseUrl}/api/v1` });
+  const signup = await teammate.POST('/auth/signup', { body: { email: teammateEmail, password: 'a teammate password', name: 'Teammate' } });
+  if (!signup.data) fail('teammate signup', signup.response.status, signup.error);
+  const teammateToken = signup.data.access_token;
+  const teammateId = signup.data.user.id;
+  teammate.use({
+    onRequest({ request }) {
+      request.headers.set('Authorization', `Bearer ${teammateToken}`);
+      return request;
+    },
+  });
+  const joined = await owner.POST('/organizations/{org_id}/members', {
+    params: { path: { org_id: organizationId } },
+    body: { email: teammateEmail, role: 'member' },
+  });
+  if (!joined.data) fail('add the teammate to the organization', joined.response.status, joined.error);
+
+  // A workspace made private: only the organization's owners and admins, and its explicit members, see it.
+  const created = await owner.POST('/workspaces', { body: { organization_id: organizationId, name: 'Private plans' } });
+  if (!created.data) fail('create the private workspace', created.response.status, created.error);
+  const workspace_id = created.data.id;
+  const path = { workspace_id };
+  const madePrivate = await owner.PUT('/workspaces/{workspace_id}/settings', {
+    params: { path },
+    body: { permissions: { visibility: 'private' } },
+  });
+  if (!madePrivate.data) fail('make it private', madePrivate.response.status, madePrivate.error);
+
+  // The teammate cannot see it (404, as for a workspace that does not exist); the owner may ask why.
+  const hiddenBefore = await teammate.GET('/workspaces/{workspace_id}', { params: { path } });
+  if (hiddenBefore.data || !hiddenBefore.error) throw new Error('a private workspace was shown to a plain member');
+  const before = await owner.GET('/workspaces/{workspace_id}/access', { params: { path, query: { user_id: teammateId } } });
+  if (!before.data) fail('teammate access (before)', before.response.status, before.error);
+
+  // Add the teammate as a viewer: 201 with Location; list and get the membership.
+  const added = await owner.POST('/workspaces/{workspace_id}/members', { params: { path }, body: { user_id: teammateId, role: 'viewer' } });
+  if (!added.data) fail('add a workspace member', added.response.status, added.error);
+  const listed = await owner.GET('/workspaces/{workspace_id}/members', { params: { path, query: { limit: 20 } } });
+  if (!listed.data) fail('list workspace members', listed.response.status, listed.error);
+  const fetched = await owner.GET('/workspaces/{workspace_id}/members/{user_id}', {
+    params: { path: { workspace_id, user_id: teammateId } },
+  });
+  if (!fetched.data) fail('get a workspace member', fetched.response.status, fetched.error);
+
+  // As a viewer the teammate sees it and reads why, but may not rename it (403: it can see the workspace).
+  const viewerAccess = await teammate.GET('/workspaces/{workspace_id}/access', { params: { path } });
+  if (!viewerAccess.data) fail('viewer access', viewerAccess.response.status, viewerAccess.error);
+  const viewerRename = await teammate.PUT('/workspaces/{workspace_id}', { params: { path }, body: { name: 'Renamed by a viewer' } });
+  if (viewerRename.data || !viewerRename.error) throw new Error('a viewer renamed the workspace');
+
+  // Make the teammate an admin of this workspace: now it may rename it.
+  const updated = await owner.PUT('/workspaces/{workspace_id}/members/{user_id}', {
+    params: { path: { workspace_id, user_id: teammateId } },
+    body: { role: 'admin' },
+  });
+  if (!updated.data) fail('change the member role', updated.response.status, updated.error);
+  const adminAccess = await teammate.GET('/workspaces/{workspace_id}/access', { params: { path } });
+  if (!adminAccess.data) fail('admin access', adminAccess.response.status, adminAccess.error);
+  const adminRename = await teammate.PUT('/workspaces/{workspace_id}', { params: { path }, body: { name: 'Private plans (2027)' } });
+  if (!adminRename.data) fail('rename as a workspace admin', adminRename.response.status, adminRename.error);
+  const me = await teammate.GET('/auth/me', {});
+  if (!me.data) fail('teammate /auth/me', me.response.status, me.error);
+
+  // The teammate leaves (removes its own membership): the workspace is hidden from it again.
+  const left = await teammate.DELETE('/workspaces/{workspace_id}/members/{user_id}', {
+    params: { path: { workspace_id, user_id: teammateId } },
+  });
+  if (left.error) fail('leave the workspace', left.response.status, left.error);
+  const hiddenAfter = await teammate.GET('/workspaces/{workspace_id}', { params: { path } });
+  if (hiddenAfter.data || !hiddenAfter.error) throw new Error('the workspace stayed visible to a member who left');
+  const after = await owner.GET('/workspaces/{workspace_id}/members', { params: { path } });
+  if (!after.data) fail('list workspace members (after)', after.response.status, after.error);
+  const ownerAccess = await owner.GET('/workspaces/{workspace_id}/access', { params: { path } });
+  if (!ownerAccess.data) fail('owner access', ownerAccess.response.status, ownerAccess.error);
+  const events = await owner.GET('/workspaces/{workspace_id}/events', { params: { path } });
+  if (!events.data) fail('workspace events', events.response.status, events.error);
+
+  return {
+    teammateId,
+    workspaceId: workspace_id,
+    madePrivate: { status: madePrivate.response.status, visibility: madePrivate.data.effective.permissions.visibility },
+    hiddenBefore: { status: hiddenBefore.response.status, code: hiddenBefore.error.code },
+    teammateAccessBefore: { status: before.response.status, access: before.data },
+    added: { status: added.response.status, location: added.response.headers.get('Location'), member: added.data },
+    listed: { status: listed.response.status, members: listed.data.items, nextCursor: listed.data.next_cursor },
+    fetched: { status: fetched.response.status, member: fetched.data },
+    viewerAccess: { status: viewerAccess.response.status, access: viewerAccess.data },
+    viewerRename: { status: viewerRename.response.status, code: viewerRename.error.code },
+    updated: { status: updated.response.status, member: updated.data },
+    adminAccess: { status: adminAccess.response.status, access: adminAccess.data },
+    adminRename: { status: adminRename.response.status, name: adminRename.data.name },
+    teammateMemberships: me.data.workspace_memberships,
+    left: { status: left.response.status },
+    hiddenAfter: { status: hiddenAfter.response.status, code: hiddenAfter.error.code },
+    membersAfter: after.data.items,
+    ownerAccess: { status: ownerAccess.response.status, access: ownerAccess.data },
+    events: events.data.items.map((e: AuditEvent) => e.action),
   };
 }
