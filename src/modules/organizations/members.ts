@@ -125,8 +125,7 @@ export async function updateMemberRole(tx: Tx, author: Author, organizationId: s
 
 export async function removeMember(tx: Tx, author: Author, organizationId: string, userId: string): Promise<void> {
   await lockOrganization(tx, organizationId);
-  // A UUID in upper-case hex names the same user: the caller's own id leaves, however it is written.
-  const leaving = author.id === userId.toLowerCase();
+  const leaving = author.id === userId;
   const actorRole = await requireRole(tx, author.id, organizationId, leaving ? 'member' : 'admin');
   const member = await findMember(tx, organizationId, userId);
   if (member.role === 'owner' && !leaving && !hasRole(actorRole, 'owner')) throw ownerOnly('remove an owner');

@@ -132,9 +132,7 @@ export async function updateWorkspaceMemberRole(
 
 /** Removes a member (a workspace admin), or the caller's own membership (leaving). */
 export async function removeWorkspaceMember(tx: Tx, author: Author, workspaceId: string, userId: string): Promise<void> {
-  // A UUID in upper-case hex names the same user: the caller's own id leaves, however it is written.
-  const leaving = author.id === userId.toLowerCase();
-  const workspace = await lockForMembership(tx, author.id, workspaceId, leaving ? 'leave' : 'manageMembers');
+  const workspace = await lockForMembership(tx, author.id, workspaceId, author.id === userId ? 'leave' : 'manageMembers');
   const member = await findMember(tx, workspaceId, userId);
   if (!member) throw memberNotFound();
   await tx.delete(workspaceMembers).where(and(eq(workspaceMembers.workspaceId, workspaceId), eq(workspaceMembers.userId, userId)));
@@ -181,10 +179,8 @@ export async function endWorkspaceMemberships(tx: Tx, user: { id: string; email:
  * Why a user can see the workspace: the caller's own access, or (for a workspace admin) that
  * of anyone in the organization or among its explicit members.
  */
-export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceId: string, asked = actorId): Promise<WorkspaceAccess> {
-  const { workspace, access: own } = await loadWorkspace(db, actorId, workspaceId, 'read');
-  // Ids as stored (lower case): the caller's own id in upper-case hex is still the caller.
-  const userId = asked.toLowerCase();
+export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceId: string, userId = actorId): Promise<WorkspaceAccess> {
+  const { access: own } = await loadWorkspace(db, actorId, workspaceId, 'read');
   let access = own;
   if (userId !== actorId) {
     authorize(own, 'manageMembers');
@@ -192,5 +188,5 @@ export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceI
     if (!theirs?.organizationRole && !theirs?.role) throw notInOrganization(userId);
     access = theirs;
   }
-  return { workspace_id: workspace.id, user_id: userId, role: access.role, source: access.source };
+  return { workspace_id: workspaceId, user_id: userId, role: access.role, source: access.source };
 }
