@@ -34,9 +34,7 @@ export const slugString = z.string().max(64).regex(SLUG_PATTERN, 'must be lowerc
  * A UUID, answered and compared as stored: lower-case hex. `9A0D…` and `9a0d…` name the same
  * row, and a service comparing ids as text (is this the caller's own id?) must not see two.
  */
-export const uuidString = z
-  .uuid({ message: 'must be a UUID' })
-  .transform((s) => s.toLowerCase());
+export const uuidString = z.uuid({ message: 'must be a UUID' }).transform((s) => s.toLowerCase());
 
 export const emailString = safeString(254)
   // Documented as the contract reads it: an email address once surrounding whitespace is trimmed.
