@@ -9,7 +9,7 @@ import { AppError } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
-import { paginate, timestampParam } from '../../lib/pagination';
+import { literalLimit, paginate, timestampParam } from '../../lib/pagination';
 import { inSlugFamily, insertWithSlug, joinedSlugs, slugFamilyStem, slugify, slugSet } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
@@ -237,7 +237,8 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * organization a plain member's page is the union of two index scans, each in keyset order
  * and stopped at the page's size: the workspaces visible to the organization, and the
  * private ones they were given (read from their memberships). So a member of 20 among 10,000
- * private workspaces reads about 20 rows, not 10,000.
+ * private workspaces reads about 20 rows, not 10,000. The page's size is written into the
+ * statement (literalLimit), so that the prepared statement's generic plan still knows it.
  */
 export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: Caller, input: ListWorkspacesInput): Promise<WorkspacePage> {
   const { organization_id, q, sort, order, archived } = input;
@@ -291,7 +292,7 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
           .leftJoin(workspaceMembers, joins.workspaceMembership)
           .where(and(candidate, ...conditions, after))
           .orderBy(direction(sortKey), direction(workspaces.id))
-          .limit(take);
+          .limit(literalLimit(take));
       if (candidates.length === 1) return scan(candidates[0]);
       const [first, second] = candidates.map(scan) as [ReturnType<typeof scan>, ReturnType<typeof scan>];
       const visible = unionAll(first, second).as('visible');
@@ -299,7 +300,7 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
         .select()
         .from(visible)
         .orderBy(direction(byName ? sql`${visible.nameKey} collate "C"` : visible.createdAt), direction(visible.id))
-        .limit(take);
+        .limit(literalLimit(take));
     },
   );
   return { items: rows.map(toWorkspace), next_cursor };
