@@ -257,16 +257,14 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
     conditions.push(or(like(workspaces.nameKey, pattern), like(workspaces.slug, pattern)));
   }
   const inOrganization = organization_id ? eq(workspaces.organizationId, organization_id) : undefined;
+  // Across organizations: the workspaces of the organizations the caller is a member of (the
+  // access join's membership row exists). An explicit membership needs a membership of the
+  // workspace's organization (README, Workspace access), so no row is lost, and memberships is
+  // joined once, by the caller's id: the planner reads their organizations' workspaces by index.
+  // (`in (their organizations) or an explicit membership` read every workspace, or joined each
+  // to all the caller's memberships: 0.26× the baseline for the first page in the benchmark.)
   const candidates: Array<SQL | undefined> = !organization_id
-    ? [
-        or(
-          inArray(
-            workspaces.organizationId,
-            db.select({ id: memberships.organizationId }).from(memberships).where(eq(memberships.userId, actorId)),
-          ),
-          isNotNull(workspaceMembers.userId),
-        ),
-      ]
+    ? [isNotNull(memberships.userId)]
     : hasRole(organizationRole!, 'admin')
       ? [inOrganization]
       : [and(inOrganization, visibleToOrganization), and(inOrganization, privateWorkspace, isNotNull(workspaceMembers.userId))];
