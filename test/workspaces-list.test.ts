@@ -389,18 +389,22 @@ describe('GET /workspaces: query plans', () => {
   async function plans(org: string, sort: Sort, order: Order): Promise<string[]> {
     const first = await list(ann.token, { organization_id: org, sort, order, limit: 7 });
     const last = first.body.items.at(-1)!;
-    const captured: string[] = [];
-    const stop = app.database.onQuery((text) => captured.push(text));
+    const captured: Array<{ text: string; params: unknown[] }> = [];
+    const stop = app.database.onQuery((text, params) => captured.push({ text, params }));
     const res = await list(ann.token, { organization_id: org, sort, order, limit: 7, cursor: first.body.next_cursor! });
     stop();
     expect(res.status).toBe(200);
-    const listSql = captured.filter((text) => /from "workspaces"/.test(text) && /order by/i.test(text));
+    const listSql = captured.filter(({ text }) => /from "workspaces"/.test(text) && /order by/i.test(text));
     expect(listSql).toHaveLength(1);
-    const text = listSql[0]!;
-    // The service binds: organization, cursor key, cursor id, limit + 1 (reconstructed from the last row of page 1).
-    expect(text.match(/\$\d+/g)).toEqual(['$1', '$2', '$3', '$4']);
+    const { text } = listSql[0]!;
+    // The service binds the caller (their membership of the organization, and of each workspace),
+    // the organization and the cursor's position (reconstructed from the last row of page 1); the
+    // page's row count, limit + 1, is written into the statement (lib/pagination.ts literalLimit).
+    expect(text.match(/\$\d+/g)).toEqual(['$1', '$2', '$3', '$4', '$5']);
+    expect(text).toMatch(/ limit 8$/);
     const key = sort === 'name' ? nameKey(last.name) : last.created_at;
-    const params = [org, key, last.id, 8];
+    const params = [ann.user.id, ann.user.id, org, key, last.id];
+    expect(listSql[0]!.params.map((p) => (p instanceof Date ? p.toISOString() : p))).toEqual(params);
     const custom = await app.query<{ 'QUERY PLAN': string }>(`explain ${text}`, params);
     // The app prepares its statements, and PostgreSQL may switch a prepared statement to a generic plan.
     const connection = await app.database.postgresClient!.reserve();

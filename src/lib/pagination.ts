@@ -67,5 +67,20 @@ function keysetAfter(keyset: Keyset<unknown>, position: { key: SQL; id: string }
   return sql`(${keyset.sortKey}, ${keyset.id}) ${comparison} (${position.key}, ${position.id}::uuid)`;
 }
 
+/**
+ * A page's row count written into the statement's text (`limit 21`), where drizzle's
+ * `.limit(n)` would bind it as a parameter. PostgreSQL plans a prepared statement generically
+ * after a few runs, and a generic plan cannot see a bound LIMIT: it assumes a tenth of the rows
+ * will be read and prefers whatever returns the first rows soonest. For a union of keyset scans
+ * that means walking a whole organization's index in order instead of sorting the twenty rows
+ * a caller's memberships give (workspaces/service.ts listWorkspaces). `take` is the page's
+ * size plus one (2–101), so the statement's text varies with the page size and nothing else.
+ */
+export function literalLimit(take: number): number {
+  if (!Number.isSafeInteger(take) || take < 1) throw new Error(`A page's row count must be a positive integer, not ${take}`);
+  // drizzle's .limit() accepts SQL at run time (it writes `limit ${value}`); its type says number.
+  return sql.raw(String(take)) as unknown as number;
+}
+
 /** A cursor's timestamp as a query parameter. */
 export const timestampParam = (iso: string | number) => sql`${new Date(String(iso)).toISOString()}::timestamptz`;

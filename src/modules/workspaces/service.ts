@@ -9,7 +9,7 @@ import { AppError } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { checkVersion, type VersionCondition } from '../../lib/etag';
 import { canonicalJson } from '../../lib/canonical-json';
-import { paginate, timestampParam } from '../../lib/pagination';
+import { literalLimit, paginate, timestampParam } from '../../lib/pagination';
 import { inSlugFamily, insertWithSlug, joinedSlugs, slugFamilyStem, slugify, slugSet } from '../../lib/slug';
 import { applySettingsPatch, resolveEffectiveSettings } from '../settings/resolve';
 import type { SettingsLayer, SettingsPatch } from '../settings/document';
@@ -240,7 +240,8 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * organization a plain member's page is the union of two index scans, each in keyset order
  * and stopped at the page's size: the workspaces visible to the organization, and the
  * private ones they were given (read from their memberships). So a member of 20 among 10,000
- * private workspaces reads about 20 rows, not 10,000.
+ * private workspaces reads about 20 rows, not 10,000. The page's size is written into the
+ * statement (literalLimit), so that the prepared statement's generic plan still knows it.
  */
 export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: Caller, input: ListWorkspacesInput): Promise<WorkspacePage> {
   const { organization_id, q, sort, order, archived } = input;
@@ -259,16 +260,14 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
     conditions.push(or(like(workspaces.nameKey, pattern), like(workspaces.slug, pattern)));
   }
   const inOrganization = organization_id ? eq(workspaces.organizationId, organization_id) : undefined;
+  // Across organizations: the workspaces of the organizations the caller is a member of (the
+  // access join's membership row exists). An explicit membership needs a membership of the
+  // workspace's organization (README, Workspace access), so no row is lost, and memberships is
+  // joined once, by the caller's id: the planner reads their organizations' workspaces by index.
+  // (`in (their organizations) or an explicit membership` read every workspace, or joined each
+  // to all the caller's memberships: 0.26× the baseline for the first page in the benchmark.)
   const candidates: Array<SQL | undefined> = !organization_id
-    ? [
-        or(
-          inArray(
-            workspaces.organizationId,
-            db.select({ id: memberships.organizationId }).from(memberships).where(eq(memberships.userId, actorId)),
-          ),
-          isNotNull(workspaceMembers.userId),
-        ),
-      ]
+    ? [isNotNull(memberships.userId)]
     : hasRole(organizationRole!, 'admin')
       ? [inOrganization]
       : [and(inOrganization, visibleToOrganization), and(inOrganization, privateWorkspace, isNotNull(workspaceMembers.userId))];
@@ -294,7 +293,7 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
           .leftJoin(workspaceMembers, joins.workspaceMembership)
           .where(and(candidate, ...conditions, after))
           .orderBy(direction(sortKey), direction(workspaces.id))
-          .limit(take);
+          .limit(literalLimit(take));
       if (candidates.length === 1) return scan(candidates[0]);
       const [first, second] = candidates.map(scan) as [ReturnType<typeof scan>, ReturnType<typeof scan>];
       const visible = unionAll(first, second).as('visible');
@@ -302,7 +301,7 @@ export async function listWorkspaces(db: DbOrTx, cursors: CursorCodec, caller: C
         .select()
         .from(visible)
         .orderBy(direction(byName ? sql`${visible.nameKey} collate "C"` : visible.createdAt), direction(visible.id))
-        .limit(take);
+        .limit(literalLimit(take));
     },
   );
   return { items: rows.map(toWorkspace), next_cursor };
