@@ -1,10 +1,17 @@
 /**
  * The baseline: the least a server must do to answer the service's read routes correctly. Plain
  * `node:http`, no framework; the same checks as the service (an HS256 JWT verified with a
- * pinned algorithm and a KeyObject, iss/aud/exp/iat, the user and its token version, membership
- * in the workspace's organization) and the same answers (bodies, ETag, Cache-Control: no-store,
- * 401 before 404), with **one** hand-written prepared statement per request. The ratio
- * service/baseline is then what the service's layers cost over that floor on this machine, today.
+ * pinned algorithm and a KeyObject, iss/aud/exp/iat, the user and its token version, the
+ * caller's access to the workspace by README's Workspace access rules) and the same answers
+ * (bodies, ETag, Cache-Control: no-store, 401 before 404), with **one** hand-written prepared
+ * statement per request. The ratio service/baseline is then what the service's layers cost over
+ * that floor on this machine, today.
+ *
+ * Access, as the service decides it: a user's effective role in a workspace is the highest of
+ * what their organization role gives (owner/admin → admin), their explicit workspace_members
+ * row, and — for any member of the organization in a workspace whose effective_visibility is
+ * `organization` — its effective_default_role; with none, the workspace does not exist for
+ * them (404). `roleRank` is that rule in SQL; the lists select exactly the rows it admits.
  *
  * It answers only what the bench sends: GET /api/v1/workspaces/{id}, …/{id}/settings,
  * /api/v1/workspaces (active workspaces in created_at order, optional organization_id, limit, cursor) and tRPC
@@ -136,27 +143,38 @@ const toWorkspace = (row: WorkspaceRow) => ({
   updated_at: row.updated_at.toISOString(),
 });
 
-type UserAndRole = { tv: number | null; role: string | null };
+/**
+ * The caller's effective role in workspace `w` as a rank (3 admin, 2 member, 1 viewer; null: no
+ * access), from their membership `m` of its organization and their workspace_members row `wm`.
+ */
+const roleRank = sql`greatest(
+      case when m.role in ('owner', 'admin') then 3 end,
+      case wm.role when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end,
+      case when m.role is not null and w.effective_visibility = 'organization'
+        then case w.effective_default_role when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end end)`;
 
-/** One query: the user's token version, the workspace, and the caller's membership in its organization. */
+type UserAndRank = { tv: number | null; rank: number | null };
+
+/** One query: the user's token version, the workspace, and the caller's effective role in it. */
 async function getWorkspace(caller: Caller, workspaceId: string) {
   if (!UUID.test(workspaceId)) return refuseInput(caller, 'Invalid input: workspace_id: Invalid UUID');
-  const [row] = await sql<(UserAndRole & WorkspaceRow)[]>`
-    select u.token_version as tv, m.role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-           w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
+  const [row] = await sql<(UserAndRank & WorkspaceRow)[]>`
+    select u.token_version as tv, ${roleRank} as rank, w.id, w.organization_id, w.name, w.slug, w.description,
+           w.metadata, w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
     from users u
     left join workspaces w on w.id = ${workspaceId}
     left join memberships m on m.organization_id = w.organization_id and m.user_id = u.id
+    left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = u.id
     where u.id = ${caller.userId}`;
   checkUser(row, caller);
-  if (!row!.id || !row!.role) throw new Refusal('NOT_FOUND', 'Workspace not found');
+  if (!row!.rank) throw new Refusal('NOT_FOUND', 'Workspace not found');
   return toWorkspace(row!);
 }
 
 /** One query: as getWorkspace, plus the organization's settings layer; resolved by the service's own pure function. */
 async function getSettings(caller: Caller, workspaceId: string) {
   if (!UUID.test(workspaceId)) return refuseInput(caller, 'Invalid input: workspace_id: Invalid UUID');
-  type Row = UserAndRole & {
+  type Row = UserAndRank & {
     id: string | null;
     version: number;
     settings: SettingsLayer;
@@ -164,15 +182,16 @@ async function getSettings(caller: Caller, workspaceId: string) {
     organization_locks: string[] | null;
   };
   const [row] = await sql<Row[]>`
-    select u.token_version as tv, m.role, w.id, w.version, w.settings, o.settings as organization_settings,
+    select u.token_version as tv, ${roleRank} as rank, w.id, w.version, w.settings, o.settings as organization_settings,
            o.settings_locks as organization_locks
     from users u
     left join workspaces w on w.id = ${workspaceId}
     left join memberships m on m.organization_id = w.organization_id and m.user_id = u.id
+    left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = u.id
     left join organizations o on o.id = w.organization_id
     where u.id = ${caller.userId}`;
   checkUser(row, caller);
-  if (!row!.id || !row!.role) throw new Refusal('NOT_FOUND', 'Workspace not found');
+  if (!row!.rank) throw new Refusal('NOT_FOUND', 'Workspace not found');
   const { effective, sources, locked, shadowed } = resolveEffectiveSettings(
     row!.organization_settings ?? {},
     row!.settings,
@@ -181,10 +200,21 @@ async function getSettings(caller: Caller, workspaceId: string) {
   return { workspace_id: row!.id, version: row!.version, effective, overrides: row!.settings, sources, locked, shadowed };
 }
 
+const WORKSPACE_COLUMNS = sql`w.id, w.organization_id, w.name, w.slug, w.description, w.metadata, w.is_default,
+  w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at`;
+
 /**
- * One query: the user, (with organization_id) the caller's membership, and one keyset page in
+ * One query: the user, (with organization_id) the caller's role in it, and one keyset page in
  * the service's order (created_at, id) ascending, limit + 1 rows to know whether more follow.
  * The cursor codec is the service's, with the same filters, so cursors are interchangeable.
+ *
+ * Which rows: in one organization, all of them for its owners and admins; for a plain member,
+ * the workspaces visible to the organization and the private ones they hold an explicit
+ * membership of — two keyset scans, each stopped at the page's size, merged. Across
+ * organizations, the workspaces of the caller's organizations their role admits (an explicit
+ * membership needs a membership of the organization: README, Workspace access). The row count
+ * is written into the statement, not bound: a prepared statement's generic plan cannot see a
+ * bound LIMIT and would walk a whole organization to find a member's few private workspaces.
  */
 async function listWorkspaces(caller: Caller, query: URLSearchParams) {
   for (const name of query.keys()) {
@@ -218,32 +248,46 @@ async function listWorkspaces(caller: Caller, query: URLSearchParams) {
     }
   }
   const keyset = after ? sql`and (w.created_at, w.id) > (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``;
-  type Row = UserAndRole & { [K in keyof WorkspaceRow]: WorkspaceRow[K] | null };
-  // The page's query is the service's (the same keyset, the same organization filter); the
-  // user and membership checks ride along in the same statement.
+  const take = sql.unsafe(String(limit + 1));
+  type Row = { tv: number | null; role: string | null } & { [K in keyof WorkspaceRow]: WorkspaceRow[K] | null };
+  // The user and role checks ride along in the same statement; a role's branches run only for that role.
   const rows = organizationId
     ? await sql<Row[]>`
-        select u.token_version as tv, m.role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-               w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
+        select u.token_version as tv, m.role, ${WORKSPACE_COLUMNS}
         from users u
         left join memberships m on m.organization_id = ${organizationId} and m.user_id = u.id
         left join lateral (
-          select * from workspaces w
-          where w.organization_id = ${organizationId} and m.role is not null and w.archived_at is null ${keyset}
-          order by w.created_at, w.id limit ${limit + 1}
+          select * from (
+            (select w.* from workspaces w
+              where m.role in ('owner', 'admin') and w.organization_id = ${organizationId} and w.archived_at is null ${keyset}
+              order by w.created_at, w.id limit ${take})
+            union all
+            (select w.* from workspaces w
+              where m.role = 'member' and w.organization_id = ${organizationId} and w.effective_visibility = 'organization'
+                and w.archived_at is null ${keyset}
+              order by w.created_at, w.id limit ${take})
+            union all
+            (select w.* from workspace_members wm join workspaces w on w.id = wm.workspace_id
+              where m.role = 'member' and wm.user_id = u.id and w.organization_id = ${organizationId}
+                and w.effective_visibility <> 'organization' and w.archived_at is null ${keyset}
+              order by w.created_at, w.id limit ${take})
+          ) page
+          order by page.created_at, page.id limit ${take}
         ) w on true
-        where u.id = ${caller.userId}`
+        where u.id = ${caller.userId}
+        order by w.created_at, w.id`
     : await sql<Row[]>`
-        select u.token_version as tv, null as role, w.id, w.organization_id, w.name, w.slug, w.description, w.metadata,
-               w.is_default, w.cloned_from_id, w.archived_at, w.version, w.created_at, w.updated_at
+        select u.token_version as tv, null as role, ${WORKSPACE_COLUMNS}
         from users u
         left join lateral (
-          select * from workspaces w
-          where w.organization_id in (select organization_id from memberships where user_id = ${caller.userId})
-            and w.archived_at is null ${keyset}
-          order by w.created_at, w.id limit ${limit + 1}
+          select w.* from workspaces w
+          join memberships m on m.organization_id = w.organization_id and m.user_id = ${caller.userId}
+          left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = ${caller.userId}
+          where w.archived_at is null ${keyset} and ${roleRank} is not null
+          order by w.created_at, w.id limit ${take}
         ) w on true
-        where u.id = ${caller.userId}`;
+        where u.id = ${caller.userId}
+        order by w.created_at, w.id`;
   checkUser(rows[0], caller);
   if (organizationId && !rows[0]!.role) throw new Refusal('NOT_FOUND', 'Organization not found');
   const found = rows.filter((row) => row.id !== null) as unknown as WorkspaceRow[];

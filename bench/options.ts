@@ -31,6 +31,10 @@ export interface BenchOptions {
   provisionFullSize: number;
   /** How deep the deep list page is. */
   deepOffset: number;
+  /** A plain member's lists: the organization of workspaces all visible to it, and the one of private ones. */
+  memberListSize: number;
+  /** How deep the plain member's deep page is in the organization of visible workspaces. */
+  memberListDeepOffset: number;
   /** The PostgreSQL server's maintenance database; the bench creates and drops its own database beside it. */
   adminUrl: string;
   /** Where the raw numbers go (JSON); default: one file in the OS temp dir, overwritten by every run. */
@@ -74,6 +78,8 @@ export function loadOptions(): BenchOptions {
     scaleLarge: smoke ? 2_000 : 100_000,
     provisionFullSize: smoke ? 2_000 : 10_000,
     deepOffset: 9_000,
+    memberListSize: smoke ? 2_000 : 10_000,
+    memberListDeepOffset: smoke ? 1_800 : 9_000,
     adminUrl: loopbackUrl(process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres'),
     resultsPath: process.env.BENCH_RESULTS || undefined,
     writeReport: !smoke,

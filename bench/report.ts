@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { SideResult } from './measure';
 import type { ProvisionResult } from './provision';
 import { renderProfiles, type ProfileSummary } from './profile';
+import { EXPLICIT_MEMBERSHIPS } from './seed';
 
 export type ScenarioKey =
   | 'get'
@@ -18,11 +19,23 @@ export type ScenarioKey =
   | 'listDeep'
   | 'scaleGet'
   | 'scaleList'
+  | 'memberList'
   | 'settingsPut'
   | 'create'
   | 'clone'
   | 'embedded';
-export type SideKey = 'service' | 'baseline' | 'warn' | 'noPrepare' | 'small' | 'large';
+export type SideKey =
+  | 'service'
+  | 'baseline'
+  | 'warn'
+  | 'noPrepare'
+  | 'small'
+  | 'large'
+  // a plain member's list: the 1,000-workspace organization, the visible one (first page, deep page), the private one
+  | 'reference'
+  | 'visible'
+  | 'visibleDeep'
+  | 'private';
 
 export interface SideSummary extends SideResult {
   /** PostgreSQL round trips per request; null where there is no wire (the embedded database). */
@@ -38,6 +51,9 @@ export interface Results {
     scaleSmall: number;
     scaleLarge: number;
     provisionFull: number;
+    /** The plain member's organizations: one of visible workspaces, one of private ones. */
+    memberList: number;
+    memberListDeepOffset: number;
     totalWorkspaces: number;
   };
   scenarios: Partial<Record<ScenarioKey, Partial<Record<SideKey, SideSummary>>>>;
@@ -91,6 +107,55 @@ const WRITE_ROWS: Array<{ title: string; scenario: ScenarioKey }> = [
   { title: 'create (POST /workspaces, unique names, 100 organizations in turn)', scenario: 'create' },
   { title: 'clone (POST /workspaces/{id}/clone)', scenario: 'clone' },
 ];
+
+/**
+ * A plain member's list (service only): each row's p50 against another side of the same
+ * alternating rounds — the first pages against the 1,000-workspace organization's, the deep page
+ * against the first page of its organization.
+ */
+function memberListTable(results: Results): string[] {
+  const size = results.seed.memberList.toLocaleString('en-US');
+  const small = results.seed.scaleSmall.toLocaleString('en-US');
+  const deep = results.seed.memberListDeepOffset.toLocaleString('en-US');
+  const rows: Array<{ key: SideKey; title: string; against?: { key: SideKey; name: string }; maxRatio?: number }> = [
+    { key: 'reference', title: `first page, ${small}-workspace organization (a quarter private): the reference` },
+    {
+      key: 'visible',
+      title: `first page, ${size} workspaces visible to the organization`,
+      against: { key: 'reference', name: 'the reference' },
+      maxRatio: 1.5,
+    },
+    {
+      key: 'private',
+      title: `first page, ${size} private workspaces, ${EXPLICIT_MEMBERSHIPS} explicit memberships`,
+      against: { key: 'reference', name: 'the reference' },
+      maxRatio: 1.5,
+    },
+    {
+      key: 'visibleDeep',
+      title: `page ${deep} rows deep, ${size} visible workspaces`,
+      against: { key: 'visible', name: 'its first page' },
+      maxRatio: 1.2,
+    },
+  ];
+  const lines = [
+    "| a plain member's list (limit 20, service only) | req/s | p50 ms | p99 ms | CPU µs/req | DB round trips/req | p50 ratio | target | met? |",
+    '|---|--:|--:|--:|--:|--:|--:|--:|---|',
+  ];
+  for (const row of rows) {
+    const s = side(results, 'memberList', row.key);
+    if (!s) continue;
+    const against = row.against && side(results, 'memberList', row.against.key);
+    const ratio = against ? s.p50 / against.p50 : NaN;
+    const met = row.maxRatio === undefined || Number.isNaN(ratio) ? null : ratio <= row.maxRatio;
+    const failed = s.failures.length > 0 ? ' **FAILED**' : '';
+    lines.push(
+      `| ${row.title}${failed} | ${n(s.rps)} | ${ms(s.p50)} | ${ms(s.p99)} | ${n(s.cpuUsPerRequest)} | ${n(s.roundTrips, 1)} | ` +
+        `${row.against ? `${times(ratio)} of ${row.against.name}` : '—'} | ${row.maxRatio === undefined ? '—' : `≤ ${row.maxRatio}×`} | ${verdict(met)} |`,
+    );
+  }
+  return lines;
+}
 
 function side(results: Results, scenario: ScenarioKey, key: SideKey): SideSummary | undefined {
   return results.scenarios[scenario]?.[key];
@@ -203,10 +268,13 @@ export function renderReport(results: Results): string {
     `Run: ${r.smoke ? 'SMOKE (not a measurement) · ' : ''}${r.connections} connections, ${r.rounds} alternating rounds of ${r.seconds} s per side (medians), ` +
       `round trips over ${r.roundTripRequests} sequential requests, ${r.provisionCalls} provisioning calls per organization · ` +
       `seed: ${s.organizations} organizations × ${s.workspacesPerOrganization} workspaces, organizations of ${s.scaleSmall.toLocaleString('en-US')}, ` +
-      `${s.scaleLarge.toLocaleString('en-US')} and ${s.provisionFull.toLocaleString('en-US')} (${s.totalWorkspaces.toLocaleString('en-US')} workspaces in all) · ` +
+      `${s.scaleLarge.toLocaleString('en-US')} and ${s.provisionFull.toLocaleString('en-US')}, two of ${s.memberList.toLocaleString('en-US')} for a plain member ` +
+      `(all visible to the organization; all private, ${EXPLICIT_MEMBERSHIPS} of them theirs) (${s.totalWorkspaces.toLocaleString('en-US')} workspaces in all) · ` +
       `took ${minutes} min ${Math.round(results.elapsedSeconds - minutes * 60)} s`,
     '',
     ...readTable(results),
+    '',
+    ...memberListTable(results),
     '',
     ...writeTable(results),
     '',

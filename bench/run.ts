@@ -38,8 +38,8 @@ import { measureProvisioning } from './provision';
 import { summarizeProfile } from './profile';
 import { startCountingProxy, type CountingProxy } from './proxy';
 import { renderReport, writeBenchmarksFile, type Results, type ScenarioKey, type SideKey, type SideSummary } from './report';
-import { baselineChecks, listPath, readWorkloads, writeWorkloads } from './scenarios';
-import { createDatabase, databaseUrl, dropDatabase, migrate, seed, type Fixture, type Sql } from './seed';
+import { baselineChecks, listPath, memberListExpectation, readWorkloads, writeWorkloads, type ListPages } from './scenarios';
+import { createDatabase, databaseUrl, dropDatabase, EXPLICIT_MEMBERSHIPS, migrate, seed, type Fixture, type Sql } from './seed';
 import { verifyBaseline } from './verify';
 
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -99,20 +99,53 @@ function machine(postgresVersion: string): Results['machine'] {
   };
 }
 
-/** Follows next_cursor with limit 100 to `offset` rows into the list of all the caller's organizations. */
-async function deepPages(service: Server, token: string, offset: number): Promise<{ second: string; deep: string }> {
+/**
+ * One list's pages, found by following next_cursor: the second page of `limit`, and the page of
+ * `limit` that starts `offset` rows in (reached 100 rows at a time).
+ */
+async function listPages(
+  service: Server,
+  token: string,
+  query: { organizationId?: string; limit: number },
+  offset: number,
+): Promise<{ second: string; deep: string }> {
   const page = async (path: string) => {
     const answer = await send(service, 'GET', path, token);
     if (answer.status !== 200) throw new Error(`GET ${path} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-    return JSON.parse(answer.text) as { items: unknown[]; next_cursor: string | null };
+    return JSON.parse(answer.text) as { items: Array<{ id: string }>; next_cursor: string | null };
   };
-  const first = await page(listPath({ limit: 20 }));
+  const first = await page(listPath(query));
   let cursor: string | undefined;
   for (let seen = 0; seen < offset; seen += 100) {
-    cursor = (await page(listPath({ limit: 100, cursor }))).next_cursor ?? undefined;
-    if (!cursor) throw new Error(`the list of all organizations ended before ${offset} rows (at ${seen + 100})`);
+    cursor = (await page(listPath({ ...query, limit: 100, cursor }))).next_cursor ?? undefined;
+    if (!cursor) throw new Error(`the list ${listPath(query)} ended before ${offset} rows (at ${seen + 100})`);
   }
-  return { second: listPath({ limit: 20, cursor: first.next_cursor ?? undefined }), deep: listPath({ limit: 20, cursor }) };
+  return { second: listPath({ ...query, cursor: first.next_cursor ?? undefined }), deep: listPath({ ...query, cursor }) };
+}
+
+/** The pages the checks and the deep-page scenarios read (scenarios.ts ListPages). */
+async function findPages(service: Server, fixture: Fixture, options: BenchOptions): Promise<ListPages> {
+  const all = await listPages(service, fixture.bench.token, { limit: 20 }, options.deepOffset);
+  const visible = await listPages(
+    service,
+    fixture.member.token,
+    { organizationId: fixture.accessVisible.id, limit: 20 },
+    options.memberListDeepOffset,
+  );
+  const granted = await listPages(service, fixture.member.token, { organizationId: fixture.accessPrivate.id, limit: 7 }, 0);
+  return { ...all, memberVisibleSecond: visible.second, memberVisibleDeep: visible.deep, memberPrivateSecond: granted.second };
+}
+
+/** Stops the run when the service's answer is not the access the fixture was seeded with (scenarios.ts memberListExpectation). */
+async function checkAccessFixture(service: Server, fixture: Fixture): Promise<void> {
+  const expected = memberListExpectation(fixture);
+  const answer = await send(service, 'GET', expected.path, expected.token);
+  const ids = answer.status === 200 ? (JSON.parse(answer.text) as { items: Array<{ id: string }> }).items.map((w) => w.id) : [];
+  if ([...ids].sort().join() !== [...expected.ids].sort().join()) {
+    throw new Error(
+      `${expected.what}: the service answered ${answer.status} with ${ids.length} workspaces, not the ${expected.ids.length} seeded`,
+    );
+  }
 }
 
 async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
@@ -171,7 +204,8 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
   ]);
 
   say('checking that the baseline answers every read as the service does');
-  const pages = await deepPages(service, fixture.bench.token, options.deepOffset);
+  await checkAccessFixture(service, fixture);
+  const pages = await findPages(service, fixture, options);
   const checks = baselineChecks(fixture, pages);
   await verifyBaseline(service, baseline, checks);
   say(`baseline agrees with the service on ${checks.length} requests`);
@@ -192,6 +226,8 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
       scaleSmall: options.scaleSmall,
       scaleLarge: options.scaleLarge,
       provisionFull: options.provisionFullSize,
+      memberList: options.memberListSize,
+      memberListDeepOffset: options.memberListDeepOffset,
       totalWorkspaces: total,
     },
     scenarios: {},
@@ -232,7 +268,7 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
     results.scenarios[key] = summaries;
   };
 
-  const reads = readWorkloads(fixture, pages.deep);
+  const reads = readWorkloads(fixture, pages);
   const pair = (workload: Workload): SidePlan[] => [
     { key: 'service', label: 'service', server: service, workload, counter: counted },
     { key: 'baseline', label: 'baseline', server: baseline, workload, counter: countedBaseline },
@@ -274,6 +310,25 @@ async function run(options: BenchOptions, cleanup: Cleanup): Promise<Results> {
   await scenario('scaleList', 'list first page, small vs large organization', [
     { key: 'small', label: small, server: service, workload: reads.scaleListSmall, counter: counted },
     { key: 'large', label: large, server: service, workload: reads.scaleListLarge, counter: counted },
+  ]);
+  const sized = options.memberListSize.toLocaleString('en-US');
+  await scenario('memberList', "a plain member's list (limit 20)", [
+    { key: 'reference', label: `first page, ${small}`, server: service, workload: reads.memberListReference, counter: counted },
+    { key: 'visible', label: `first page, ${sized} visible`, server: service, workload: reads.memberListVisible, counter: counted },
+    {
+      key: 'visibleDeep',
+      label: `${options.memberListDeepOffset.toLocaleString('en-US')} rows deep, ${sized} visible`,
+      server: service,
+      workload: reads.memberListVisibleDeep,
+      counter: counted,
+    },
+    {
+      key: 'private',
+      label: `first page, ${sized} private (${EXPLICIT_MEMBERSHIPS} explicit)`,
+      server: service,
+      workload: reads.memberListPrivate,
+      counter: counted,
+    },
   ]);
 
   // Writes last among the PostgreSQL scenarios: they add workspaces to the organizations the reads measured.

@@ -76,7 +76,26 @@ export interface Fixture {
   outsiderWorkspaceId: string;
   /** A token signed with another secret (401 invalid). */
   forgedToken: string;
+  /**
+   * A plain member (role `member`) of scaleSmall, accessVisible and accessPrivate: what they
+   * see is decided by each workspace's visibility and their explicit memberships alone.
+   */
+  member: BenchUser;
+  /** A private workspace of scaleSmall the member has no explicit membership of (404 for them). */
+  memberHiddenId: string;
+  /** Every workspace visible to the organization (none overrides its visibility). */
+  accessVisible: SeededOrganization;
+  /**
+   * Every workspace private (the organization's visibility); the member holds explicit
+   * memberships of `memberOf` (spread over the creation order, viewer and member in turn), and
+   * colleagues of other workspaces.
+   */
+  accessPrivate: SeededOrganization & { memberOf: Array<{ id: string; role: 'viewer' | 'member' }> };
 }
+
+/** The plain member's explicit memberships in accessPrivate, and how many colleagues hold as many each. */
+export const EXPLICIT_MEMBERSHIPS = 20;
+const COLLEAGUES = 49;
 
 const ISSUER = 'workspaces-api';
 const AUDIENCE = 'workspaces-api';
@@ -103,12 +122,17 @@ const ORGANIZATION_SETTINGS = `jsonb_build_object(
       'config', jsonb_build_object('channel', format('#org-%s', i), 'notify_on_create', true, 'retries', 3)),
     'github', jsonb_build_object('enabled', i % 2 = 1, 'config', jsonb_build_object('org', format('acme-%s', i)))))`;
 
-/** A workspace's overrides, in four realistic variants (none; features; permissions + an integration's config; a flag + another integration). */
-const WORKSPACE_SETTINGS = `case j % 4
+/**
+ * A workspace's overrides, in four realistic variants (none; features; permissions + an
+ * integration's config; a flag + another integration). With `privateQuarter`, the third
+ * variant makes the workspace private (a quarter of them); without, no workspace overrides its
+ * visibility and the organization's decides.
+ */
+const workspaceSettings = (privateQuarter: boolean) => `case j % 4
   when 0 then '{}'::jsonb
   when 1 then jsonb_build_object('features', jsonb_build_object('beta', true, 'new_editor', j % 2 = 0))
   when 2 then jsonb_build_object(
-    'permissions', jsonb_build_object('visibility', 'private', 'allow_guests', false),
+    'permissions', jsonb_build_object(${privateQuarter ? "'visibility', 'private', " : ''}'allow_guests', false),
     'integrations', jsonb_build_object('slack', jsonb_build_object('config', jsonb_build_object('channel', format('#ws-%s', j)))))
   else jsonb_build_object(
     'features', jsonb_build_object('audit_log', true),
@@ -128,21 +152,42 @@ async function insertOrganizations(sql: Sql, slugs: string[], firstIndex: number
 }
 
 /**
+ * One of the derived access columns (`effective_visibility`, `effective_default_role`) as the
+ * service writes it (modules/workspaces/access.ts, and migration 0005's backfill): the
+ * workspace's override, else the organization's value, else the default; a lock of the key or
+ * of all of permissions keeps the organization's value.
+ */
+const derived = (key: 'visibility' | 'default_role', fallback: string) => `case
+  when org.settings_locks ? 'permissions' or org.settings_locks ? 'permissions.${key}'
+    then coalesce(org.settings #>> '{permissions,${key}}', '${fallback}')
+  else coalesce(s.settings #>> '{permissions,${key}}', org.settings #>> '{permissions,${key}}', '${fallback}') end`;
+
+/**
  * `perOrganization` workspaces in each of the organizations, created over time with the
  * organizations interleaved (workspace j of every organization, then j + 1…), as tenants
- * working side by side would; `epoch` keeps separate groups' timestamps apart.
+ * working side by side would; `epoch` keeps separate groups' timestamps apart. A quarter of
+ * them override their visibility to private unless `privateQuarter` is false.
  */
-async function insertWorkspaces(sql: Sql, organizationIds: string[], perOrganization: number, epoch: string): Promise<void> {
+async function insertWorkspaces(
+  sql: Sql,
+  organizationIds: string[],
+  perOrganization: number,
+  epoch: string,
+  { privateQuarter = true } = {},
+): Promise<void> {
   const orgs = organizationIds.length;
   await sql`
-    insert into workspaces (organization_id, name, name_key, slug, description, metadata, settings, is_default, version, created_at, updated_at)
+    insert into workspaces (organization_id, name, name_key, slug, description, metadata, settings,
+      effective_visibility, effective_default_role, is_default, version, created_at, updated_at)
     select o.id, n.name, lower(n.name), lower(replace(n.name, ' ', '-')),
       case when j % 4 = 0 then null else format('Where the %s team works', tm.team) end,
       jsonb_build_object('cost_center', format('cc-%s', j % 40), 'owner', format('team-%s', j % 12)),
-      ${sql.unsafe(WORKSPACE_SETTINGS)},
+      s.settings, ${sql.unsafe(derived('visibility', 'organization'))}, ${sql.unsafe(derived('default_role', 'member'))},
       j = 1, 1, t.at, t.at
     from unnest(${organizationIds}::uuid[]) with ordinality as o(id, oi)
+    join organizations org on org.id = o.id
     cross join generate_series(1, ${perOrganization}::int) j
+    cross join lateral (select ${sql.unsafe(workspaceSettings(privateQuarter))} as settings) s
     cross join lateral (select (array['Design', 'Platform', 'Marketing', 'Data', 'Mobile', 'Infrastructure', 'Sales', 'Support', 'Research', 'Finance'])[1 + j % 10] as team) tm
     cross join lateral (select format('%s %s', tm.team, j) as name) n
     cross join lateral (
@@ -170,11 +215,15 @@ export async function seed(sql: Sql, options: BenchOptions, secret: string): Pro
   const benchOrgs = await insertOrganizations(sql, benchSlugs, 0);
   const scaleOrgs = await insertOrganizations(
     sql,
-    ['scale-small', 'scale-large', 'provision-empty', 'provision-full'],
+    ['scale-small', 'scale-large', 'provision-empty', 'provision-full', 'access-visible', 'access-private'],
     options.organizations,
   );
   const benchOrganizations = benchSlugs.map((slug) => benchOrgs.get(slug)!);
   const orgId = (slug: string) => scaleOrgs.get(slug)!;
+  // An organization whose workspaces are private unless one says otherwise (none does).
+  await sql`
+    update organizations set settings = jsonb_set(settings, '{permissions,visibility}', '"private"')
+    where id = ${orgId('access-private')}`;
 
   // Each bench organization has an owner, an admin and two members of its own.
   const [benchUser] = await sql<{ id: string }[]>`
@@ -183,6 +232,14 @@ export async function seed(sql: Sql, options: BenchOptions, secret: string): Pro
   const [scaleUser] = await sql<{ id: string }[]>`
     insert into users (email, name, password_hash, created_at)
     values ('scale@bench.example', 'Scale User', ${passwordHash}, timestamptz '2023-05-01') returning id`;
+  const [memberUser] = await sql<{ id: string }[]>`
+    insert into users (email, name, password_hash, created_at)
+    values ('member@bench.example', 'Member User', ${passwordHash}, timestamptz '2023-05-01') returning id`;
+  const colleagues = await sql<{ id: string }[]>`
+    insert into users (email, name, password_hash, created_at)
+    select format('colleague-%s@bench.example', k), format('Colleague %s', k), ${passwordHash}, timestamptz '2023-05-01'
+    from generate_series(1, ${COLLEAGUES}::int) k
+    returning id`;
   await sql`
     insert into users (email, name, password_hash, created_at)
     select format('user-%s-%s@bench.example', o, k), format('User %s-%s', o, k), ${passwordHash}, timestamptz '2023-05-01' + o * interval '1 hour'
@@ -200,13 +257,38 @@ export async function seed(sql: Sql, options: BenchOptions, secret: string): Pro
   await sql`
     insert into memberships (organization_id, user_id, role, created_at)
     select id, ${scaleUser!.id}, 'owner', created_at from organizations where id = any(${[...scaleOrgs.values()]}::uuid[])`;
+  const memberOrganizations = [orgId('scale-small'), orgId('access-visible'), orgId('access-private')];
+  await sql`
+    insert into memberships (organization_id, user_id, role, created_at)
+    select o.id, u.id, 'member', o.created_at + interval '1 hour'
+    from organizations o cross join unnest(${[memberUser!.id, ...colleagues.map((c) => c.id)]}::uuid[]) as u(id)
+    where o.id = any(${memberOrganizations}::uuid[])`;
 
   await insertWorkspaces(sql, benchOrganizations, options.workspacesPerOrganization, '2024-01-01');
   await insertWorkspaces(sql, [orgId('scale-small')], options.scaleSmall, '2024-03-01');
   await insertWorkspaces(sql, [orgId('scale-large')], options.scaleLarge, '2024-04-01');
   await insertWorkspaces(sql, [orgId('provision-full')], options.provisionFullSize, '2024-05-01');
+  await insertWorkspaces(sql, [orgId('access-visible')], options.memberListSize, '2024-06-01', { privateQuarter: false });
+  await insertWorkspaces(sql, [orgId('access-private')], options.memberListSize, '2024-07-01', { privateQuarter: false });
+  // The member's explicit memberships of private workspaces, spread over their creation order;
+  // each colleague holds as many of others (so the member's are a fraction of the table).
+  const privateIds = await sampleIds(sql, [orgId('access-private')], EXPLICIT_MEMBERSHIPS * (COLLEAGUES + 1));
+  const memberOf = privateIds
+    .filter((_, i) => i % (COLLEAGUES + 1) === 0)
+    .map((id, i) => ({ id, role: i % 2 === 0 ? ('viewer' as const) : ('member' as const) }));
+  await sql`
+    insert into workspace_members (workspace_id, user_id, role)
+    select w.id, u.id, 'member'
+    from unnest(${privateIds}::uuid[]) with ordinality as w(id, n)
+    join unnest(${[memberUser!.id, ...colleagues.map((c) => c.id)]}::uuid[]) with ordinality as u(id, k)
+      on (w.n - 1) % ${COLLEAGUES + 1}::int = u.k - 1
+    where u.k > 1`;
+  await sql`
+    insert into workspace_members (workspace_id, user_id, role)
+    select m.id, ${memberUser!.id}, m.role
+    from jsonb_to_recordset(${sql.json(memberOf)}::jsonb) as m(id uuid, role text)`;
   // Statistics and the visibility map as a database in service would have them (autovacuum has not run yet).
-  await sql`vacuum (analyze) users, organizations, memberships, workspaces`;
+  await sql`vacuum (analyze) users, organizations, memberships, workspaces, workspace_members`;
 
   const organization = async (slug: string, size: number): Promise<SeededOrganization> => ({
     id: orgId(slug),
@@ -217,6 +299,9 @@ export async function seed(sql: Sql, options: BenchOptions, secret: string): Pro
   const [template] = await sql<
     { id: string }[]
   >`select id from workspaces where organization_id = ${provisionFull.id} and slug = 'marketing-2'`;
+  const [hidden] = await sql<{ id: string }[]>`
+    select id from workspaces where organization_id = ${orgId('scale-small')} and effective_visibility = 'private'
+    order by created_at limit 1 offset 10`;
   return {
     bench: { id: benchUser!.id, token: sign(secret, benchUser!.id, 0), revokedToken: sign(secret, benchUser!.id, 1) },
     benchOrganizations,
@@ -229,5 +314,9 @@ export async function seed(sql: Sql, options: BenchOptions, secret: string): Pro
     templateId: template!.id,
     outsiderWorkspaceId: provisionFull.workspaceIds[0]!,
     forgedToken: sign(`${secret}-but-another-one`, benchUser!.id, 0),
+    member: { id: memberUser!.id, token: sign(secret, memberUser!.id, 0), revokedToken: sign(secret, memberUser!.id, 1) },
+    memberHiddenId: hidden!.id,
+    accessVisible: await organization('access-visible', options.memberListSize),
+    accessPrivate: { ...(await organization('access-private', options.memberListSize)), memberOf },
   };
 }
