@@ -55,6 +55,13 @@ const accessSource = sql<AccessSource | null>`(case ${best} when ${byOrganizatio
 
 /** The columns a query selects for `Access` (with accessJoins). */
 export const accessFields = { role: workspaceRole, source: accessSource, organizationRole: memberships.role };
+/**
+ * What a decision needs of them (no `source`, which only the access answer shows): the hot
+ * reads select this, so their prepared statement stays short to parse where statements are
+ * not prepared (DATABASE_PREPARE=false).
+ */
+export const decisionFields = { role: workspaceRole, organizationRole: memberships.role };
+type Decision = Pick<Access, 'role' | 'organizationRole'>;
 
 /** A list's filter and a read's test: the same expression. */
 export const hasAccess = sql`${workspaceRole} is not null`;
@@ -94,7 +101,7 @@ export const workspaceNotFound = () => new AppError('NOT_FOUND', 'Workspace not 
  * Whether `access` allows `ability`: 404 without access (its existence is not revealed), 403
  * for a caller who can see the workspace but lacks the role.
  */
-export function authorize(access: Access | undefined, ability: Ability): asserts access is Access & { role: WorkspaceRole } {
+export function authorize<T extends Decision>(access: T | undefined, ability: Ability): asserts access is T & { role: WorkspaceRole } {
   if (!access?.role) throw workspaceNotFound();
   const need: Requirement = ABILITIES[ability];
   if ('organizationAdmin' in need) {

@@ -18,6 +18,7 @@ import { confirmAccount, hasRole, requireCallerRole, requireRole } from '../orga
 import {
   accessFields,
   accessJoins,
+  decisionFields,
   authorize,
   effectiveAccess,
   hasAccess,
@@ -330,14 +331,17 @@ async function readWorkspaceWithOrganization(
 }
 
 /** The answers of a read's row: 401 for the caller, then 404 for the workspace. */
-function readableRow(caller: Caller, row: ({ tokenVersion: number; workspace: WorkspaceRow | null } & Access) | undefined): WorkspaceRow {
+function readableRow(
+  caller: Caller,
+  row: ({ tokenVersion: number; workspace: WorkspaceRow | null } & Pick<Access, 'role' | 'organizationRole'>) | undefined,
+): WorkspaceRow {
   confirmCaller(caller, row);
   authorize(row, 'read');
   return row.workspace!;
 }
 
 /** readWorkspace's query: the caller's account, left-joined to the workspace and the caller's access to it. */
-const readFields = { tokenVersion: users.tokenVersion, workspace: workspaces, ...accessFields };
+const readFields = { tokenVersion: users.tokenVersion, workspace: workspaces, ...decisionFields };
 const callerJoins = accessJoins(users.id);
 
 const readWorkspaceQuery = preparedPerDatabase((db) =>
