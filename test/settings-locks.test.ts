@@ -1,9 +1,8 @@
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupMany, startTestApp, type ApiResponse, type SignedUp, type TestApp } from './helpers/app';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 import { DEFAULT_EFFECTIVE, SYSTEM_DEFAULT_PERMISSIONS, createTeam } from './helpers/org-helpers';
-import { isoSql } from './helpers/sql';
+import { isoSql, withRawTransaction } from './helpers/sql';
 import { UNKNOWN_UUID } from './helpers/values';
 import { uniqueWorkspaceName, workspaceCount } from './helpers/workspace-helpers';
 
@@ -938,24 +937,6 @@ describe('creating, cloning and provisioning into an organization with locks', (
 describe.runIf(onPostgres)('locks and workspace writes under concurrency (PostgreSQL)', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** Runs `body` inside a raw transaction on a connection of its own (not the app's pool). */
-  async function withRawTransaction(body: (tx: postgres.ReservedSql) => Promise<void>) {
-    expect(app.engine).toBe('postgres');
-    const sql = postgres(app.config.DATABASE_URL!, { max: 1, onnotice: () => {} });
-    try {
-      const reserved = await sql.reserve();
-      try {
-        await reserved`begin`;
-        await body(reserved);
-      } finally {
-        await reserved`rollback`.catch(() => {});
-        reserved.release();
-      }
-    } finally {
-      await sql.end();
-    }
-  }
-
   /** A promise with a flag saying whether it has settled yet. */
   function tracked<T>(promise: Promise<T>) {
     const state = { settled: false, promise };
@@ -970,7 +951,7 @@ describe.runIf(onPostgres)('locks and workspace writes under concurrency (Postgr
   it('a workspace settings write waits for the organization row held for update, then reads the lock committed meanwhile: 409', async () => {
     const org = await team();
     const ws = await newWorkspace(org);
-    await withRawTransaction(async (tx) => {
+    await withRawTransaction(app, async (tx) => {
       // what the organization's settings write takes
       await tx`select id from organizations where id = ${org} for update`;
       const write = tracked(putWs(ws, { permissions: { allow_guests: true }, features: { fine: true } }));
@@ -990,7 +971,7 @@ describe.runIf(onPostgres)('locks and workspace writes under concurrency (Postgr
   it('a create with settings waits the same way, then answers 409 and creates nothing', async () => {
     const org = await team();
     const count = await workspaceCount(app, org);
-    await withRawTransaction(async (tx) => {
+    await withRawTransaction(app, async (tx) => {
       await tx`select id from organizations where id = ${org} for update`;
       const create = tracked(
         app.request('POST', '/api/v1/workspaces', {
@@ -1010,7 +991,7 @@ describe.runIf(onPostgres)('locks and workspace writes under concurrency (Postgr
 
   it("the organization's lock write waits for a workspace write holding the row's share lock", async () => {
     const org = await team();
-    await withRawTransaction(async (tx) => {
+    await withRawTransaction(app, async (tx) => {
       // what a workspace settings write takes
       await tx`select id from organizations where id = ${org} for share`;
       const lock = tracked(putOrg(org, { locks: ['features'] }));

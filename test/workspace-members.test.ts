@@ -1,4 +1,3 @@
-import postgres from 'postgres';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../src/router';
@@ -6,7 +5,7 @@ import { signup, signupMany, startTestApp, type SignedUp, type TestApp } from '.
 import { createTeam, tamperCursor } from './helpers/org-helpers';
 import { createWorkspace, uniqueWorkspaceName, workspaceCount } from './helpers/workspace-helpers';
 import { expectApiError, expectTrpcError } from './helpers/errors';
-import { isoSql } from './helpers/sql';
+import { isoSql, withRawTransaction } from './helpers/sql';
 import { UNKNOWN_UUID } from './helpers/values';
 
 /**
@@ -1391,23 +1390,6 @@ describe.runIf(onPostgres)('concurrent changes of one member (PostgreSQL)', () =
     }
   });
 
-  /** Runs `body` inside a raw transaction on a connection of its own (not the app's pool). */
-  async function withRawTransaction(body: (tx: postgres.ReservedSql) => Promise<void>) {
-    const sql = postgres(app.config.DATABASE_URL!, { max: 1, onnotice: () => {} });
-    try {
-      const reserved = await sql.reserve();
-      try {
-        await reserved`begin`;
-        await body(reserved);
-      } finally {
-        await reserved`rollback`.catch(() => {});
-        reserved.release();
-      }
-    } finally {
-      await sql.end();
-    }
-  }
-
   /** Waits until a statement of this file's database waits for a lock (the request reached the held row). */
   async function untilWaitingForLock() {
     for (let i = 0; i < 200; i++) {
@@ -1443,7 +1425,7 @@ describe.runIf(onPostgres)('concurrent changes of one member (PostgreSQL)', () =
       await grant(ws, member, 'admin');
       await grant(ws, viewer, 'viewer');
       let answer: Awaited<ReturnType<typeof request>> | undefined;
-      await withRawTransaction(async (tx) => {
+      await withRawTransaction(app, async (tx) => {
         // What a concurrent demotion of `member` holds until it commits: the organization's row
         // (key share), then the workspace's (update), as every membership change takes them.
         await tx`select id from organizations where id = ${org} for key share`;

@@ -53,15 +53,16 @@ const best = sql`greatest(${byOrganizationRole}, ${byMembership}, ${byVisibility
 export const workspaceRole = sql<WorkspaceRole | null>`(case ${best} when 3 then 'admin' when 2 then 'member' when 1 then 'viewer' end)`;
 const accessSource = sql<AccessSource | null>`(case ${best} when ${byOrganizationRole} then 'organization_role' when ${byMembership} then 'workspace_member' when ${byVisibility} then 'organization_visibility' end)`;
 
-/** The columns a query selects for `Access` (with accessJoins). */
-export const accessFields = { role: workspaceRole, source: accessSource, organizationRole: memberships.role };
 /**
- * What a decision needs of them (no `source`, which only the access answer shows): the hot
- * reads select this, so their prepared statement stays short to parse where statements are
- * not prepared (DATABASE_PREPARE=false).
+ * What a decision needs of a user's access (not `source`, which only the access answer shows),
+ * as columns a query selects with accessJoins: the hot reads select just this, so their
+ * prepared statement stays short to parse where statements are not prepared
+ * (DATABASE_PREPARE=false).
  */
 export const decisionFields = { role: workspaceRole, organizationRole: memberships.role };
-type Decision = Pick<Access, 'role' | 'organizationRole'>;
+export type Decision = Pick<Access, 'role' | 'organizationRole'>;
+/** The columns a query selects for the whole `Access`. */
+export const accessFields = { ...decisionFields, source: accessSource };
 
 /** A list's filter and a read's test: the same expression. */
 export const hasAccess = sql`${workspaceRole} is not null`;

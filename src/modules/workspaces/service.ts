@@ -26,6 +26,7 @@ import {
   visibleToOrganization,
   type Access,
   type Ability,
+  type Decision,
 } from './access';
 import { lockOrganizations } from '../organizations/service';
 import { changesBetween, recordEvents, workspaceEvent, type Author } from '../audit/events';
@@ -331,10 +332,7 @@ async function readWorkspaceWithOrganization(
 }
 
 /** The answers of a read's row: 401 for the caller, then 404 for the workspace. */
-function readableRow(
-  caller: Caller,
-  row: ({ tokenVersion: number; workspace: WorkspaceRow | null } & Pick<Access, 'role' | 'organizationRole'>) | undefined,
-): WorkspaceRow {
+function readableRow(caller: Caller, row: ({ tokenVersion: number; workspace: WorkspaceRow | null } & Decision) | undefined): WorkspaceRow {
   confirmCaller(caller, row);
   authorize(row, 'read');
   return row.workspace!;
