@@ -20,6 +20,8 @@ export interface AppDeps {
   loadShedder: LoadShedder;
   /** The user a verified token speaks for (401 otherwise), for the auth middleware. */
   resolveActor: typeof resolveActor;
+  /** The time invitations are created, resent and expire by (tests move it). */
+  now: () => Date;
 }
 
 export function createLogger(config: Config): Logger {
@@ -31,7 +33,12 @@ export function createLogger(config: Config): Logger {
 }
 
 /** Everything the app needs beside the database, derived from the configuration. */
-export function createDeps(config: Config, database: DatabaseHandle, logger: Logger = createLogger(config)): AppDeps {
+export function createDeps(
+  config: Config,
+  database: DatabaseHandle,
+  logger: Logger = createLogger(config),
+  now: () => Date = () => new Date(),
+): AppDeps {
   const secret = loadJwtSecret(config);
   const tokens = createTokenService({
     secret,
@@ -49,5 +56,5 @@ export function createDeps(config: Config, database: DatabaseHandle, logger: Log
     { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxEventLoopUtilization: config.SHED_EVENT_LOOP_UTILIZATION },
     logger,
   );
-  return { config, database, tokens, cursors: createCursorCodec(secret), logger, rateLimits, loadShedder, resolveActor };
+  return { config, database, tokens, cursors: createCursorCodec(secret), logger, rateLimits, loadShedder, resolveActor, now };
 }

@@ -69,7 +69,12 @@ async function openTestDatabase(): Promise<{ database: DatabaseHandle; url: stri
   return { database: wrapPglite(pglite), url: undefined, drop: async () => {} };
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /** The clock invitations are created and expire by (deps.now); the real one by default. */
+  now?: () => Date;
+}
+
+export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const { database, url: databaseUrl, drop } = await openTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -86,10 +91,16 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
-  return serveApp(config, database, async () => {
-    await database.close();
-    await drop();
-  });
+  return serveApp(
+    config,
+    database,
+    async () => {
+      await database.close();
+      await drop();
+    },
+    undefined,
+    options.now,
+  );
 }
 
 /**
@@ -113,8 +124,9 @@ export async function serveApp(
   database: DatabaseHandle,
   closeDatabase: () => Promise<void>,
   logger: pino.Logger = pino({ level: 'silent' }),
+  now?: () => Date,
 ): Promise<TestApp> {
-  const deps = createDeps(config, database, logger);
+  const deps = createDeps(config, database, logger, now);
   deps.loadShedder.start();
   const server = createHttpServer(createApp(deps));
   await new Promise<void>((resolve, reject) => {
@@ -213,15 +225,47 @@ export async function signupMany<const Names extends readonly string[]>(
   return (await Promise.all(names.map((name) => signup(app, name)))) as { -readonly [K in keyof Names]: SignedUp };
 }
 
-/** Adds `member` to `organizationId` with `role`, as `owner`. */
-export async function addMember(
+/** Someone who can accept an invitation: a token for the account the invitation's email names. */
+export interface Invitee {
+  token: string;
+  user: { email: string };
+}
+
+/**
+ * Makes `invitee` a member of `organizationId` with `role` as members are made (README,
+ * Invitations and guests): `inviterToken` invites their email, they accept with the token.
+ * Answers the accept's body `{invitation, membership}`.
+ */
+export async function addMember(app: TestApp, inviterToken: string, organizationId: string, invitee: Invitee, role: 'owner' | 'admin' | 'member') {
+  const invited = await app.request('POST', `/api/v1/organizations/${organizationId}/invitations`, {
+    token: inviterToken,
+    body: { email: invitee.user.email, role },
+  });
+  if (invited.status !== 201) throw new Error(`invitation failed: ${invited.status} ${invited.text}`);
+  return acceptInvitation(app, invitee, invited.body.token as string);
+}
+
+/** Makes `invitee` an explicit member of `workspaceId` (a guest when outside its organization) through an invitation. */
+export async function addByInvitation(
   app: TestApp,
-  ownerToken: string,
-  organizationId: string,
-  email: string,
-  role: 'owner' | 'admin' | 'member',
+  inviterToken: string,
+  workspaceId: string,
+  invitee: Invitee,
+  role: 'admin' | 'member' | 'viewer',
 ) {
-  const res = await app.request('POST', `/api/v1/organizations/${organizationId}/members`, { token: ownerToken, body: { email, role } });
-  if (res.status !== 201) throw new Error(`add member failed: ${res.status} ${res.text}`);
-  return res.body;
+  const invited = await app.request('POST', `/api/v1/workspaces/${workspaceId}/invitations`, {
+    token: inviterToken,
+    body: { email: invitee.user.email, role },
+  });
+  if (invited.status !== 201) throw new Error(`workspace invitation failed: ${invited.status} ${invited.text}`);
+  return acceptInvitation(app, invitee, invited.body.token as string);
+}
+
+async function acceptInvitation(app: TestApp, invitee: Invitee, token: string) {
+  const accepted = await app.request('POST', '/api/v1/invitations/accept', { token: invitee.token, body: { token } });
+  if (accepted.status !== 200) throw new Error(`accepting the invitation failed: ${accepted.status} ${accepted.text}`);
+  return accepted.body as {
+    invitation: Record<string, unknown>;
+    membership: { organization_id: string; workspace_id: string | null; user_id: string; role: string; guest: boolean };
+  };
 }

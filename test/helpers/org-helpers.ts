@@ -24,7 +24,7 @@ export async function createOrganization(app: TestApp, token: string, body: { na
 
 /** Adds each of `others` to `organizationId` in its role, one after another, as `owner`. */
 export async function addMembers(app: TestApp, owner: SignedUp, organizationId: string, others: Array<[SignedUp, Role]>): Promise<void> {
-  for (const [account, role] of others) await addMember(app, owner.token, organizationId, account.user.email, role);
+  for (const [account, role] of others) await addMember(app, owner.token, organizationId, account, role);
 }
 
 let teamCounter = 0;
