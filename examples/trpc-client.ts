@@ -16,12 +16,14 @@
  * - Workspace access (step 9): a workspace made private, a member of the organization given a
  *   role in it, the access answer (`workspaces.access`: role and source), the member list, and
  *   the removal. The member is a plain member of an organization the caller administers; when
- *   there is none (a fresh account), it signs up a throwaway teammate and adds it to the
- *   organization for the step, and removes it again at the end.
+ *   there is none (a fresh account), it signs up a throwaway teammate, invites it to the
+ *   organization and accepts as it (members join by invitation), and removes it again at the end.
+ *   Then an invitation to the workspace: what its invitee would see (`invitations.preview`, which
+ *   needs no token but the invitation's), and revoking it.
  * - It leaves the account as it found it: every workspace it creates is deleted at the end,
  *   also when a step fails (step 10), governance (step 8) puts the organization's locks back,
- *   and a teammate it added to an organization is removed from it. Signed-up throwaway accounts
- *   themselves stay.
+ *   an invitation it made and did not revoke yet is revoked, and a teammate it added to an
+ *   organization is removed from it. Signed-up throwaway accounts themselves stay.
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -77,7 +79,7 @@ type WorkspacesClient = ReturnType<typeof createWorkspacesClient>;
  * reported).
  */
 export async function runExample(baseUrl: string, credentials?: { email: string; password: string }): Promise<void> {
-  const session: Session = { baseUrl, httpRequests: 0, created: new Set(), addedMembers: [] };
+  const session: Session = { baseUrl, httpRequests: 0, created: new Set(), invitations: new Set(), addedMembers: [] };
   const client = createWorkspacesClient(baseUrl, () => session.token, { onRequest: () => session.httpRequests++ });
   try {
     await runSteps(client, session, credentials);
@@ -93,8 +95,17 @@ export async function runExample(baseUrl: string, credentials?: { email: string;
   console.log('example finished');
 }
 
-/** Deletes the session's workspaces, then takes the teammates it added out of their organizations. */
+/** Revokes the session's pending invitations, deletes its workspaces, then takes the teammates it added out of their organizations. */
 async function cleanUp(client: WorkspacesClient, session: Session): Promise<void> {
+  for (const invitation_id of session.invitations) {
+    try {
+      await client.invitations.revoke.mutate({ invitation_id });
+    } catch (error) {
+      // Gone with its workspace, or no longer pending (revoked before the failure): nothing to do.
+      const code = error instanceof TRPCClientError ? (error as TRPCClientError<AppRouter>).data?.code : undefined;
+      if (code !== 'NOT_FOUND' && code !== 'CONFLICT') throw error;
+    }
+  }
   await deleteWorkspaces(client, session.created);
   for (const { org_id, user_id } of session.addedMembers) {
     try {
@@ -126,6 +137,8 @@ interface Session {
   httpRequests: number;
   /** Every workspace the session created, by id, recorded as soon as its id is known (deleted in step 10). */
   created: Set<string>;
+  /** Invitations the session made and has not revoked yet (revoked in step 10). */
+  invitations: Set<string>;
   /** Teammates the session added to an organization (removed in step 10). */
   addedMembers: Array<{ org_id: string; user_id: string }>;
 }
@@ -235,28 +248,31 @@ async function runSteps(client: WorkspacesClient, session: Session, credentials?
 
 /**
  * A plain member of one of the organizations the caller administers, to give a role in a
- * private workspace; when there is none, a throwaway teammate signed up and added to the first
- * of them (and removed again in step 10).
+ * private workspace; when there is none, a throwaway teammate signed up, invited to the first of
+ * them and accepting as itself (removed from it again in step 10).
  */
 async function findTeammate(
   client: WorkspacesClient,
   session: Session,
   administered: Array<{ id: string }>,
-): Promise<{ organizationId: string; userId: string }> {
+): Promise<{ organizationId: string; userId: string; email: string }> {
   for (const organization of administered) {
     const { items } = await client.organizations.listMembers.query({ org_id: organization.id, limit: 100 });
     const plain = items.find((m) => m.role === 'member');
-    if (plain) return { organizationId: organization.id, userId: plain.user_id };
+    if (plain) return { organizationId: organization.id, userId: plain.user_id, email: plain.email };
   }
   const organizationId = administered[0]!.id;
   const email = `trpc-teammate-${randomUUID()}@example.com`;
-  // Its own client: the teammate's signup must not carry the caller's token.
-  const anonymous = createWorkspacesClient(session.baseUrl, () => undefined);
-  await anonymous.auth.signup.mutate({ email, password: 'a long teammate password', name: 'tRPC Teammate' });
-  const added = await client.organizations.addMember.mutate({ org_id: organizationId, email, role: 'member' });
-  session.addedMembers.push({ org_id: organizationId, user_id: added.user_id });
-  console.log('signed up a teammate and added it to the organization');
-  return { organizationId, userId: added.user_id };
+  // Its own client and token: the teammate signs up, then accepts the invitation as itself.
+  let teammateToken: string | undefined;
+  const teammate = createWorkspacesClient(session.baseUrl, () => teammateToken);
+  teammateToken = (await teammate.auth.signup.mutate({ email, password: 'a long teammate password', name: 'tRPC Teammate' })).access_token;
+  const { token } = await client.organizations.invitations.create.mutate({ org_id: organizationId, email, role: 'member' });
+  const { membership } = await teammate.invitations.accept.mutate({ token });
+  check(membership.organization_id === organizationId && membership.role === 'member', 'the accepted invitation makes a member');
+  session.addedMembers.push({ org_id: organizationId, user_id: membership.user_id });
+  console.log('signed up a teammate, invited it to the organization, and it accepted');
+  return { organizationId, userId: membership.user_id, email };
 }
 
 /** Step 9, on a workspace of its own (deleted in step 10, its memberships with it). */
@@ -308,6 +324,24 @@ async function workspaceAccess(
   ]);
   check(after.role === null && remaining.items.length === 0, 'the removal ends the access');
   console.log('removed the member: no access again');
+
+  // 9f. An invitation to the workspace: the token comes back once; its invitee may preview it
+  // without logging in (what they would join, as what); revoked, its token previews as revoked.
+  const { invitation, token } = await client.workspaces.invitations.create.mutate({ workspace_id, email: teammate.email, role: 'viewer' });
+  session.invitations.add(invitation.id);
+  check(invitation.status === 'pending' && invitation.kind === 'member', `the invitation: ${invitation.status} ${invitation.kind}`);
+  const anonymous = createWorkspacesClient(session.baseUrl, () => undefined);
+  const preview = await anonymous.invitations.preview.mutate({ token });
+  check(
+    preview.workspace_name === scratch.name && preview.role === 'viewer' && preview.status === 'pending',
+    `the preview: ${preview.workspace_name} ${preview.role} ${preview.status}`,
+  );
+  console.log(`invited ${invitation.email}: the preview shows ${preview.workspace_name} (${preview.organization_name}) as ${preview.role}`);
+  await client.invitations.revoke.mutate({ invitation_id: invitation.id });
+  session.invitations.delete(invitation.id);
+  const revoked = await anonymous.invitations.preview.mutate({ token });
+  check(revoked.status === 'revoked', `the revoked invitation previews as ${revoked.status}`);
+  console.log('revoked the invitation: its preview says', revoked.status);
 }
 
 /** Governance, on a workspace of its own (deleted in step 9); the organization's locks are put back as they were. */

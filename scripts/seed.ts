@@ -4,14 +4,16 @@
  * look at: a demo user, two organizations with settings of their own (one with a locked
  * setting), 13 workspaces that inherit some settings and override others (a clone and an
  * archived workspace among them), two teammates in Globex with explicit roles in its private
- * Finance workspace (a member and a viewer), and the audit events all of that wrote.
+ * Finance workspace (a member and a viewer), a guest in Acme's Support workspace, a pending
+ * invitation to Acme, and the audit events all of that wrote.
  *
  * Everything goes through the service's own procedures (appRouter.createCaller), so the rules,
- * transactions and validation are the API's. Idempotent: each piece is looked up by its slug
- * (or the account by its email) and made only when missing; settings are written only onto a
- * layer that is still empty, so a second run adds and changes nothing, and a run after a
- * partial one completes it. Prints the demo user's email, password and a fresh token, and the
- * teammates' emails (same password).
+ * transactions and validation are the API's: the teammates and the guest join as anyone
+ * joins, by an invitation they accept. Idempotent: each piece is looked up by its slug (or the
+ * account by its email, a membership by its user, an invitation by its email) and made only
+ * when missing; settings are written only onto a layer that is still empty, so a second run
+ * adds and changes nothing, and a run after a partial one completes it. Prints the demo user's
+ * email, password and a fresh token, and the teammates' and the guest's emails (same password).
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +31,7 @@ type Outputs = inferRouterOutputs<AppRouter>;
 type Workspace = Outputs['workspaces']['get'];
 type WorkspaceSpec = Omit<Inputs['workspaces']['create'], 'organization_id'> & { slug: string };
 type OrganizationSettings = Omit<Inputs['organizations']['updateSettings'], 'org_id'>;
+type Invitation = Outputs['invitations']['get'];
 
 export const DEMO_USER = { email: 'demo@example.com', password: 'demo password', name: 'Demo User' } as const;
 
@@ -42,6 +45,17 @@ export const DEMO_TEAMMATES = [
 ] as const;
 /** The private workspace (Globex's) the teammates are explicit members of. */
 export const TEAM_WORKSPACE_SLUG = 'finance';
+
+/**
+ * Someone outside both organizations, a guest `member` of Acme's Support (whose own override
+ * allows guests): it sees that workspace and nothing else of Acme's.
+ */
+export const DEMO_GUEST = { email: 'demo-guest@example.com', password: 'demo password', name: 'Demo Guest', role: 'member' } as const;
+/** The Acme workspace the guest is in. */
+export const GUEST_WORKSPACE_SLUG = 'support';
+
+/** An invitation to Acme nobody has accepted: an email without an account. */
+export const PENDING_INVITATION = { email: 'invitee@example.com', role: 'member' } as const;
 
 interface OrganizationSpec {
   name: string;
@@ -151,11 +165,15 @@ export interface SeedResult {
   password: string;
   /** The teammates' emails (their password is the demo user's). */
   teammates: string[];
+  /** The guest's email (same password). */
+  guest: string;
+  /** The email of the invitation left pending. */
+  invited: string;
   token: string;
   expiresIn: number;
   organizations: Array<{ id: string; name: string; slug: string; workspaces: number }>;
   /** What this run made (all zero on a second run). */
-  added: { users: number; organizations: number; workspaces: number };
+  added: { users: number; organizations: number; workspaces: number; invitations: number };
 }
 
 /** A caller of the service's procedures, as a request with this token would be. */
@@ -211,42 +229,82 @@ function slugTakenError(slug: string, cause: unknown): Error {
 }
 
 /**
- * A teammate's account, made once: signed up (which gives it an organization of its own, deleted
- * at once: the demo data keeps its two organizations) or found by logging in. Returns its id.
+ * A teammate's (or the guest's) account, made once: signed up (which gives it an organization of
+ * its own, deleted at once: the demo data keeps its two organizations) or found by logging in.
+ * Returns its id and a token.
  */
-async function seedTeammate(
+async function seedAccount(
   deps: AppDeps,
-  teammate: (typeof DEMO_TEAMMATES)[number],
-  keep: string,
+  account: { email: string; password: string; name: string },
+  keep: string | undefined,
   added: SeedResult['added'],
-): Promise<string> {
+): Promise<{ userId: string; token: string }> {
   const anonymous = callerFor(deps);
   try {
-    await anonymous.auth.signup({ email: teammate.email, password: teammate.password, name: teammate.name });
+    await anonymous.auth.signup({ email: account.email, password: account.password, name: account.name });
     added.users++;
   } catch (error) {
     if (!isCode(error, 'CONFLICT')) throw error;
   }
   let session;
   try {
-    session = await anonymous.auth.login({ email: teammate.email, password: teammate.password });
+    session = await anonymous.auth.login({ email: account.email, password: account.password });
   } catch (error) {
     if (isCode(error, 'UNAUTHORIZED')) {
-      throw new Error(`${teammate.email} exists with another password; delete that account or seed an empty database`, { cause: error });
+      throw new Error(`${account.email} exists with another password; delete that account or seed an empty database`, { cause: error });
     }
     throw error;
   }
-  // The organization its signup came with (also after a partial run): every one it owns but Globex.
+  // The organization its signup came with (also after a partial run): every one it owns but `keep`.
   const api = callerFor(deps, session.access_token);
   for (const organization of await allOrganizations(api)) {
     if (organization.role === 'owner' && organization.id !== keep) await api.organizations.delete({ org_id: organization.id });
   }
-  return session.user.id;
+  return { userId: session.user.id, token: session.access_token };
+}
+
+/** Every invitation of the organization (its workspaces' included) to `email`, newest first. */
+async function invitationsTo(api: Caller, organizationId: string, email: string): Promise<Invitation[]> {
+  const found: Invitation[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.organizations.invitations.list({ org_id: organizationId, limit: 100, cursor });
+    found.push(...page.items.filter((i) => i.email.toLowerCase() === email.toLowerCase()));
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  return found;
+}
+
+/**
+ * Has `invitee` join a target of the organization as a person does: the demo user invites its
+ * email (`invite`), it accepts the token. A pending invitation a partial run left (to the same
+ * target: the workspace, or null for the organization) is resent for a token of its own (the
+ * first went with that run).
+ */
+async function joinByInvitation(
+  api: Caller,
+  deps: AppDeps,
+  target: { organizationId: string; workspaceId: string | null },
+  invitee: { email: string; token: string },
+  invite: () => Promise<{ token: string }>,
+  added: SeedResult['added'],
+): Promise<void> {
+  const left = (await invitationsTo(api, target.organizationId, invitee.email)).find(
+    (i) => i.workspace_id === target.workspaceId && (i.status === 'pending' || i.status === 'expired'),
+  );
+  let token: string;
+  if (left) {
+    token = (await api.invitations.resend({ invitation_id: left.id })).token;
+  } else {
+    token = (await invite()).token;
+    added.invitations++;
+  }
+  await callerFor(deps, invitee.token).invitations.accept({ token });
 }
 
 /** Fills the database behind `deps` with the demo data, adding only what is missing. */
 export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
-  const added = { users: 0, organizations: 0, workspaces: 0 };
+  const added = { users: 0, organizations: 0, workspaces: 0, invitations: 0 };
   const anonymous = callerFor(deps);
 
   // The account: signed up once, logged in afterwards (which also gives a fresh token).
@@ -335,22 +393,58 @@ export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
   const legacy = (await allWorkspaces(api, globex.id)).find((w) => w.slug === ARCHIVED_SLUG);
   if (legacy && !legacy.archived_at) await api.workspaces.archive({ workspace_id: legacy.id, expected_version: legacy.version });
 
-  // The teammates: plain members of Globex, each with an explicit role in its private Finance.
+  // The teammates: plain members of Globex (by an invitation each accepts), each with an explicit role in its private Finance.
   const finance = (await allWorkspaces(api, globex.id)).find((w) => w.slug === TEAM_WORKSPACE_SLUG);
   for (const teammate of DEMO_TEAMMATES) {
-    const userId = await seedTeammate(deps, teammate, globex.id, added);
+    const account = await seedAccount(deps, teammate, globex.id, added);
     try {
-      await api.organizations.addMember({ org_id: globex.id, email: teammate.email, role: 'member' });
+      await api.organizations.getMember({ org_id: globex.id, user_id: account.userId });
     } catch (error) {
-      if (!isCode(error, 'CONFLICT')) throw error;
+      if (!isCode(error, 'NOT_FOUND')) throw error;
+      await joinByInvitation(
+        api,
+        deps,
+        { organizationId: globex.id, workspaceId: null },
+        { email: teammate.email, token: account.token },
+        () => api.organizations.invitations.create({ org_id: globex.id, email: teammate.email, role: 'member' }),
+        added,
+      );
     }
     if (!finance) continue;
     try {
-      await api.workspaces.members.get({ workspace_id: finance.id, user_id: userId });
+      await api.workspaces.members.get({ workspace_id: finance.id, user_id: account.userId });
     } catch (error) {
       if (!isCode(error, 'NOT_FOUND')) throw error;
-      await api.workspaces.members.add({ workspace_id: finance.id, user_id: userId, role: teammate.role });
+      await api.workspaces.members.add({ workspace_id: finance.id, user_id: account.userId, role: teammate.role });
     }
+  }
+
+  // The guest: in Acme's Support (which allows guests) by a workspace invitation, and in no organization.
+  const support = (await allWorkspaces(api, acme.id)).find((w) => w.slug === GUEST_WORKSPACE_SLUG);
+  if (support) {
+    const guest = await seedAccount(deps, DEMO_GUEST, undefined, added);
+    try {
+      await api.workspaces.members.get({ workspace_id: support.id, user_id: guest.userId });
+    } catch (error) {
+      if (!isCode(error, 'NOT_FOUND')) throw error;
+      await joinByInvitation(
+        api,
+        deps,
+        { organizationId: acme.id, workspaceId: support.id },
+        { email: DEMO_GUEST.email, token: guest.token },
+        () => api.workspaces.invitations.create({ workspace_id: support.id, email: DEMO_GUEST.email, role: DEMO_GUEST.role }),
+        added,
+      );
+    }
+  }
+
+  // An invitation to Acme left pending: made once (an expired one is renewed; one accepted, declined or revoked since is left as it is).
+  const invited = await invitationsTo(api, acme.id, PENDING_INVITATION.email);
+  if (invited.length === 0) {
+    await api.organizations.invitations.create({ org_id: acme.id, ...PENDING_INVITATION });
+    added.invitations++;
+  } else if (invited[0]!.status === 'expired') {
+    await api.invitations.resend({ invitation_id: invited[0]!.id });
   }
 
   organizations = await allOrganizations(api);
@@ -368,6 +462,8 @@ export async function seedDemoData(deps: AppDeps): Promise<SeedResult> {
     email: DEMO_USER.email,
     password: DEMO_USER.password,
     teammates: DEMO_TEAMMATES.map((t) => t.email),
+    guest: DEMO_GUEST.email,
+    invited: PENDING_INVITATION.email,
     token: session.access_token,
     expiresIn: session.expires_in,
     organizations: summary,
@@ -413,13 +509,15 @@ async function main(): Promise<void> {
       `Demo data ready in ${where}.`,
       `  organizations: ${result.organizations.map((o) => `${o.name} (${o.slug}, ${o.workspaces} workspaces)`).join(', ')}`,
       `  workspaces:    ${total} in all`,
-      `  added now:     ${result.added.users} users, ${result.added.organizations} organizations, ${result.added.workspaces} workspaces`,
+      `  added now:     ${result.added.users} users, ${result.added.organizations} organizations, ${result.added.workspaces} workspaces, ${result.added.invitations} invitations`,
       '',
       `  email:    ${result.email}`,
       `  password: ${result.password}`,
       `  token:    ${result.token}`,
       `            (valid ${result.expiresIn} s; log in again for another)`,
       `  teammates: ${result.teammates.join(', ')} (same password; members of Globex, in its private Finance workspace)`,
+      `  guest:     ${result.guest} (same password; a guest in Acme Corp's Support workspace, outside both organizations)`,
+      `  pending:   an invitation to Acme Corp for ${result.invited} (no account)`,
       '',
       `Start the service (npm start), open ${docs}, choose Authorize and paste the token.`,
       '',

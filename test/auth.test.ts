@@ -331,7 +331,7 @@ describe('POST /auth/logout', () => {
 describe('GET /auth/me', () => {
   it('returns the user and each of its memberships with its role, on both faces', async () => {
     const [owner, member] = await signupMany(app, ['MeOwner', 'MeMember']);
-    await addMember(app, owner.token, owner.organization.id, member.user.email, 'admin');
+    await addMember(app, owner.token, owner.organization.id, member, 'admin');
 
     const res = await meRequest(member.token);
     expect(res.status, res.text).toBe(200);
@@ -360,7 +360,7 @@ describe('DELETE /auth/me', () => {
     const [other, leaving] = await signupMany(app, ['Bystander', 'Leaving']);
     const secondOrg = await app.request('POST', '/api/v1/organizations', { token: leaving.token, body: { name: 'Leaving Second' } });
     expect(secondOrg.status, secondOrg.text).toBe(201);
-    await addMember(app, other.token, other.organization.id, leaving.user.email, 'admin');
+    await addMember(app, other.token, other.organization.id, leaving, 'admin');
     const sole = [leaving.organization.id, secondOrg.body.id as string];
     expect(await workspacesOf(sole)).toHaveLength(2);
     const before = await tableCounts(app);
@@ -391,7 +391,7 @@ describe('DELETE /auth/me', () => {
 
   it('answers 409 to the last owner of an organization with other members, on both faces, and deletes nothing', async () => {
     const [lastOwner, member] = await signupMany(app, ['LastOwner', 'StaysMember']);
-    await addMember(app, lastOwner.token, lastOwner.organization.id, member.user.email, 'admin');
+    await addMember(app, lastOwner.token, lastOwner.organization.id, member, 'admin');
     // A second organization of its own, which would go with the account if it could.
     const soleOrg = await app.request('POST', '/api/v1/organizations', { token: lastOwner.token, body: { name: 'Would Go' } });
     expect(soleOrg.status, soleOrg.text).toBe(201);
@@ -415,7 +415,7 @@ describe('DELETE /auth/me', () => {
 
   it('deletes one owner among several and keeps the organization', async () => {
     const [leaving, coOwner] = await signupMany(app, ['OwnerLeaving', 'CoOwner']);
-    await addMember(app, leaving.token, leaving.organization.id, coOwner.user.email, 'owner');
+    await addMember(app, leaving.token, leaving.organization.id, coOwner, 'owner');
     const before = await tableCounts(app);
 
     const res = await deleteMe(leaving.token);

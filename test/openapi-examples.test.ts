@@ -42,35 +42,86 @@ const hasExample = (op: Operation) => {
   return body !== undefined || Object.keys(query).length > 0 || Object.keys(headers).length > 0;
 };
 
-/** Signup makes the account login's example logs in with: it goes first, login second, the rest in document order. */
+/**
+ * Signup makes the account login's example logs in with: it goes first, login second, the rest in
+ * document order, deletes last (a delete with an example would take away the invitation or the
+ * workspace the others' examples name).
+ */
 const FIRST = ['POST /auth/signup', 'POST /auth/login'];
-const rank = (op: Operation) => (FIRST.includes(op.key) ? FIRST.indexOf(op.key) : FIRST.length);
+const rank = (op: Operation) => (FIRST.includes(op.key) ? FIRST.indexOf(op.key) : op.method === 'DELETE' ? FIRST.length + 1 : FIRST.length);
 const withExamples = operationsOf(document)
   .filter(hasExample)
   .sort((a, b) => rank(a) - rank(b));
 
+/** The operations whose example body carries an invitation's token: each gets a real one of its own (accept and decline spend theirs). */
+const TOKEN_OPERATIONS = ['POST /invitations/preview', 'POST /invitations/accept', 'POST /invitations/decline'] as const;
+/** The ones only the invitee may call: its account's email is the invitation's. */
+const INVITEE_OPERATIONS: readonly string[] = ['POST /invitations/accept', 'POST /invitations/decline'];
+
 let app: TestApp;
 let owner: SignedUp;
 let member: SignedUp;
+/** The account of the email the invitation examples invite (the invitee accepts and declines as itself). */
+let invitee: SignedUp;
 /** Real ids for the document's example ids and path parameters. */
-let ids: { organization: string; workspace: string; user: string };
+let ids: Record<keyof typeof EXAMPLE_IDS, string>;
+/** A real token (of an invitation to `invitee`'s email) for each operation that takes one, and the invitation it is of. */
+const tokens = new Map<string, { token: string; invitationId: string; organizationId: string }>();
+
+const exampleBody = (key: string) => {
+  const op = withExamples.find((o) => o.key === key);
+  if (!op) throw new Error(`${key} has no request example`);
+  return examplesOf(op).body as Record<string, unknown>;
+};
+
+/** Invites `email` to a fresh organization of the owner's, as the owner: the answer's token and invitation. */
+async function invitationIn(name: string, email: string) {
+  const organization = await createOrganization(app, owner.token, { name });
+  const invited = await app.request('POST', `/api/v1/organizations/${organization.id}/invitations`, {
+    token: owner.token,
+    body: { email, role: 'member' },
+  });
+  expect(invited.status, invited.text).toBe(201);
+  return { token: invited.body.token as string, invitationId: invited.body.invitation.id as string, organizationId: organization.id };
+}
 
 beforeAll(async () => {
   app = await startTestApp();
-  [owner, member] = await Promise.all([signup(app, 'Owner'), signup(app, 'Member')]);
+  // The invitation examples' invitee must have an account to accept or decline as (README: accepting needs it logged in).
+  const email = exampleBody('POST /organizations/{org_id}/invitations').email as string;
+  expect(exampleBody('POST /workspaces/{workspace_id}/invitations').email).toBe(email);
+  const [signedUpOwner, signedUpMember, signedUpInvitee] = await Promise.all([
+    signup(app, 'Owner'),
+    signup(app, 'Member'),
+    app.request('POST', '/api/v1/auth/signup', { body: { email, password: 'invitee password', name: 'Invitee' } }),
+  ]);
+  [owner, member] = [signedUpOwner, signedUpMember];
+  expect(signedUpInvitee.status, signedUpInvitee.text).toBe(201);
+  invitee = {
+    token: signedUpInvitee.body.access_token,
+    user: signedUpInvitee.body.user,
+    organization: signedUpInvitee.body.organization,
+    workspace: signedUpInvitee.body.workspace,
+    password: 'invitee password',
+  };
   const organization = await createOrganization(app, owner.token, { name: 'Examples' });
+  // Guests allowed in the fixture workspace, so its invitation example (to someone outside the
+  // organization) is one the service takes whatever the order of the examples.
   const workspace = await app.request('POST', '/api/v1/workspaces', {
     token: owner.token,
-    body: { organization_id: organization.id, name: 'Example fixture' },
+    body: { organization_id: organization.id, name: 'Example fixture', settings: { permissions: { allow_guests: true } } },
   });
   expect(workspace.status, workspace.text).toBe(201);
-  await addMember(app, owner.token, organization.id, member.user.email, 'member');
-  // The person addMember's example adds must have an account (API.md: members are existing users).
-  const { body: addExample } = examplesOf(withExamples.find((op) => op.key === 'POST /organizations/{org_id}/members')!);
-  const email = (addExample as { email: string }).email;
-  const invitee = await app.request('POST', '/api/v1/auth/signup', { body: { email, password: 'invitee password', name: 'Invitee' } });
-  expect(invitee.status, invitee.text).toBe(201);
-  ids = { organization: organization.id, workspace: workspace.body.id, user: member.user.id };
+  await addMember(app, owner.token, organization.id, member, 'member');
+  // Each token operation its own invitation (in an organization of its own: one pending invitation per target and email).
+  for (const key of TOKEN_OPERATIONS) tokens.set(key, await invitationIn(`Invitation to ${key.split('/').pop()!}`, email));
+  // The invitation the by-id examples read, resend and revoke: pending, to an email with no account.
+  const pending = await app.request('POST', `/api/v1/organizations/${organization.id}/invitations`, {
+    token: owner.token,
+    body: { email: 'pending-invitee@example.com', role: 'member' },
+  });
+  expect(pending.status, pending.text).toBe(201);
+  ids = { organization: organization.id, workspace: workspace.body.id, user: member.user.id, invitation: pending.body.invitation.id };
 });
 afterAll(async () => {
   await app?.close();
@@ -151,9 +202,15 @@ describe('the request examples of /openapi.json', () => {
     '%s: the example gets the documented success status and a documented body',
     async (_key, op) => {
       const examples = examplesOf(op);
-      const body = examples.body === undefined ? undefined : withRealIds(examples.body);
+      let body = examples.body === undefined ? undefined : withRealIds(examples.body);
+      const invitation = tokens.get(op.key);
+      if (invitation) {
+        expect(body, `${op.key}: the example body names a token`).toEqual({ token: expect.any(String) });
+        body = { token: invitation.token };
+      }
+      const caller = INVITEE_OPERATIONS.includes(op.key) ? invitee : owner;
       const res = await app.request(op.method, urlOf(op, examples.query), {
-        token: op.secured ? owner.token : undefined,
+        token: op.secured ? caller.token : undefined,
         body,
         headers: examples.headers,
       });
@@ -168,13 +225,13 @@ describe('the request examples of /openapi.json', () => {
         expect(location, `${op.key}: Location`).toEqual(expect.stringMatching(/^\/api\/v1\//));
         const created = await app.request('GET', location!, { token: owner.token });
         expect(created.status, `${op.key}: GET ${location}`).toBe(200);
-        expect(created.body).toEqual(res.body);
+        // An invitation's create answers it with its token, which a GET never shows.
+        expect(created.body).toEqual(op.key.endsWith('/invitations') ? res.body.invitation : res.body);
       }
     },
   );
 
-  it('left the state the examples describe: renamed, retitled, the invitee a member, the member an admin', async () => {
-    const exampleBody = (key: string) => examplesOf(withExamples.find((op) => op.key === key)!).body as Record<string, unknown>;
+  it('left the state the examples describe: renamed, retitled, the member an admin, the invitee invited, joined and declined', async () => {
     const [org] = await app.query<{ name: string }>('select name from organizations where id = $1', [ids.organization]);
     expect(org?.name).toBe(exampleBody('PUT /organizations/{org_id}').name);
     const [workspace] = await app.query<{ name: string }>('select name from workspaces where id = $1', [ids.workspace]);
@@ -184,14 +241,35 @@ describe('the request examples of /openapi.json', () => {
       [ids.organization],
     );
     expect(roles).toEqual(
-      expect.arrayContaining([
-        {
-          email: exampleBody('POST /organizations/{org_id}/members').email,
-          role: exampleBody('POST /organizations/{org_id}/members').role,
-        },
-        { email: member.user.email, role: exampleBody('PUT /organizations/{org_id}/members/{user_id}').role },
-      ]),
+      expect.arrayContaining([{ email: member.user.email, role: exampleBody('PUT /organizations/{org_id}/members/{user_id}').role }]),
     );
+    // The creates' examples invited the invitee (not a member: invited only) to the organization and, as a guest, to the workspace.
+    expect(roles.map((r) => r.email)).not.toContain(invitee.user.email);
+    const invitationsTo = (organizationId: string) =>
+      app.query<{ workspace_id: string | null; email: string; role: string; kind: string; status: string }>(
+        `select workspace_id, email, role, kind, status from invitations where organization_id = $1 and lower(email) = lower($2)
+          order by workspace_id nulls first`,
+        [organizationId, invitee.user.email],
+      );
+    const orgExample = exampleBody('POST /organizations/{org_id}/invitations');
+    const workspaceExample = exampleBody('POST /workspaces/{workspace_id}/invitations');
+    expect(await invitationsTo(ids.organization)).toEqual([
+      { workspace_id: null, email: orgExample.email, role: orgExample.role, kind: 'member', status: 'pending' },
+      { workspace_id: ids.workspace, email: workspaceExample.email, role: workspaceExample.role, kind: 'guest', status: 'pending' },
+    ]);
+    // Accept made the membership; decline and preview left theirs declined and pending.
+    const statusOf = async (key: (typeof TOKEN_OPERATIONS)[number]) => {
+      const [row] = await app.query<{ status: string }>('select status from invitations where id = $1', [tokens.get(key)!.invitationId]);
+      return row?.status;
+    };
+    expect(await statusOf('POST /invitations/accept')).toBe('accepted');
+    expect(await statusOf('POST /invitations/decline')).toBe('declined');
+    expect(await statusOf('POST /invitations/preview')).toBe('pending');
+    const joined = await app.query<{ organization_id: string; role: string }>(
+      'select organization_id, role from memberships where user_id = $1 and organization_id <> $2',
+      [invitee.user.id, invitee.organization.id],
+    );
+    expect(joined).toEqual([{ organization_id: tokens.get('POST /invitations/accept')!.organizationId, role: 'member' }]);
     const [signedUp] = await app.query<{ n: number }>('select count(*)::int as n from users where email = $1', [
       exampleBody('POST /auth/signup').email,
     ]);

@@ -606,7 +606,7 @@ describe('organizations over tRPC', () => {
 describe('membership changes show in reads at once', () => {
   it('a removed member can no longer see the organization', async () => {
     const org = await createTeam(app, owner);
-    await addMember(app, owner.token, org, outsider.user.email, 'member');
+    await addMember(app, owner.token, org, outsider, 'member');
     expect((await app.request('GET', orgPath(org), { token: outsider.token })).status).toBe(200);
     expect((await app.request('DELETE', `${orgPath(org)}/members/${outsider.user.id}`, { token: owner.token })).status).toBe(204);
     expectApiError(await app.request('GET', orgPath(org), { token: outsider.token }), 404, 'NOT_FOUND');

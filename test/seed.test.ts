@@ -73,6 +73,14 @@ async function contents(database: DatabaseHandle) {
           order by w.slug, u.email`,
       ),
     ),
+    invitations: await database.rows(
+      sql.raw(
+        `select o.slug as organization, w.slug as workspace, i.email, i.role, i.kind, i.status,
+                i.expires_at::text as expires_at, i.accepted_user_id is not null as accepted
+           from invitations i join organizations o on o.id = i.organization_id left join workspaces w on w.id = i.workspace_id
+          order by i.email`,
+      ),
+    ),
     rows: await database.rows(
       sql.raw(
         `select o.slug as organization, o.name as organization_name, o.settings::text as organization_settings,
@@ -90,27 +98,52 @@ describe('npm run seed', () => {
   let token: string | undefined;
 
   it(
-    'fills a fresh database with a demo user and two teammates, two organizations and 13 workspaces, and prints how to sign in',
+    'fills a fresh database with a demo user, two teammates and a guest, two organizations, 13 workspaces and a pending invitation, and prints how to sign in',
     async () => {
       const run = await seed();
       expect(run.stderr, run.stdout).toBe('');
       expect(run.code).toBe(0);
       expect(run.stdout).toContain('email:    demo@example.com');
       expect(run.stdout).toContain('password: demo password');
-      expect(run.stdout).toContain('added now:     3 users, 2 organizations, 13 workspaces');
+      expect(run.stdout).toContain('added now:     4 users, 2 organizations, 13 workspaces, 4 invitations');
       expect(run.stdout).toContain('teammates: demo-member@example.com, demo-viewer@example.com (same password');
+      expect(run.stdout).toContain("guest:     demo-guest@example.com (same password; a guest in Acme Corp's Support workspace");
+      expect(run.stdout).toContain('pending:   an invitation to Acme Corp for invitee@example.com (no account)');
       expect(run.stdout).toContain('Acme Corp (acme-demo, 8 workspaces), Globex (globex-demo, 5 workspaces)');
       token = tokenIn(run.stdout);
       expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
 
       first = await withDatabase(contents);
-      // The teammates' own organizations (from their signups) are gone: they are members of Globex only.
-      expect(first).toMatchObject({ users: 3, organizations: 2, memberships: 4, workspaces: 13, clones: 1 });
-      // Globex's private Finance: one explicit member, one explicit viewer.
+      // The teammates' and the guest's own organizations (from their signups) are gone: the
+      // teammates are members of Globex only, the guest of no organization.
+      expect(first).toMatchObject({ users: 4, organizations: 2, memberships: 4, workspaces: 13, clones: 1 });
+      // Globex's private Finance: one explicit member, one explicit viewer; Acme's Support: its guest.
       expect(first.workspaceMembers).toEqual([
         { workspace: 'finance', effective_visibility: 'private', email: 'demo-member@example.com', role: 'member' },
         { workspace: 'finance', effective_visibility: 'private', email: 'demo-viewer@example.com', role: 'viewer' },
+        { workspace: 'support', effective_visibility: 'organization', email: 'demo-guest@example.com', role: 'member' },
       ]);
+      // Each joined by an invitation it accepted; one invitation waits for someone without an account.
+      const invitation = (organization: string, workspace: string | null, email: string, role: string, kind: string, status: string) => ({
+        organization,
+        workspace,
+        email,
+        role,
+        kind,
+        status,
+        expires_at: expect.any(String),
+        accepted: status === 'accepted',
+      });
+      expect(first.invitations).toEqual([
+        invitation('acme-demo', 'support', 'demo-guest@example.com', 'member', 'guest', 'accepted'),
+        invitation('globex-demo', null, 'demo-member@example.com', 'member', 'member', 'accepted'),
+        invitation('globex-demo', null, 'demo-viewer@example.com', 'member', 'member', 'accepted'),
+        invitation('acme-demo', null, 'invitee@example.com', 'member', 'member', 'pending'),
+      ]);
+      const [invitee] = await withDatabase((database) =>
+        database.rows<{ n: number }>(sql.raw("select count(*)::int as n from users where email = 'invitee@example.com'")),
+      );
+      expect(invitee!.n).toBe(0);
       // Most workspaces override something; the defaults, Marketing and Operations inherit everything.
       expect(first.overridden).toBe(8);
       expect(first.rows.find((r) => r.slug === 'platform-staging')).toMatchObject({ organization: 'acme-demo', version: 2 });
@@ -124,7 +157,7 @@ describe('npm run seed', () => {
       const run = await seed();
       expect(run.stderr, run.stdout).toBe('');
       expect(run.code).toBe(0);
-      expect(run.stdout).toContain('added now:     0 users, 0 organizations, 0 workspaces');
+      expect(run.stdout).toContain('added now:     0 users, 0 organizations, 0 workspaces, 0 invitations');
       expect(await withDatabase(contents)).toEqual(first);
       // A fresh token each run; the first one still works (checked below).
       expect(tokenIn(run.stdout)).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -168,9 +201,13 @@ describe('npm run seed', () => {
       expect(list.body.items.some((w: any) => w.slug === 'legacy-crm')).toBe(false);
       // And the trail of it all: the archive is the newest of Globex's events.
       const globexId = archived.body.items[0].organization_id;
-      const events = await get(`/organizations/${globexId}/events?limit=3`);
-      // The newest: the teammates joining Globex and its Finance (each add one transaction), after the archive.
-      expect(events.body.items.map((e: any) => e.action)).toEqual(['workspace.member_added', 'member.added', 'workspace.member_added']);
+      const events = await get(`/organizations/${globexId}/events?limit=4`);
+      // The newest: the second teammate invited to Globex, accepting (the invitation and the
+      // membership: one transaction, in any order within), and added to Finance.
+      const actions = events.body.items.map((e: any) => e.action);
+      expect(actions[0]).toBe('workspace.member_added');
+      expect(actions.slice(1, 3).sort()).toEqual(['invitation.accepted', 'member.added']);
+      expect(actions[3]).toBe('invitation.created');
       const archiveEvent = await get(`/organizations/${globexId}/events?limit=1&action=workspace.archived`);
       expect(archiveEvent.body.items[0]).toMatchObject({ action: 'workspace.archived', actor: { email: 'demo@example.com' } });
 
@@ -217,6 +254,38 @@ describe('npm run seed', () => {
         expect((await get(`/workspaces/${bySlug.design}`, as)).status).toBe(404);
         expect((await get(`/workspaces/${bySlug.platform}`, as)).status).toBe(404);
       }
+      // The guest: Acme's Support and nothing else of Acme's, in no organization.
+      const acmeId = platform.organization_id as string;
+      const guestToken = await login('demo-guest@example.com');
+      const guestMe = await get('/auth/me', guestToken);
+      expect(guestMe.body.memberships).toEqual([]);
+      expect(guestMe.body.workspace_memberships).toEqual([{ workspace_id: bySlug.support, organization_id: acmeId, role: 'member' }]);
+      expect((await get('/workspaces?limit=100', guestToken)).body.items.map((w: any) => w.slug)).toEqual(['support']);
+      expect((await get('/organizations', guestToken)).body.items).toEqual([]);
+      expect((await get(`/organizations/${acmeId}`, guestToken)).status).toBe(404);
+      expect((await get(`/workspaces/${bySlug.support}/access`, guestToken)).body).toMatchObject({
+        role: 'member',
+        source: 'workspace_member',
+      });
+      expect((await get(`/workspaces/${bySlug.marketing}`, guestToken)).status).toBe(404);
+      const support = await get(`/workspaces/${bySlug.support}/members`);
+      expect(support.body.items.map((m: any) => [m.email, m.role, m.guest])).toEqual([['demo-guest@example.com', 'member', true]]);
+
+      // The invitation left pending, as its organization's admins list it.
+      const pending = await get(`/organizations/${acmeId}/invitations?status=pending`);
+      expect(pending.status).toBe(200);
+      expect(pending.body.items).toEqual([
+        expect.objectContaining({
+          organization_id: acmeId,
+          workspace_id: null,
+          email: 'invitee@example.com',
+          role: 'member',
+          kind: 'member',
+          status: 'pending',
+          invited_by: me.body.user.id,
+        }),
+      ]);
+
       // A viewer may read Finance but not change it (403: it can see the workspace).
       const rename = await fetch(`${base}/workspaces/${bySlug.finance}`, {
         method: 'PUT',

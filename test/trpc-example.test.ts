@@ -66,6 +66,22 @@ const membersOf = async (userId: string) => ({
   ),
 });
 
+/** The invitations of the user's organizations (and their workspaces), as the database holds them. */
+const invitationsOf = (userId: string) =>
+  app.query<{ id: string; email: string; status: string; expires_at: string }>(
+    `select i.id, i.email, i.status, i.expires_at::text as expires_at from invitations i
+      where i.organization_id in (select organization_id from memberships where user_id = $1) order by i.id`,
+    [userId],
+  );
+
+/** The invitation events the user wrote in the workspaces, oldest first. */
+const invitationEventsIn = (userId: string, workspaceIds: string[]) =>
+  app.query<{ action: string; email: unknown; role: unknown; kind: unknown }>(
+    `select action, changes->'email'->'to' as email, changes->'role'->'to' as role, changes->'kind'->'to' as kind from audit_events
+      where actor_id = $1 and action like 'invitation.%' and workspace_id = any($2::uuid[]) order by created_at, id`,
+    [userId, workspaceIds],
+  );
+
 const HOP_HEADERS = new Set(['host', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']);
 
 /**
@@ -109,9 +125,12 @@ describe('examples/trpc-client.ts', () => {
     const before = await workspacesOf(demo!.id);
     const locksBefore = await locksOf(demo!.id);
     const membersBefore = await membersOf(demo!.id);
+    const invitationsBefore = await invitationsOf(demo!.id);
     expect(before).toHaveLength(13);
-    // Globex's private Finance has its two explicit members (the seed's teammates).
-    expect(membersBefore.workspaces).toHaveLength(2);
+    // Globex's private Finance has its two explicit members (the seed's teammates), Acme's Support its guest.
+    expect(membersBefore.workspaces).toHaveLength(3);
+    // The seed's invitations: the teammates' and the guest's accepted, one pending.
+    expect(invitationsBefore.map((i) => i.status).sort()).toEqual(['accepted', 'accepted', 'accepted', 'pending']);
     const usersBefore = await app.query('select id from users order by id');
     const eventsBefore = await createdAndDeletedBy(demo!.id);
 
@@ -136,6 +155,8 @@ describe('examples/trpc-client.ts', () => {
     expect(result.stdout).toContain('access: member viewer via workspace_member; mine admin via organization_role');
     expect(result.stdout).toContain('members: demo-member@example.com (viewer)');
     expect(result.stdout).toContain('removed the member: no access again');
+    expect(result.stdout).toMatch(/invited demo-member@example\.com: the preview shows tRPC access \S+ \(Globex\) as viewer/);
+    expect(result.stdout).toContain('revoked the invitation: its preview says revoked');
     expect(result.stdout).not.toContain('signed up a teammate');
     expect(result.stdout).toContain('cleaned up: 3 workspaces deleted');
     expect(result.stdout).toContain('example finished');
@@ -145,6 +166,8 @@ describe('examples/trpc-client.ts', () => {
     expect(await workspacesOf(demo!.id)).toEqual(before);
     expect(await locksOf(demo!.id)).toEqual(locksBefore);
     expect(await membersOf(demo!.id)).toEqual(membersBefore);
+    // Its invitation went with its workspace; the seed's are as they were.
+    expect(await invitationsOf(demo!.id)).toEqual(invitationsBefore);
     expect(await app.query('select id from users order by id')).toEqual(usersBefore);
     // It did create its three workspaces (the replayed create made none), and deleted them all.
     const events = await createdAndDeletedBy(demo!.id);
@@ -161,6 +184,11 @@ describe('examples/trpc-client.ts', () => {
       { action: 'workspace.member_added', role: { from: null, to: 'viewer' } },
       { action: 'workspace.member_removed', role: { from: 'viewer', to: null } },
     ]);
+    // And the teammate was invited to it, as a member of the organization, and the invitation revoked.
+    expect(await invitationEventsIn(demo!.id, made)).toEqual([
+      { action: 'invitation.created', email: 'demo-member@example.com', role: 'viewer', kind: 'member' },
+      { action: 'invitation.revoked', email: null, role: null, kind: null },
+    ]);
 
     // Run again: the same answers, and again nothing left behind.
     const again = await runScript('examples/trpc-client.ts', [app.url, DEMO_USER.email, DEMO_USER.password], {});
@@ -170,6 +198,7 @@ describe('examples/trpc-client.ts', () => {
     expect(await workspacesOf(demo!.id)).toEqual(before);
     expect(await locksOf(demo!.id)).toEqual(locksBefore);
     expect(await membersOf(demo!.id)).toEqual(membersBefore);
+    expect(await invitationsOf(demo!.id)).toEqual(invitationsBefore);
     expect(await app.query('select id from users order by id')).toEqual(usersBefore);
   });
 
@@ -209,7 +238,7 @@ describe('examples/trpc-client.ts', () => {
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('injected failure (INTERNAL_SERVER_ERROR 500)');
       expect(result.stderr).not.toContain('clean-up failed');
-      expect(result.stdout).toContain('signed up a teammate and added it to the organization');
+      expect(result.stdout).toContain('signed up a teammate, invited it to the organization, and it accepted');
       expect(result.stdout).not.toContain('example finished');
     } finally {
       await proxy.close();
@@ -228,11 +257,41 @@ describe('examples/trpc-client.ts', () => {
     expect(memberEvents.map((e) => e.action)).toEqual(['member.added', 'member.added', 'member.removed']);
   });
 
+  it('revokes the invitation it made when the preview fails, deletes what it created, takes out the teammate, and exits 1', async () => {
+    const account = await signup(app, 'FailingPreview');
+    const before = await workspacesOf(account.user.id);
+    const membersBefore = await membersOf(account.user.id);
+    // 9f previews the workspace invitation it has just made.
+    const proxy = await failingProxy('invitations.preview');
+    try {
+      const result = await runScript('examples/trpc-client.ts', [proxy.url, account.user.email, account.password], {});
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('injected failure (INTERNAL_SERVER_ERROR 500)');
+      expect(result.stderr).not.toContain('clean-up failed');
+      expect(result.stdout).toContain('removed the member: no access again');
+      expect(result.stdout).not.toContain('revoked the invitation');
+      expect(result.stdout).not.toContain('example finished');
+    } finally {
+      await proxy.close();
+    }
+    expect(await workspacesOf(account.user.id)).toEqual(before);
+    expect(await membersOf(account.user.id)).toEqual(membersBefore);
+    expect(await invitationsOf(account.user.id)).toEqual([]);
+    const { created } = await createdAndDeletedBy(account.user.id);
+    const made = created.filter((id) => id !== account.workspace.id);
+    expect(made).toHaveLength(3);
+    // The workspace invitation was made, then revoked in the clean-up (before its workspace went, and the invitation with it).
+    expect(await invitationEventsIn(account.user.id, made)).toEqual([
+      { action: 'invitation.created', email: expect.stringMatching(/^trpc-teammate-/), role: 'viewer', kind: 'member' },
+      { action: 'invitation.revoked', email: null, role: null, kind: null },
+    ]);
+  });
+
   it('signs up an account of its own when given only the URL (from WORKSPACES_URL), and leaves only its default workspace', async () => {
     const result = await runScript('examples/trpc-client.ts', [], { WORKSPACES_URL: app.url });
     expect(result.stderr, result.stdout).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('signed up a teammate and added it to the organization');
+    expect(result.stdout).toContain('signed up a teammate, invited it to the organization, and it accepted');
     expect(result.stdout).toContain('access: member viewer via workspace_member; mine admin via organization_role');
     expect(result.stdout).toContain('example finished');
     const users = await app.query<{ id: string }>("select id from users where email like 'trpc-example-%'");

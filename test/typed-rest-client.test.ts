@@ -66,7 +66,7 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     // A caller that gets the contract wrong, so the check is known to bite: an unknown path,
     // a wrong path parameter, a body field that does not exist, a status code that is not an error code,
     // an `archived` filter and an audit action that do not exist, a workspace role that does not
-    // exist, and the access question's user under another name.
+    // exist, the access question's user under another name, and the retired add of a member by email.
     const wrong = join(dir, 'wrong-caller.ts');
     writeFileSync(
       wrong,
@@ -82,6 +82,7 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
         "void client.GET('/organizations/{org_id}/events', { params: { path: { org_id: 'x' }, query: { action: 'workspace.archive' } } });",
         "void client.POST('/workspaces/{workspace_id}/members', { params: { path: { workspace_id: 'x' } }, body: { user_id: 'x', role: 'owner' } });",
         "void client.GET('/workspaces/{workspace_id}/access', { params: { path: { workspace_id: 'x' }, query: { member_id: 'x' } } });",
+        "void client.POST('/organizations/{org_id}/members', { params: { path: { org_id: 'x' } }, body: { email: 'x@example.com', role: 'member' } });",
         '',
       ].join('\n'),
     );
@@ -89,10 +90,10 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     const inClient = diagnostics.filter((d) => !d.startsWith(wrong));
     expect(inClient).toEqual([]);
     const lines = new Set(diagnostics.map((d) => /^[^:]+:(\d+):/.exec(d)?.[1]));
-    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['10', '11', '4', '5', '6', '7', '8', '9']);
+    expect([...lines].sort(), diagnostics.join('\n')).toEqual(['10', '11', '12', '4', '5', '6', '7', '8', '9']);
   }, 60_000);
 
-  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412, governance, workspace access', async () => {
+  it('runs against the service: sign up, create, list with a cursor, clone, settings with If-Match, provision, a typed 412, governance, an invitation accepted, workspace access', async () => {
     const { runRestSession } = await import('./typed-clients/rest-client');
     const session = await runRestSession(app.url, uniqueEmail('typed'));
 
@@ -215,6 +216,29 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     const a = session.access;
     const ws = a.workspaceId;
     const teammate = a.teammateId;
+    // The teammate joined the organization by invitation: invited (the token once, 43 characters), then accepted.
+    expect(a.invited).toMatchObject({
+      status: 201,
+      location: `/api/v1/invitations/${a.invited.invitation.id}`,
+      tokenLength: 43,
+      invitation: { organization_id: session.organizationId, workspace_id: null, role: 'member', kind: 'member', status: 'pending' },
+    });
+    expect(a.invited.invitation.email).toMatch(/\+teammate@example\.com$/);
+    expect(a.accepted).toEqual({
+      status: 200,
+      invitation: { ...a.invited.invitation, status: 'accepted', accepted_at: expect.any(String), accepted_user_id: teammate },
+      membership: { organization_id: session.organizationId, workspace_id: null, user_id: teammate, role: 'member', guest: false },
+    });
+    const [invitationRow] = await app.query<{ status: string; accepted_user_id: string }>(
+      'select status, accepted_user_id from invitations where id = $1',
+      [a.invited.invitation.id],
+    );
+    expect(invitationRow).toEqual({ status: 'accepted', accepted_user_id: teammate });
+    const [membershipRow] = await app.query<{ role: string }>('select role from memberships where organization_id = $1 and user_id = $2', [
+      session.organizationId,
+      teammate,
+    ]);
+    expect(membershipRow).toEqual({ role: 'member' });
     expect(a.madePrivate).toEqual({ status: 200, visibility: 'private' });
     expect(a.hiddenBefore).toEqual({ status: 404, code: 'NOT_FOUND' });
     expect(a.teammateAccessBefore).toEqual({ status: 200, access: { workspace_id: ws, user_id: teammate, role: null, source: null } });

@@ -71,7 +71,7 @@ describePostgres('workspace access: query plans (PostgreSQL)', () => {
     expect(app.engine).toBe('postgres');
     [owner, member] = await signupMany(app, ['Owner', 'Member']);
     organizationId = owner.organization.id;
-    await addMember(app, owner.token, organizationId, member.user.email, 'member');
+    await addMember(app, owner.token, organizationId, member, 'member');
     // One statement: workspace j is private when j is even, its derived columns as the service writes them.
     await app.query(
       `insert into workspaces (organization_id, name, name_key, slug, settings, effective_visibility, effective_default_role, created_at, updated_at)

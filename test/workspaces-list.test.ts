@@ -102,7 +102,7 @@ async function provision(token: string, organizationId: string, names: string[])
 beforeAll(async () => {
   app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
   [ann, bob, cat] = await signupMany(app, ['Ann', 'Bob', 'Cat']);
-  await addMember(app, bob.token, bob.organization.id, ann.user.email, 'member');
+  await addMember(app, bob.token, bob.organization.id, ann, 'member');
   await provision(bob.token, bob.organization.id, ['Bob one', 'Bob two']);
   await provision(cat.token, cat.organization.id, ['Cat one', 'alpha']);
   pagingOrg = await createOrganizationFor(app, ann.token, 'Paging');

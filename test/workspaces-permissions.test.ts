@@ -23,7 +23,7 @@ beforeAll(async () => {
   app = await startTestApp();
   team = await teamOf(app);
   memberAdminsOrgId = await createOrganizationFor(app, team.outsider.token, 'Clone Target');
-  await addMember(app, team.outsider.token, memberAdminsOrgId, team.member.user.email, 'admin');
+  await addMember(app, team.outsider.token, memberAdminsOrgId, team.member, 'admin');
 });
 afterAll(async () => {
   await app?.close();

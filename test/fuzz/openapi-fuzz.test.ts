@@ -14,8 +14,10 @@
  * - a 4xx: the documented error shape `{code, message, issues?, failed?}`, no stack;
  * - a 2xx: a body valid (ajv) against the operation's documented response schema, the
  *   documented headers (Location, ETag), 204 with no body;
- * and afterwards no workspace (or organization) row, and no workspace membership, exists that no
- * response acknowledged. A refused membership change leaves the workspace's members as they were.
+ * and afterwards no workspace (or organization) row, no workspace membership and no invitation
+ * exists that no response acknowledged, and no invitation token is in the audit trail. A refused
+ * membership change leaves the workspace's members as they were; a refused resend, revoke, accept
+ * or decline leaves the invitation as it was.
  * Who may do what to a workspace (404 without access, 403 below the role the operation needs) is
  * decided for each request from the README's rules (Workspace access), computed here from the
  * stored settings layers and memberships, so fixtures made private or given another default role
@@ -24,7 +26,7 @@
  *
  * `FUZZ_RUNS=10000 npm run test:fuzz` runs a long version; `FUZZ_SEED=<n>` replays a run.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -34,6 +36,7 @@ import { startTestApp, type TestApp } from '../helpers/app';
 import { nowSeconds, signLocalToken, unsignedToken } from '../helpers/auth-helpers';
 import { expectNoStack } from '../helpers/errors';
 import { SYSTEM_DEFAULT_PERMISSIONS } from '../helpers/org-helpers';
+import { isoSql } from '../helpers/sql';
 import {
   applyEdit,
   contractViolations,
@@ -63,6 +66,8 @@ const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.en
 const TIMEOUT_MS = 60_000 + RUNS * 400;
 const API = '/api/v1';
 const PASSWORD = 'fuzz fixture password';
+/** INVITATION_TTL_HOURS as configured (the default): the expired fixture is made this long ago, and an hour more. */
+const INVITATION_TTL_HOURS = 168;
 /** FUZZ_LOG=<file>: one line per request (operation, variant, status, expected, why invalid, path). */
 const LOG = process.env.FUZZ_LOG;
 
@@ -88,9 +93,9 @@ interface Account {
 type Fixed = 'A' | 'B' | 'C' | 'D' | 'E';
 /**
  * A owns; B is admin and C member of A's organizations; D is an outsider; E owns an organization
- * it cannot leave; P is a throwaway account. (The workspace-member accounts W0–W2 are plain
- * members of A's first organization that the workspace member operations add, change and remove;
- * they never send a request.)
+ * it cannot leave; P is a throwaway account (and the invitee who accepts and declines). (The
+ * workspace-member accounts W0–W2 are plain members of A's first organization that the workspace
+ * member operations add, change and remove; they never send a request.)
  */
 type ActorName = Fixed | 'P';
 
@@ -100,8 +105,7 @@ interface World {
   spares: Account[];
   orgA: string;
   orgA2: string;
-  /** Where POST members adds spares; where PUT member changes their roles; where DELETE member removes them. */
-  orgAdd: string;
+  /** Where PUT member changes the spares' roles; where DELETE member removes them. */
   orgRole: string;
   orgDel: string;
   orgD: string;
@@ -120,11 +124,54 @@ interface World {
   wsAdd: string;
   wsRole: string;
   wsDel: string;
+  /**
+   * Invitations (README, Invitations and guests), where no generated settings write reaches: A
+   * owns orgInvite, B is its admin, C a member of it who may not invite (its
+   * allow_member_invites is false).
+   */
+  orgInvite: string;
+  /** In orgInvite: visible to it with default role member (C: member, so 403), guests allowed, members may not invite. */
+  wsInvite: string;
+  /** In orgInvite, archived: it takes no invitation (409). */
+  wsInviteArchived: string;
+  /** A's pending invitations to orgInvite and to wsInvite, which stay pending: what the reads read, and a create's 409 by email. */
+  invOrg: Invited;
+  invWs: Invited;
+  /** B's pending invitation to orgInvite that resend renews again and again (its token: the latest). */
+  invResend: Invited;
+  /** Revoked: resend and revoke refuse it (409); its token is spent (accept, decline: 404; preview: revoked). */
+  invRevoked: Invited;
+  /** D's invitation in D's organization: another tenant's id. */
+  invD: string;
+  /** Where accept and decline join (and are undone): an organization, and a workspace of it that allows guests. */
+  orgJoin: string;
+  wsJoin: string;
+  /** A guest invitation for E's email to a workspace of orgJoin that no longer allows guests: accepting it is 409, and it stays pending. */
+  invRule: Invited;
+  /** An invitation of orgJoin made with the clock an expiry and an hour back: expired (410; preview: expired). */
+  invExpired: Invited;
+  /** The invitation C accepted to join orgInvite (its token: preview says accepted). */
+  invAccepted: Invited;
+}
+/** An invitation a fixture made: its id, the email invited, and its token. */
+interface Invited {
+  id: string;
+  email: string;
+  token: string;
 }
 const world = {} as World;
 
 /** Ids of rows some 2xx response acknowledged (or the fixtures made). */
-const acknowledged = { workspaces: new Set<string>(), organizations: new Set<string>(), workspaceMembers: new Set<string>() };
+const acknowledged = {
+  workspaces: new Set<string>(),
+  organizations: new Set<string>(),
+  workspaceMembers: new Set<string>(),
+  invitations: new Set<string>(),
+};
+/** Every invitation token an answer carried: none may be in the audit trail (README). */
+const tokensSeen = new Set<string>();
+/** The clock the service runs invitations by (deps.now) is this many milliseconds off the real one (moved only while a fixture is made). */
+let clockShift = 0;
 /** Every account that exists, by email lower-cased: login's expected answer, signup's duplicates. */
 const accounts = new Map<string, Account>();
 /** Tokens that must no longer work: logged out or deleted. */
@@ -186,10 +233,33 @@ async function createOrganization(token: string, name: string): Promise<string> 
   return res.body.id;
 }
 
-async function addMember(token: string, org: string, email: string, role: string): Promise<number> {
-  const res = await api('POST /organizations/{org_id}/members', `/organizations/${org}/members`, { token, body: { email, role } });
-  if (res.status !== 201 && res.status !== 409) throw new Error(`add member failed: ${res.status} ${res.text}`);
-  return res.status;
+const fixtureEmail = (label: string) => `${label}-${randomUUID()}@fixture.example.com`;
+
+/** `inviter` invites `email` to the organization or the workspace, with `role`; fails unless 201. */
+async function invite(inviter: Account, target: { org: string } | { workspace: string }, email: string, role: string): Promise<Invited> {
+  const res =
+    'org' in target
+      ? await api('POST /organizations/{org_id}/invitations', `/organizations/${target.org}/invitations`, {
+          token: inviter.token,
+          body: { email, role },
+        })
+      : await api('POST /workspaces/{workspace_id}/invitations', `/workspaces/${target.workspace}/invitations`, {
+          token: inviter.token,
+          body: { email, role },
+        });
+  if (res.status !== 201) throw new Error(`invitation failed: ${res.status} ${res.text}`);
+  return { id: res.body.invitation.id, email, token: res.body.token };
+}
+
+/** `invitee` accepts the token; fails unless 200. */
+async function accept(invitee: Account, token: string): Promise<void> {
+  const res = await api('POST /invitations/accept', '/invitations/accept', { token: invitee.token, body: { token } });
+  if (res.status !== 200) throw new Error(`accepting failed: ${res.status} ${res.text}`);
+}
+
+/** Makes `invitee` a member of `org` as members are made: `inviter` invites its email, it accepts. */
+async function addMember(inviter: Account, org: string, invitee: Account, role: string): Promise<void> {
+  await accept(invitee, (await invite(inviter, { org }, invitee.email, role)).token);
 }
 
 async function createWorkspace(token: string, org: string, name: string, settings?: unknown): Promise<string> {
@@ -228,6 +298,16 @@ async function acknowledge(key: string, res: RawResponse): Promise<void> {
       if (named) acknowledged.workspaceMembers.add(`${named[1]!.toLowerCase()} ${named[2]!.toLowerCase()}`);
       break;
     }
+    case 'POST /organizations/{org_id}/invitations':
+    case 'POST /workspaces/{workspace_id}/invitations':
+    case 'POST /invitations/{invitation_id}/resend':
+      if (typeof body.invitation?.id === 'string') acknowledged.invitations.add(body.invitation.id);
+      if (typeof body.token === 'string') tokensSeen.add(body.token);
+      break;
+    case 'POST /invitations/accept':
+      // A workspace invitation's membership (a guest's, here).
+      if (body.membership?.workspace_id) acknowledged.workspaceMembers.add(`${body.membership.workspace_id} ${body.membership.user_id}`);
+      break;
   }
 }
 
@@ -288,6 +368,8 @@ interface RunContext {
   body?: unknown;
   /** The target workspace's explicit members before the request (the member writes: a refusal must leave them). */
   membersBefore?: string;
+  /** The invitation a resend, revoke, accept or decline names, as stored before the request (a refusal must leave it). */
+  invitationBefore?: string;
 }
 
 interface Spec {
@@ -320,6 +402,11 @@ interface Spec {
   bodyRule?(body: Record<string, unknown>): string | undefined;
   /** A rule for the query parameters the document does not state (each given once). */
   queryRule?(query: Record<string, string>): string | undefined;
+  /**
+   * For a body string that is a placeholder (`token:…`): the value of the live state it stands
+   * for (an invitation's token, made for the case when need be), or undefined to send it as is.
+   */
+  swap?(run: RunContext, placeholder: string): Promise<string | undefined>;
   prepare?(run: RunContext): Promise<void>;
   after?(run: RunContext, res: RawResponse): Promise<void>;
 }
@@ -772,11 +859,13 @@ const defaultReal: Record<string, (run: RunContext) => string> = {
   workspace_id: (run) => pickOf(world.wsA, (run.c.params.workspace_id as { pick?: number }).pick ?? 0),
   user_id: (run) =>
     pickOf([world.accounts.A.id, world.accounts.B.id, world.accounts.C.id], (run.c.params.user_id as { pick?: number }).pick ?? 0),
+  invitation_id: (run) => pickOf([world.invOrg.id, world.invWs.id], (run.c.params.invitation_id as { pick?: number }).pick ?? 0),
 };
 const foreignIds = (): Record<string, string> => ({
   org_id: world.orgD,
   workspace_id: world.wsD,
   user_id: world.accounts.D.id,
+  invitation_id: world.invD,
   organization_id: world.orgD,
   template_workspace_id: world.wsD,
 });
@@ -811,6 +900,14 @@ const canonical = (value: unknown): string =>
       : v,
   );
 
+/** Every string in a JSON value (values, not keys). */
+function stringLeaves(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(stringLeaves);
+  if (isPlainObject(value)) return Object.values(value).flatMap(stringLeaves);
+  return [];
+}
+
 function substitute(value: unknown, replace: (key: string, v: unknown) => unknown): unknown {
   if (Array.isArray(value)) return value.map((v) => substitute(v, replace));
   if (!isPlainObject(value)) return value;
@@ -826,6 +923,7 @@ const STATUS_CODES: Record<number, string> = {
   404: 'NOT_FOUND',
   405: 'METHOD_NOT_SUPPORTED',
   409: 'CONFLICT',
+  410: 'GONE',
   412: 'PRECONDITION_FAILED',
   413: 'PAYLOAD_TOO_LARGE',
   415: 'UNSUPPORTED_MEDIA_TYPE',
@@ -929,8 +1027,19 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
   let bodyValue: unknown;
   let adapter: number[] | undefined;
   const b = c.body;
+  // Placeholders the spec swaps for the live state's values (an invitation's token).
+  const swaps = new Map<string, string>();
+  if (spec.swap && b.kind === 'json') {
+    for (const leaf of stringLeaves(b.value)) {
+      if (!leaf.startsWith('token:') || swaps.has(leaf)) continue;
+      const value = await spec.swap(run, leaf);
+      if (value !== undefined) swaps.set(leaf, value);
+    }
+  }
   if (b.kind === 'json') {
-    bodyValue = substitute(b.value, (key, v) => (key === 'expected_version' ? evValue(v) : tenantValue(key, v)));
+    bodyValue = substitute(b.value, (key, v) =>
+      typeof v === 'string' && swaps.has(v) ? swaps.get(v) : key === 'expected_version' ? evValue(v) : tenantValue(key, v),
+    );
     if ((c.special === 'ev-disagree' || c.special === 'ev-stale') && isPlainObject(bodyValue) && op.bodySchema)
       defineKey(bodyValue, 'expected_version', stale);
     const text = JSON.stringify(bodyValue);
@@ -1260,7 +1369,9 @@ async function runCase(op: Operation, spec: Spec, c: Case, stat: Stats): Promise
             !value.startsWith(`${API}/`) ||
             (res.body?.id && !value.endsWith(`/${res.body.id}`)) ||
             // A membership: the member's id, under the path's organization or workspace.
-            (!res.body?.id && res.body?.user_id && !value.endsWith(`/members/${res.body.user_id}`)))
+            (!res.body?.id && res.body?.user_id && !value.endsWith(`/members/${res.body.user_id}`)) ||
+            // An invitation (the create answers it with its token).
+            (res.body?.invitation?.id && value !== `${API}/invitations/${res.body.invitation.id}`))
         ) {
           fail(`Location ${String(value)} does not name the created resource`);
         }
@@ -1332,9 +1443,10 @@ interface AccessFacts {
   organizationRole: string | null;
   /** Their explicit membership's role, or null. */
   explicit: WorkspaceRole | null;
-  /** The workspace's effective permissions.visibility and default_role (defaults ← organization ← workspace, locks winning). */
+  /** The workspace's effective permissions.visibility, default_role and allow_guests (defaults ← organization ← workspace, locks winning). */
   visibility: string;
   defaultRole: WorkspaceRole;
+  allowGuests: boolean;
   /** The effective role (null: no access) and the first source that gives it. */
   role: WorkspaceRole | null;
   source: AccessSource | null;
@@ -1347,6 +1459,7 @@ const NO_WORKSPACE: AccessFacts = {
   explicit: null,
   visibility: 'organization',
   defaultRole: 'member',
+  allowGuests: false,
   role: null,
   source: null,
 };
@@ -1357,10 +1470,15 @@ const isUuid = (value: string | undefined): value is string => typeof value === 
 type Layer = { permissions?: Record<string, unknown> } | null;
 
 /** One permission as GET …/settings resolves it: the organization's lock keeps its value (or the default). */
-function effectivePermission(key: 'visibility' | 'default_role', organization: Layer, locks: string[], overrides: Layer): string {
-  const inherited = (organization?.permissions?.[key] ?? SYSTEM_DEFAULT_PERMISSIONS[key]) as string;
+function effectivePermission(
+  key: 'visibility' | 'default_role' | 'allow_guests',
+  organization: Layer,
+  locks: string[],
+  overrides: Layer,
+): string | boolean {
+  const inherited = (organization?.permissions?.[key] ?? SYSTEM_DEFAULT_PERMISSIONS[key]) as string | boolean;
   if (locks.includes('permissions') || locks.includes(`permissions.${key}`)) return inherited;
-  return (overrides?.permissions?.[key] as string | undefined) ?? inherited;
+  return (overrides?.permissions?.[key] as string | boolean | undefined) ?? inherited;
 }
 
 /** The user's access to each of the workspaces (by lower-case id; absent: no such workspace). */
@@ -1386,11 +1504,13 @@ async function accessFacts(userId: string, workspaceIds: string[]): Promise<Map<
   const facts = new Map<string, AccessFacts>();
   for (const row of rows) {
     const locks = row.locks ?? [];
-    const visibility = effectivePermission('visibility', row.organization_settings, locks, row.overrides);
+    const visibility = effectivePermission('visibility', row.organization_settings, locks, row.overrides) as string;
     const defaultRole = effectivePermission('default_role', row.organization_settings, locks, row.overrides) as WorkspaceRole;
+    const allowGuests = effectivePermission('allow_guests', row.organization_settings, locks, row.overrides) === true;
     const sources: Array<[AccessSource, WorkspaceRole]> = [];
     if (row.organization_role === 'owner' || row.organization_role === 'admin') sources.push(['organization_role', 'admin']);
-    if (row.explicit) sources.push(['workspace_member', row.explicit]);
+    // A guest's explicit membership (outside the organization) counts while the workspace allows guests (README).
+    if (row.explicit && (row.organization_role || allowGuests)) sources.push(['workspace_member', row.explicit]);
     if (row.organization_role && visibility === 'organization') sources.push(['organization_visibility', defaultRole]);
     const best = Math.max(0, ...sources.map(([, role]) => WORKSPACE_RANK[role]));
     const winner = sources.find(([, role]) => WORKSPACE_RANK[role] === best);
@@ -1401,6 +1521,7 @@ async function accessFacts(userId: string, workspaceIds: string[]): Promise<Map<
       explicit: row.explicit,
       visibility,
       defaultRole,
+      allowGuests,
       role: winner?.[1] ?? null,
       source: winner?.[0] ?? null,
     });
@@ -1550,9 +1671,126 @@ async function answerProblem(op: Operation, run: RunContext, account: Account, b
         if (w.organization_id !== org) return `provisioned into ${w.organization_id}, not ${org}`;
       return undefined;
     }
+    case 'POST /organizations/{org_id}/invitations':
+    case 'POST /workspaces/{workspace_id}/invitations': {
+      const invitation = body.invitation as Record<string, unknown>;
+      const workspaceId = run.params.workspace_id?.toLowerCase() ?? null;
+      const [stored] = await app.query<{ organization_id: string; token_hash: string; kind: string }>(
+        'select organization_id, token_hash, kind from invitations where id = $1',
+        [invitation.id],
+      );
+      if (!stored) return `answers invitation ${String(invitation.id)}, which is not stored`;
+      if (stored.token_hash !== sha256(String(body.token))) return 'the token answered is not the one stored';
+      if (!/^[A-Za-z0-9_-]{43}$/.test(String(body.token))) return `a token of another shape: ${String(body.token).length} characters`;
+      // A workspace invitation is a guest's when the email is not an organization member's (README).
+      const member = await app.query(
+        'select 1 from memberships m join users u on u.id = m.user_id where m.organization_id = $1 and lower(u.email) = $2',
+        [stored.organization_id, lower(asked.email)],
+      );
+      const expected = {
+        organization_id: orgParam ?? stored.organization_id,
+        workspace_id: workspaceId,
+        email: String(asked.email).trim(),
+        role: asked.role,
+        kind: workspaceId && member.length === 0 ? 'guest' : 'member',
+        status: 'pending',
+        invited_by: account.id,
+        accepted_at: null,
+        accepted_user_id: null,
+      };
+      const answered = Object.fromEntries(Object.keys(expected).map((k) => [k, invitation[k]]));
+      if (canonical(answered) !== canonical(expected)) return `answers ${JSON.stringify(answered)}; asked for ${JSON.stringify(expected)}`;
+      const ttl = Date.parse(String(invitation.expires_at)) - Date.parse(String(invitation.created_at));
+      if (ttl !== INVITATION_TTL_HOURS * 3600 * 1000) return `expires ${ttl} ms after it was made`;
+      return undefined;
+    }
+    case 'GET /organizations/{org_id}/invitations':
+    case 'GET /workspaces/{workspace_id}/invitations': {
+      const workspaceId = run.params.workspace_id?.toLowerCase();
+      const status = run.query?.find(([k]) => k === 'status')?.[1];
+      const items = body.items as Array<{
+        id: string;
+        organization_id: string;
+        workspace_id: string | null;
+        status: string;
+        created_at: string;
+      }>;
+      for (const [i, item] of items.entries()) {
+        if ('token' in item) return `lists invitation ${item.id} with its token`;
+        if (orgParam && item.organization_id !== orgParam) return `lists invitation ${item.id} of ${item.organization_id}`;
+        if (workspaceId && item.workspace_id !== workspaceId) return `lists invitation ${item.id} of workspace ${item.workspace_id}`;
+        if (status && item.status !== status) return `lists a ${item.status} invitation when asked for ${status}`;
+        const previous = items[i - 1];
+        if (previous && (previous.created_at < item.created_at || (previous.created_at === item.created_at && previous.id < item.id)))
+          return `lists ${previous.id} before the newer ${item.id}`;
+        const stored = await invitationById(item.id);
+        if (!stored || canonical(item) !== canonical(stored)) return `lists ${JSON.stringify(item)}; stored: ${JSON.stringify(stored)}`;
+      }
+      return undefined;
+    }
+    case 'GET /invitations/{invitation_id}': {
+      const stored = await invitationById(run.params.invitation_id!.toLowerCase());
+      if (canonical(body) !== canonical(stored)) return `answers ${JSON.stringify(body)}; stored: ${JSON.stringify(stored)}`;
+      return undefined;
+    }
+    case 'POST /invitations/{invitation_id}/resend': {
+      const stored = await invitationById(run.params.invitation_id!.toLowerCase());
+      if (canonical(body.invitation) !== canonical(stored))
+        return `answers ${JSON.stringify(body.invitation)}; stored: ${JSON.stringify(stored)}`;
+      if (body.invitation.status !== 'pending') return `a resent invitation is ${body.invitation.status}`;
+      return undefined;
+    }
+    case 'POST /invitations/preview': {
+      const row = await invitationByToken(asked.token);
+      if (!row) return 'previews a token no invitation has';
+      const [names] = await app.query<{ organization_name: string; workspace_name: string | null }>(
+        `select o.name as organization_name, w.name as workspace_name from organizations o left join workspaces w on w.id = $2
+          where o.id = $1`,
+        [row.organization_id, row.workspace_id],
+      );
+      const expected = { ...names, role: row.role, expires_at: row.expires_at, status: statusNow(row) };
+      if (canonical(body) !== canonical(expected)) return `previews ${JSON.stringify(body)}; stored: ${JSON.stringify(expected)}`;
+      return undefined;
+    }
+    case 'POST /invitations/accept':
+    case 'POST /invitations/decline': {
+      const stored = await invitationById(body.invitation.id);
+      if (canonical(body.invitation) !== canonical(stored))
+        return `answers ${JSON.stringify(body.invitation)}; stored: ${JSON.stringify(stored)}`;
+      if (op.key.endsWith('/decline')) return body.invitation.status === 'declined' ? undefined : `declined: ${body.invitation.status}`;
+      const invitation = body.invitation as { organization_id: string; workspace_id: string | null; role: string };
+      // P is in no organization it is invited to: a workspace invitation makes it a guest.
+      const expected = {
+        organization_id: invitation.organization_id,
+        workspace_id: invitation.workspace_id,
+        user_id: account.id,
+        role: invitation.role,
+        guest: invitation.workspace_id !== null,
+      };
+      if (canonical(body.membership) !== canonical(expected))
+        return `membership ${JSON.stringify(body.membership)}, expected ${JSON.stringify(expected)}`;
+      if (body.invitation.accepted_user_id !== account.id) return `accepted_user_id ${body.invitation.accepted_user_id}`;
+      return undefined;
+    }
     default:
       return undefined;
   }
+}
+
+/** An invitation as the API shows it, from the stored row (status computed), or undefined. */
+async function invitationById(id: string) {
+  if (!isUuid(id)) return undefined;
+  const [row] = await app.query<Record<string, unknown> & { status: string; expired: boolean }>(
+    `select id, organization_id, workspace_id, email, role, kind, status, invited_by, ${isoSql('expires_at')} as expires_at,
+            ${isoSql('created_at')} as created_at,
+            case when accepted_at is null then null else ${isoSql('accepted_at')} end as accepted_at, accepted_user_id,
+            expires_at <= $2::timestamptz as expired
+       from invitations where id = $1`,
+    [id.toLowerCase(), new Date().toISOString()],
+  );
+  if (!row) return undefined;
+  const { expired, ...invitation } = row;
+  return { ...invitation, status: statusNow({ status: row.status, expired }) };
 }
 
 /** The list filters a cursor is bound to (defaults filled in, so `sort=created_at` equals no sort). */
@@ -1609,7 +1847,6 @@ const EVERYONE: ActorName[] = ['A', 'B', 'C', 'D'];
 let sacrificialOrg: string | undefined;
 let sacrificialWorkspace: string | undefined;
 let archivableWorkspace: string | undefined;
-const inOrgAdd = new Set<string>();
 let s2InOrgDel = false;
 
 const lower = (s: unknown) => (typeof s === 'string' ? s.trim().toLowerCase() : '');
@@ -1766,45 +2003,6 @@ const SPECS: Record<string, Spec> = {
         : undefined,
   },
   'GET /organizations/{org_id}/members': { actors: READERS },
-  'POST /organizations/{org_id}/members': {
-    actors: ['A'],
-    forbidden: 'C',
-    real: { org_id: () => world.orgAdd },
-    hints: {
-      email: () =>
-        fc.oneof(
-          { weight: 6, arbitrary: fc.constantFrom(...world.spares.map((s) => s.email)) },
-          { weight: 1, arbitrary: fc.constantFrom(...world.spares.map((s) => s.email.toUpperCase())) },
-          { weight: 1, arbitrary: fc.constantFrom(world.accounts.A.email, world.accounts.C.email) },
-          { weight: 1, arbitrary: freshEmail() },
-        ),
-    },
-    semantic(run) {
-      const email = lower(bodyOf(run).email);
-      if (email === world.accounts.A.email.toLowerCase() || email === world.accounts.C.email.toLowerCase()) return [409];
-      const spare = world.spares.find((s) => s.email.toLowerCase() === email);
-      if (!spare) return [404];
-      return inOrgAdd.has(spare.id) ? [409] : [201];
-    },
-    async prepare(run) {
-      // A spare about to be added leaves first, so the add can succeed.
-      const spare = world.spares.find((s) => s.email.toLowerCase() === lower(bodyOf(run).email));
-      if (spare && inOrgAdd.has(spare.id) && run.params.org_id?.toLowerCase() === world.orgAdd) {
-        const res = await api('DELETE /organizations/{org_id}/members/{user_id}', `/organizations/${world.orgAdd}/members/${spare.id}`, {
-          token: world.accounts.A.token,
-        });
-        if (res.status !== 204) throw new Error(`removing a spare failed: ${res.status} ${res.text}`);
-        inOrgAdd.delete(spare.id);
-      }
-    },
-    after(run, res) {
-      if (res.status === 201 && run.params.org_id?.toLowerCase() === world.orgAdd) {
-        const spare = world.spares.find((s) => s.id === res.body.user_id);
-        if (spare) inOrgAdd.add(spare.id);
-      }
-      return Promise.resolve();
-    },
-  },
   'GET /organizations/{org_id}/members/{user_id}': { actors: READERS, real: { org_id: () => world.orgA } },
   'PUT /organizations/{org_id}/members/{user_id}': {
     actors: ['A'],
@@ -1824,7 +2022,7 @@ const SPECS: Record<string, Spec> = {
       async user_id(run) {
         if (run.c.special === 'last-owner') return world.accounts.A.id;
         if (!s2InOrgDel) {
-          await addMember(world.accounts.A.token, world.orgDel, world.spares[2]!.email, 'member');
+          await addMember(world.accounts.A, world.orgDel, world.spares[2]!, 'member');
           s2InOrgDel = true;
         }
         return world.spares[2]!.id;
@@ -2067,6 +2265,168 @@ const SPECS: Record<string, Spec> = {
       return facts && (facts.organizationRole || facts.explicit) ? [200] : [404];
     },
   },
+
+  // Invitations (README, Invitations and guests), on fixtures no generated settings write reaches:
+  // who may invite there stays as invitationFixtures set it (admins may; C, a member, may not).
+  'POST /organizations/{org_id}/invitations': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // A share of the valid ones are 409 (a member's email, a pending invitation's) or 403 (an admin inviting an owner).
+    validShare: 0.5,
+    real: { org_id: () => world.orgInvite },
+    hints: { email: () => inviteeEmails(world.invOrg.email) },
+    semantic: (run) => invitationCreateAnswer(run),
+  },
+  'GET /organizations/{org_id}/invitations': { actors: WRITERS, forbidden: 'C', real: { org_id: () => world.orgInvite } },
+  'POST /workspaces/{workspace_id}/invitations': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // A share of the valid ones are 403 (a guest given admin) or 409 (a pending invitation's email).
+    validShare: 0.6,
+    refusal: needs('admin'),
+    // An archived workspace takes no invitation (409).
+    extras: [{ weight: 2, special: 'archived', actor: 'A' }],
+    real: { workspace_id: (run) => (run.c.special === 'archived' ? world.wsInviteArchived : world.wsInvite) },
+    hints: { email: () => inviteeEmails(world.invWs.email) },
+    semantic: (run) => invitationCreateAnswer(run),
+  },
+  'GET /workspaces/{workspace_id}/invitations': {
+    actors: WRITERS,
+    forbidden: 'C',
+    refusal: needs('admin'),
+    real: { workspace_id: () => world.wsInvite },
+  },
+  'GET /invitations/{invitation_id}': { actors: WRITERS, forbidden: 'C' },
+  'POST /invitations/{invitation_id}/resend': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // A revoked invitation cannot be resent (409).
+    extras: [{ weight: 3, special: 'settled' }],
+    real: { invitation_id: (run) => (run.c.special === 'settled' ? world.invRevoked.id : world.invResend.id) },
+    semantic: (run) => (run.c.special === 'settled' ? [409] : undefined),
+    async prepare(run) {
+      run.invitationBefore = await storedInvitation(run.params.invitation_id);
+    },
+    async after(run, res) {
+      if (res.status !== 200) return invitationUnchangedUnless(run, res, 200);
+      // The new token is the one stored; the old one stops working at once.
+      const [row] = await app.query<{ token_hash: string; status: string }>('select token_hash, status from invitations where id = $1', [
+        res.body.invitation.id,
+      ]);
+      if (row?.token_hash !== sha256(res.body.token) || row.status !== 'pending')
+        throw new Error(`${run.c.variant}: resent, but stored ${JSON.stringify(row)}`);
+      if (res.body.invitation.id === world.invResend.id) {
+        const old = await preview(world.invResend.token);
+        if (old.status !== 404) throw new Error(`${run.c.variant}: the token before the resend still previews (${old.status})`);
+        world.invResend.token = res.body.token;
+      }
+    },
+  },
+  'DELETE /invitations/{invitation_id}': {
+    actors: WRITERS,
+    forbidden: 'C',
+    // A revoked invitation cannot be revoked again (409).
+    extras: [{ weight: 3, special: 'settled' }],
+    real: {
+      async invitation_id(run) {
+        if (run.c.special === 'settled') return world.invRevoked.id;
+        // B's, so A revokes as an admin of the target and B as its inviter.
+        revocable ??= (await invite(world.accounts.B, { org: world.orgInvite }, fixtureEmail('revocable'), 'member')).id;
+        return revocable;
+      },
+    },
+    semantic: (run) => (run.c.special === 'settled' ? [409] : undefined),
+    async prepare(run) {
+      run.invitationBefore = await storedInvitation(run.params.invitation_id);
+    },
+    async after(run, res) {
+      if (res.status !== 204) return invitationUnchangedUnless(run, res, 204);
+      const id = run.params.invitation_id!.toLowerCase();
+      const [row] = await app.query<{ status: string }>('select status from invitations where id = $1', [id]);
+      if (row?.status !== 'revoked') throw new Error(`${run.c.variant}: answered 204 but the invitation is ${row?.status}`);
+      if (id === revocable) revocable = undefined;
+    },
+  },
+  'POST /invitations/preview': {
+    actors: ['A'],
+    hints: {
+      token: () =>
+        fc.oneof(
+          { weight: 6, arbitrary: fc.constantFrom('token:pending', 'token:expired', 'token:spent', 'token:accepted') },
+          // Unknown: 404.
+          { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_-]{43}$/) },
+          { weight: 1, arbitrary: fc.string({ maxLength: 60 }) },
+        ),
+    },
+    swap: (_run, placeholder) => Promise.resolve(fixtureToken(placeholder)),
+    semantic: async (run) => ((await invitationByToken(bodyOf(run).token)) ? [200] : [404]),
+  },
+  'POST /invitations/accept': {
+    actors: ['P'],
+    // Each valid request makes an invitation for the caller's email and accepts it (undone after).
+    validShare: 0.5,
+    // D answering an invitation to another email (403); E one whose rule no longer holds (409: it stays pending).
+    extras: [
+      { weight: 3, special: 'not-mine', actor: 'D' },
+      { weight: 2, special: 'rule', actor: 'E' },
+    ],
+    hints: { token: tokenHint },
+    swap: answerToken,
+    semantic: (run) => answerByToken(run, 'accept'),
+    async prepare(run) {
+      run.invitationBefore = await storedInvitation((await invitationByToken(bodyOf(run).token))?.id);
+    },
+    async after(run, res) {
+      if (res.status !== 200) return invitationUnchangedUnless(run, res, 200);
+      const { invitation, membership } = res.body as {
+        invitation: { id: string; status: string };
+        membership: { organization_id: string; workspace_id: string | null; user_id: string; role: string };
+      };
+      const [row] = await app.query<{ status: string; accepted_user_id: string }>(
+        'select status, accepted_user_id from invitations where id = $1',
+        [invitation.id],
+      );
+      if (row?.status !== 'accepted' || row.accepted_user_id !== run.account!.id)
+        throw new Error(`${run.c.variant}: accepted, but the invitation is stored as ${JSON.stringify(row)}`);
+      // The membership is there, in the role answered; then undone, so the account can accept again.
+      if (membership.workspace_id) {
+        const [explicit] = await workspaceMembersOf(membership.workspace_id).then((m) => m.filter((x) => x.user_id === membership.user_id));
+        if (explicit?.role !== membership.role)
+          throw new Error(`${run.c.variant}: accepted, but the workspace membership is ${JSON.stringify(explicit)}`);
+        await removeWorkspaceMember(membership.workspace_id, membership.user_id);
+      } else {
+        const role = (await membershipsOf(run.account!)).get(membership.organization_id);
+        if (role !== membership.role) throw new Error(`${run.c.variant}: accepted, but the membership is ${String(role)}`);
+        const removed = await api(
+          'DELETE /organizations/{org_id}/members/{user_id}',
+          `/organizations/${membership.organization_id}/members/${membership.user_id}`,
+          { token: world.accounts.A.token },
+        );
+        if (removed.status !== 204) throw new Error(`removing the accepter failed: ${removed.status} ${removed.text}`);
+      }
+    },
+  },
+  'POST /invitations/decline': {
+    actors: ['P'],
+    validShare: 0.5,
+    // D answering an invitation to another email (403).
+    extras: [{ weight: 3, special: 'not-mine', actor: 'D' }],
+    hints: { token: tokenHint },
+    swap: answerToken,
+    semantic: (run) => answerByToken(run, 'decline'),
+    async prepare(run) {
+      run.invitationBefore = await storedInvitation((await invitationByToken(bodyOf(run).token))?.id);
+    },
+    async after(run, res) {
+      if (res.status !== 200) return invitationUnchangedUnless(run, res, 200);
+      const [row] = await app.query<{ status: string; organization_id: string }>(
+        'select status, organization_id from invitations where id = $1',
+        [res.body.invitation.id],
+      );
+      if (row?.status !== 'declined') throw new Error(`${run.c.variant}: declined, but the invitation is ${row?.status}`);
+      if ((await membershipsOf(run.account!)).has(row.organization_id)) throw new Error(`${run.c.variant}: declined, but a member`);
+    },
+  },
 };
 
 /** The workspaces the member reads take turns on: the private one (C: 404), and the three the writes use. */
@@ -2137,9 +2497,227 @@ async function archivable(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Invitations.
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The invitation revoke takes turns on (made on first use, again once revoked). */
+let revocable: string | undefined;
+
+/** Emails to invite: mostly fresh ones; a pending invitation's (409); the members' A and C (409 to the organization) and D (none). */
+const inviteeEmails = (pending: string) =>
+  fc.oneof(
+    { weight: 8, arbitrary: freshEmail() },
+    { weight: 1, arbitrary: fc.constantFrom(pending, pending.toUpperCase(), ` ${pending} `) },
+    { weight: 1, arbitrary: fc.constantFrom(world.accounts.A.email, world.accounts.C.email, world.accounts.D.email) },
+  );
+
+/**
+ * A valid, allowed create's answer by the README's rules and the stored state: 403 for what the
+ * inviter may not give (an owner by a non-owner; admin to a guest), 409 for an email that is
+ * a member (of the organization; of the workspace, explicitly) or has a pending, unexpired
+ * invitation to the target, 409 for an archived workspace, else 201.
+ */
+async function invitationCreateAnswer(run: RunContext): Promise<number[]> {
+  if (run.c.special === 'archived') return [409];
+  const body = bodyOf(run);
+  const email = lower(body.email);
+  const workspaceId = run.params.workspace_id?.toLowerCase() ?? null;
+  const organizationId = workspaceId
+    ? (await app.query<{ organization_id: string }>('select organization_id from workspaces where id = $1', [workspaceId]))[0]!
+        .organization_id
+    : run.params.org_id!.toLowerCase();
+  const member = await app.query<{ user_id: string }>(
+    'select m.user_id from memberships m join users u on u.id = m.user_id where m.organization_id = $1 and lower(u.email) = $2',
+    [organizationId, email],
+  );
+  const refused = workspaceId
+    ? member.length === 0 && body.role === 'admin'
+    : body.role === 'owner' && (await membershipsOf(run.account!)).get(organizationId) !== 'owner';
+  if (refused) return [403];
+  if (workspaceId) {
+    const explicit = await app.query(
+      'select 1 from workspace_members wm join users u on u.id = wm.user_id where wm.workspace_id = $1 and lower(u.email) = $2',
+      [workspaceId, email],
+    );
+    if (explicit.length) return [409];
+  } else if (member.length) return [409];
+  const pending = await app.query(
+    `select 1 from invitations where organization_id = $1 and workspace_id is not distinct from $2::uuid and lower(email) = $3
+        and status = 'pending' and expires_at > $4::timestamptz`,
+    [organizationId, workspaceId, email, new Date().toISOString()],
+  );
+  return pending.length ? [409] : [201];
+}
+
+/** The invitation a token names (by its hash, as stored), or undefined. */
+async function invitationByToken(token: unknown) {
+  if (typeof token !== 'string') return undefined;
+  const [row] = await app.query<{
+    id: string;
+    organization_id: string;
+    workspace_id: string | null;
+    email: string;
+    role: string;
+    status: string;
+    expired: boolean;
+    expires_at: string;
+  }>(
+    `select id, organization_id, workspace_id, email, role, status, expires_at <= $2::timestamptz as expired,
+            ${isoSql('expires_at')} as expires_at
+       from invitations where token_hash = $1`,
+    [sha256(token), new Date().toISOString()],
+  );
+  return row;
+}
+
+/** Its status as the API computes it: `expired` once `expires_at` has passed. */
+const statusNow = (row: { status: string; expired: boolean }) => (row.status === 'pending' && row.expired ? 'expired' : row.status);
+
+/** Accept's and decline's answer (README): unknown or spent 404, expired 410, another email 403, a rule that no longer holds 409. */
+async function answerByToken(run: RunContext, answer: 'accept' | 'decline'): Promise<number[]> {
+  const row = await invitationByToken(bodyOf(run).token);
+  if (!row || !['pending', 'expired'].includes(statusNow(row))) return [404];
+  if (statusNow(row) === 'expired') return [410];
+  if (row.email.toLowerCase() !== run.account!.email.toLowerCase()) return [403];
+  if (answer === 'accept' && row.id === world.invRule.id) return [409];
+  return [200];
+}
+
+/** The invitation as stored, as text (undefined when none is named). */
+async function storedInvitation(id: string | undefined): Promise<string | undefined> {
+  if (!isUuid(id)) return undefined;
+  const rows = await app.query(
+    'select status, token_hash, expires_at::text as expires_at, accepted_user_id from invitations where id = $1',
+    [id.toLowerCase()],
+  );
+  return JSON.stringify(rows);
+}
+
+/** A refused resend, revoke, accept or decline leaves the invitation as it was. */
+async function invitationUnchangedUnless(run: RunContext, res: RawResponse, success: number): Promise<void> {
+  if (res.status === success || run.invitationBefore === undefined) return;
+  const id = run.c.params.invitation_id ? run.params.invitation_id : (await invitationByToken(bodyOf(run).token))?.id;
+  const now = await storedInvitation(id);
+  if (now !== run.invitationBefore)
+    throw new Error(`${run.c.variant}: answered ${res.status} but the invitation changed: ${run.invitationBefore} → ${now}`);
+}
+
+/** POST /invitations/preview with a token, outside the generated requests. */
+const preview = (token: string) => api('POST /invitations/preview', '/invitations/preview', { body: { token } });
+
+/** The fixtures' tokens a placeholder stands for. */
+function fixtureToken(placeholder: string): string | undefined {
+  switch (placeholder) {
+    case 'token:pending':
+      return world.invOrg.token;
+    case 'token:expired':
+      return world.invExpired.token;
+    case 'token:spent':
+      return world.invRevoked.token;
+    case 'token:accepted':
+      return world.invAccepted.token;
+    default:
+      return undefined;
+  }
+}
+
+/** Accept's and decline's tokens: mostly the case's own invitation; an expired one (410), a spent one (404), unknown ones (404). */
+function tokenHint(): fc.Arbitrary<unknown> {
+  return fc.oneof(
+    { weight: 12, arbitrary: fc.constant('token:mine') },
+    { weight: 1, arbitrary: fc.constantFrom('token:expired', 'token:spent') },
+    { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_-]{43}$/) },
+  );
+}
+
+/** The pending invitations made for each account to accept or decline, by account and target kind (one made is used until spent). */
+const ownInvitations = new Map<string, Invited>();
+
+/**
+ * `token:mine`: the case's own invitation. For P, one for its email (to orgJoin, or as a guest to
+ * wsJoin), reused while pending; for `not-mine`, one for an email without an account; for `rule`,
+ * E's to the workspace that no longer allows guests.
+ */
+async function answerToken(run: RunContext, placeholder: string): Promise<string | undefined> {
+  if (placeholder !== 'token:mine') return fixtureToken(placeholder);
+  if (run.c.special === 'rule') return world.invRule.token;
+  const A = world.accounts.A;
+  if (run.c.special === 'not-mine') return (await invite(A, { org: world.orgJoin }, fixtureEmail('someone-else'), 'member')).token;
+  const account = run.account!;
+  const toWorkspace = parseInt(run.c.unknownId[0]!, 16) % 2 === 1;
+  const key = `${account.id} ${toWorkspace ? 'workspace' : 'organization'}`;
+  const own = ownInvitations.get(key);
+  if (own) {
+    const row = await invitationByToken(own.token);
+    if (row && statusNow(row) === 'pending') return own.token;
+  }
+  const made = toWorkspace
+    ? await invite(A, { workspace: world.wsJoin }, account.email, pickOf(['member', 'viewer'], run.c.unknownId.charCodeAt(1)))
+    : await invite(A, { org: world.orgJoin }, account.email, pickOf(['member', 'admin'], run.c.unknownId.charCodeAt(1)));
+  ownInvitations.set(key, made);
+  return made.token;
+}
+
+/** The invitations' fixtures (see World). */
+async function invitationFixtures(A: Account, B: Account, C: Account, D: Account, E: Account): Promise<void> {
+  world.orgInvite = await createOrganization(A.token, 'Invitations');
+  await addMember(A, world.orgInvite, B, 'admin');
+  const joinedC = await invite(A, { org: world.orgInvite }, C.email, 'member');
+  await accept(C, joinedC.token);
+  world.invAccepted = joinedC;
+  const settings = await api('PUT /organizations/{org_id}/settings', `/organizations/${world.orgInvite}/settings`, {
+    token: A.token,
+    body: { permissions: { allow_member_invites: false } },
+  });
+  if (settings.status !== 200) throw new Error(`organization settings failed: ${settings.status} ${settings.text}`);
+  const open = { permissions: { visibility: 'organization', default_role: 'member', allow_guests: true, allow_member_invites: false } };
+  world.wsInvite = await createWorkspace(A.token, world.orgInvite, 'Invited', open);
+  world.wsInviteArchived = await createWorkspace(A.token, world.orgInvite, 'Invitations archived', open);
+  const archived = await api('POST /workspaces/{workspace_id}/archive', `/workspaces/${world.wsInviteArchived}/archive`, {
+    token: A.token,
+    body: {},
+  });
+  if (archived.status !== 200) throw new Error(`archive failed: ${archived.status} ${archived.text}`);
+  world.invOrg = await invite(A, { org: world.orgInvite }, fixtureEmail('invited-org'), 'member');
+  world.invWs = await invite(A, { workspace: world.wsInvite }, fixtureEmail('invited-ws'), 'viewer');
+  world.invResend = await invite(B, { org: world.orgInvite }, fixtureEmail('resent'), 'member');
+  world.invRevoked = await invite(A, { org: world.orgInvite }, fixtureEmail('revoked'), 'member');
+  const revoked = await api('DELETE /invitations/{invitation_id}', `/invitations/${world.invRevoked.id}`, { token: A.token });
+  if (revoked.status !== 204) throw new Error(`revoke failed: ${revoked.status} ${revoked.text}`);
+  world.invD = (await invite(D, { org: world.orgD }, fixtureEmail('of-d'), 'member')).id;
+
+  world.orgJoin = await createOrganization(A.token, 'Joined by invitation');
+  world.wsJoin = await createWorkspace(A.token, world.orgJoin, 'Guests welcome', { permissions: { allow_guests: true } });
+  const closed = await createWorkspace(A.token, world.orgJoin, 'Guests no more', { permissions: { allow_guests: true } });
+  world.invRule = await invite(A, { workspace: closed }, E.email, 'member');
+  const closing = await api('PUT /workspaces/{workspace_id}/settings', `/workspaces/${closed}/settings`, {
+    token: A.token,
+    body: { permissions: { allow_guests: false } },
+  });
+  if (closing.status !== 200) throw new Error(`workspace settings failed: ${closing.status} ${closing.text}`);
+  clockShift = -(INVITATION_TTL_HOURS + 1) * 60 * 60 * 1000;
+  try {
+    world.invExpired = await invite(A, { org: world.orgJoin }, fixtureEmail('expired'), 'member');
+  } finally {
+    clockShift = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  app = await startTestApp({ RATE_LIMIT_PER_MINUTE: '0', AUTH_RATE_LIMIT_PER_MINUTE: '0' });
+  // No invitation budget or pending cap: hundreds of generated creates go to one organization.
+  app = await startTestApp(
+    {
+      RATE_LIMIT_PER_MINUTE: '0',
+      AUTH_RATE_LIMIT_PER_MINUTE: '0',
+      INVITATION_TTL_HOURS: String(INVITATION_TTL_HOURS),
+      INVITATIONS_PER_DAY: '0',
+      INVITATIONS_PENDING_MAX: '0',
+    },
+    { now: () => new Date(Date.now() + clockShift) },
+  );
   client = createClient(app.url);
   const served = await client.send({ method: 'GET', path: '/openapi.json', headers: {} });
   expect(served.status).toBe(200);
@@ -2175,17 +2753,16 @@ beforeAll(async () => {
   world.orgA = A!.org;
   world.orgD = D!.org;
   world.orgA2 = await createOrganization(A!.token, 'Second of A');
-  world.orgAdd = await createOrganization(A!.token, 'Members added');
   world.orgRole = await createOrganization(A!.token, 'Roles changed');
   world.orgDel = await createOrganization(A!.token, 'Members removed');
   for (const org of [world.orgA, world.orgA2]) {
-    await addMember(A!.token, org, B!.email, 'admin');
-    await addMember(A!.token, org, C!.email, 'member');
+    await addMember(A!, org, B!, 'admin');
+    await addMember(A!, org, C!, 'member');
   }
-  for (const org of [world.orgAdd, world.orgRole, world.orgDel]) await addMember(A!.token, org, C!.email, 'member');
-  await addMember(A!.token, world.orgRole, spares[0]!.email, 'member');
-  await addMember(A!.token, world.orgRole, spares[1]!.email, 'member');
-  await addMember(E!.token, E!.org, spares[3]!.email, 'member');
+  for (const org of [world.orgRole, world.orgDel]) await addMember(A!, org, C!, 'member');
+  await addMember(A!, world.orgRole, spares[0]!, 'member');
+  await addMember(A!, world.orgRole, spares[1]!, 'member');
+  await addMember(E!, E!.org, spares[3]!, 'member');
   world.wsA = [
     await createWorkspace(A!.token, world.orgA, 'Alpha'),
     await createWorkspace(A!.token, world.orgA, 'Beta'),
@@ -2194,7 +2771,7 @@ beforeAll(async () => {
     await createWorkspace(A!.token, world.orgA2, 'Delta'),
   ];
   world.wsD = await createWorkspace(D!.token, world.orgD, 'Outsider workspace');
-  for (const w of world.wsUsers) await addMember(A!.token, world.orgA, w.email, 'member');
+  for (const w of world.wsUsers) await addMember(A!, world.orgA, w, 'member');
   const shared = { permissions: { visibility: 'organization', default_role: 'member' } };
   world.wsPrivate = await createWorkspace(A!.token, world.orgA, 'Private', { permissions: { visibility: 'private' } });
   world.wsAdd = await createWorkspace(A!.token, world.orgA, 'Members added', shared);
@@ -2205,6 +2782,7 @@ beforeAll(async () => {
   await addWorkspaceMember(world.wsRole, A!.id, 'member');
   await addWorkspaceMember(world.wsRole, world.wsUsers[2]!.id, 'member');
   await addWorkspaceMember(world.wsDel, world.wsUsers[0]!.id, 'member');
+  await invitationFixtures(A!, B!, C!, D!, E!);
   for (const row of await app.query<{ id: string }>('select id from workspaces')) acknowledged.workspaces.add(row.id);
   for (const row of await app.query<{ id: string }>('select id from organizations')) acknowledged.organizations.add(row.id);
 });
@@ -2290,21 +2868,39 @@ describe('OpenAPI fuzz', () => {
     const members = await app.query<{ workspace_id: string; user_id: string }>('select workspace_id, user_id from workspace_members');
     expect(members.length).toBeGreaterThan(0);
     expect(members.filter((m) => !acknowledged.workspaceMembers.has(`${m.workspace_id} ${m.user_id}`))).toEqual([]);
+    const invitations = await app.query<{ id: string; email: string; status: string }>('select id, email, status from invitations');
+    expect(invitations.length).toBeGreaterThan(0);
+    expect(invitations.filter((i) => !acknowledged.invitations.has(i.id))).toEqual([]);
+  });
+
+  // README: a token is returned only by create and resend, and is never put in an event.
+  it('puts no invitation token in the audit trail', async () => {
+    expect(tokensSeen.size).toBeGreaterThan(0);
+    const events = await app.query<{ id: string; action: string; changes: string }>(
+      "select id, action, changes::text as changes from audit_events where target_type = 'invitation'",
+    );
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.filter((e) => [...tokensSeen].some((token) => e.changes.includes(token)))).toEqual([]);
   });
 
   // Each workspace row carries its resolved visibility and default role for the access checks
   // (README): after all the run's settings writes, they must still be what the layers resolve to.
   it("keeps every workspace's derived access columns equal to its resolved settings", async () => {
-    const rows = await app.query<{ id: string; effective_visibility: string; effective_default_role: string }>(
-      'select id, effective_visibility, effective_default_role from workspaces',
-    );
+    const rows = await app.query<{
+      id: string;
+      effective_visibility: string;
+      effective_default_role: string;
+      effective_allow_guests: boolean;
+    }>('select id, effective_visibility, effective_default_role, effective_allow_guests from workspaces');
     const facts = await accessFacts(
       world.accounts.A.id,
       rows.map((r) => r.id),
     );
     const wrong = rows.filter((r) => {
       const f = facts.get(r.id)!;
-      return r.effective_visibility !== f.visibility || r.effective_default_role !== f.defaultRole;
+      return (
+        r.effective_visibility !== f.visibility || r.effective_default_role !== f.defaultRole || r.effective_allow_guests !== f.allowGuests
+      );
     });
     expect(wrong).toEqual([]);
   });

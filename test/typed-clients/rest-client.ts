@@ -17,6 +17,8 @@ type ApiError = components['schemas']['Error'];
 type AuditEvent = components['schemas']['AuditEvent'];
 type WorkspaceMember = components['schemas']['WorkspaceMember'];
 type WorkspaceAccess = components['schemas']['WorkspaceAccess'];
+type Invitation = components['schemas']['Invitation'];
+type InvitationMembership = components['schemas']['InvitationMembership'];
 
 /** What the session saw, for the test to assert. */
 export interface RestSession {
@@ -43,6 +45,9 @@ export interface RestSession {
 export interface AccessSession {
   teammateId: string;
   workspaceId: string;
+  /** The owner invites the teammate to the organization (201 with Location and the token); the teammate accepts. */
+  invited: { status: number; location: string | null; invitation: Invitation; tokenLength: number };
+  accepted: { status: number; invitation: Invitation; membership: InvitationMembership };
   /** PUT settings making the workspace private: the effective visibility it answers. */
   madePrivate: { status: number; visibility: string };
   /** The teammate's GET of the private workspace before it is a member. */
@@ -341,11 +346,14 @@ async function accessSession(baseUrl: string, owner: Client, organizationId: str
       return request;
     },
   });
-  const joined = await owner.POST('/organizations/{org_id}/members', {
+  // Members join by invitation: the owner invites the teammate's email, the teammate (logged in with it) accepts the token.
+  const invited = await owner.POST('/organizations/{org_id}/invitations', {
     params: { path: { org_id: organizationId } },
     body: { email: teammateEmail, role: 'member' },
   });
-  if (!joined.data) fail('add the teammate to the organization', joined.response.status, joined.error);
+  if (!invited.data) fail('invite the teammate to the organization', invited.response.status, invited.error);
+  const accepted = await teammate.POST('/invitations/accept', { body: { token: invited.data.token } });
+  if (!accepted.data) fail('accept the invitation', accepted.response.status, accepted.error);
 
   // A workspace made private: only the organization's owners and admins, and its explicit members, see it.
   const created = await owner.POST('/workspaces', { body: { organization_id: organizationId, name: 'Private plans' } });
@@ -410,6 +418,13 @@ async function accessSession(baseUrl: string, owner: Client, organizationId: str
   return {
     teammateId,
     workspaceId: workspace_id,
+    invited: {
+      status: invited.response.status,
+      location: invited.response.headers.get('Location'),
+      invitation: invited.data.invitation,
+      tokenLength: invited.data.token.length,
+    },
+    accepted: { status: accepted.response.status, invitation: accepted.data.invitation, membership: accepted.data.membership },
     madePrivate: { status: madePrivate.response.status, visibility: madePrivate.data.effective.permissions.visibility },
     hiddenBefore: { status: hiddenBefore.response.status, code: hiddenBefore.error.code },
     teammateAccessBefore: { status: before.response.status, access: before.data },
