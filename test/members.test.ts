@@ -436,7 +436,11 @@ describe('members over tRPC', () => {
     }
     expect(await rolesIn(app, org)).toEqual(before);
     expect(await rolesIn(app, org)).not.toHaveProperty(newcomer.user.id);
-    const invitations = await app.query('select id from invitations where organization_id = $1', [org]);
+    // Nor did it leave an invitation behind (the team's members joined by theirs).
+    const invitations = await app.query('select id from invitations where organization_id = $1 and lower(email) = lower($2)', [
+      org,
+      newcomer.user.email,
+    ]);
     expect(invitations).toEqual([]);
   });
 });

@@ -241,7 +241,10 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     expect(membershipRow).toEqual({ role: 'member' });
     expect(a.madePrivate).toEqual({ status: 200, visibility: 'private' });
     expect(a.hiddenBefore).toEqual({ status: 404, code: 'NOT_FOUND' });
-    expect(a.teammateAccessBefore).toEqual({ status: 200, access: { workspace_id: ws, user_id: teammate, role: null, source: null } });
+    expect(a.teammateAccessBefore).toEqual({
+      status: 200,
+      access: { workspace_id: ws, user_id: teammate, role: null, source: null, guest: false },
+    });
     expect(a.added.status).toBe(201);
     expect(a.added.location).toBe(`/api/v1/workspaces/${ws}/members/${teammate}`);
     expect(a.added.member).toMatchObject({ user_id: teammate, name: 'Teammate', role: 'viewer' });
@@ -250,13 +253,13 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     expect(a.fetched).toEqual({ status: 200, member: a.added.member });
     expect(a.viewerAccess).toEqual({
       status: 200,
-      access: { workspace_id: ws, user_id: teammate, role: 'viewer', source: 'workspace_member' },
+      access: { workspace_id: ws, user_id: teammate, role: 'viewer', source: 'workspace_member', guest: false },
     });
     expect(a.viewerRename).toEqual({ status: 403, code: 'FORBIDDEN' });
     expect(a.updated).toEqual({ status: 200, member: { ...a.added.member, role: 'admin' } });
     expect(a.adminAccess).toEqual({
       status: 200,
-      access: { workspace_id: ws, user_id: teammate, role: 'admin', source: 'workspace_member' },
+      access: { workspace_id: ws, user_id: teammate, role: 'admin', source: 'workspace_member', guest: false },
     });
     expect(a.adminRename).toEqual({ status: 200, name: 'Private plans (2027)' });
     expect(a.teammateMemberships).toEqual([{ workspace_id: ws, organization_id: session.organizationId, role: 'admin' }]);
@@ -269,7 +272,7 @@ describe('the typed REST client (openapi-typescript + openapi-fetch)', () => {
     ]);
     expect(a.ownerAccess).toEqual({
       status: 200,
-      access: { workspace_id: ws, user_id: owner!.id, role: 'admin', source: 'organization_role' },
+      access: { workspace_id: ws, user_id: owner!.id, role: 'admin', source: 'organization_role', guest: false },
     });
     expect(a.events).toEqual([
       'workspace.member_removed',
