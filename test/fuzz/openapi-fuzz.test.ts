@@ -1622,7 +1622,9 @@ async function answerProblem(op: Operation, run: RunContext, account: Account, b
       const workspaceId = run.params.workspace_id!.toLowerCase();
       const userId = (run.query?.find(([k]) => k === 'user_id')?.[1] ?? account.id).toLowerCase();
       const facts = (await accessFacts(userId, [workspaceId])).get(workspaceId) ?? NO_WORKSPACE;
-      const expected = { workspace_id: workspaceId, user_id: userId, role: facts.role, source: facts.source };
+      // A guest: explicitly in the workspace without being in its organization (README).
+      const guest = facts.organizationRole === null && facts.explicit !== null;
+      const expected = { workspace_id: workspaceId, user_id: userId, role: facts.role, source: facts.source, guest };
       if (canonical(body) !== canonical(expected))
         return `answers ${JSON.stringify(body)}; the README's rules give ${JSON.stringify(expected)}`;
       return undefined;
@@ -1675,20 +1677,23 @@ async function answerProblem(op: Operation, run: RunContext, account: Account, b
     case 'POST /workspaces/{workspace_id}/invitations': {
       const invitation = body.invitation as Record<string, unknown>;
       const workspaceId = run.params.workspace_id?.toLowerCase() ?? null;
-      const [stored] = await app.query<{ organization_id: string; token_hash: string; kind: string }>(
-        'select organization_id, token_hash, kind from invitations where id = $1',
-        [invitation.id],
-      );
+      const [stored] = await app.query<{ token_hash: string }>('select token_hash from invitations where id = $1', [invitation.id]);
       if (!stored) return `answers invitation ${String(invitation.id)}, which is not stored`;
       if (stored.token_hash !== sha256(String(body.token))) return 'the token answered is not the one stored';
       if (!/^[A-Za-z0-9_-]{43}$/.test(String(body.token))) return `a token of another shape: ${String(body.token).length} characters`;
+      if (canonical(invitation) !== canonical(await invitationById(String(invitation.id))))
+        return `answers ${JSON.stringify(invitation)}; stored: ${JSON.stringify(await invitationById(String(invitation.id)))}`;
+      const organizationId =
+        orgParam ??
+        (await app.query<{ organization_id: string }>('select organization_id from workspaces where id = $1', [workspaceId]))[0]
+          ?.organization_id;
       // A workspace invitation is a guest's when the email is not an organization member's (README).
       const member = await app.query(
         'select 1 from memberships m join users u on u.id = m.user_id where m.organization_id = $1 and lower(u.email) = $2',
-        [stored.organization_id, lower(asked.email)],
+        [organizationId, lower(asked.email)],
       );
       const expected = {
-        organization_id: orgParam ?? stored.organization_id,
+        organization_id: organizationId,
         workspace_id: workspaceId,
         email: String(asked.email).trim(),
         role: asked.role,
