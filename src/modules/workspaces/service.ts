@@ -128,8 +128,8 @@ export async function organizationRules(tx: Tx, of: { organizationId: string } |
   return row ?? { settings: {}, locks: [] };
 }
 
-/** 409 for a write to an archived workspace: it is read-only until restored. */
-function assertActive(workspace: WorkspaceRow): void {
+/** 409 for a write to an archived workspace (or an invitation to it): it is read-only until restored. */
+export function assertActive(workspace: WorkspaceRow): void {
   if (workspace.archivedAt) throw new AppError('CONFLICT', 'Workspace is archived; restore it first');
 }
 
