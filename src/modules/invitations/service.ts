@@ -11,7 +11,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { and, count, desc, eq, gt, inArray, isNull, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gt, inArray, isNull, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import {
@@ -342,6 +342,12 @@ export async function resendInvitation(tx: Tx, author: Author, deps: InvitationD
   const row = await loadManaged(tx, author.id, id, true);
   const now = deps.now();
   if (!changeable(statusAt(row, now))) throw notPending(statusAt(row, now));
+  // An expired one may have been followed by another invitation to that email: that one stands.
+  const [other] = await tx
+    .select({ id: invitations.id })
+    .from(invitations)
+    .where(and(sameTarget(row.organizationId, row.workspaceId, row.email), eq(invitations.status, 'pending'), ne(invitations.id, id)));
+  if (other) throw alreadyPending(other.id);
   await spendInvitationBudget(tx, row.organizationId, now, deps);
   const token = newToken();
   let updated: InvitationRow;
