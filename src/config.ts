@@ -85,7 +85,14 @@ const envSchema = z.object({
   MAX_WORKSPACES_PER_ORGANIZATION: integer(0, 10_000_000).default(50_000),
   /** Organizations one user may create (signup's first one included); 0 for no limit. */
   MAX_ORGANIZATIONS_PER_USER: integer(0, 1_000_000).default(100),
+  /** Signup and login attempts per client address per minute; invitation previews have a budget of their own of the same size. */
   AUTH_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(20),
+  /** How long an invitation's token stays valid (modules/invitations). */
+  INVITATION_TTL_HOURS: integer(1, 720).default(168),
+  /** Pending, unexpired invitations one organization may hold; 0 for no limit. */
+  INVITATIONS_PENDING_MAX: integer(0, 1_000_000).default(1000),
+  /** Invitations one organization may create or resend per 24-hour window; 0 for no limit. */
+  INVITATIONS_PER_DAY: integer(0, 1_000_000).default(200),
   /** 401s per client address per minute on the operations that need a token; past it, 429 (trpc/init.ts). */
   UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: integer(0, 1_000_000).default(60),
   RATE_LIMIT_STORE: z.enum(['memory', 'postgres']).default('memory'),

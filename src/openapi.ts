@@ -24,7 +24,7 @@ const BATCH_MAX = 1000;
 const errorCode = {
   type: 'string',
   enum: Object.keys(ERROR_STATUS),
-  description: 'The tRPC error code name, or one of our own of the same status (QUOTA_EXCEEDED: 409)',
+  description: 'The tRPC error code name, or one of our own (QUOTA_EXCEEDED: 409; GONE: 410)',
 } as const;
 
 const errorSchema: SchemaObject = {
@@ -148,6 +148,7 @@ const ERROR_EXAMPLES: Record<number, { message: string; issues?: Array<{ path: s
   403: { message: 'This needs the admin role in the organization (you are member)' },
   404: { message: 'Workspace not found' },
   409: { message: 'The slug "marketing" is taken in this organization' },
+  410: { message: 'This invitation has expired; ask for a new one' },
   412: { message: 'The workspace is at version 4; read it again and retry' },
   413: { message: 'The request body is over 1048576 bytes (1 MiB)' },
   415: { message: 'The request body must be JSON (Content-Type: application/json)' },
@@ -158,6 +159,7 @@ const ERROR_EXAMPLES: Record<number, { message: string; issues?: Array<{ path: s
 };
 const lastOwner = 'an organization must keep at least one owner (make another member owner first)';
 const ORGANIZATION_NOT_FOUND = { 404: { message: 'Organization not found' } };
+const INVITATION_NOT_FOUND = { 404: { message: 'Invitation not found' } };
 /** Where an operation's own message says more than the general one, by operationId and status. */
 const OPERATION_ERROR_EXAMPLES: Record<string, Record<number, { message: string; failed?: unknown[] }>> = {
   signup: { 409: { message: 'An account with this email already exists' } },
@@ -172,10 +174,6 @@ const OPERATION_ERROR_EXAMPLES: Record<string, Record<number, { message: string;
   getOrganizationSettings: ORGANIZATION_NOT_FOUND,
   updateOrganizationSettings: ORGANIZATION_NOT_FOUND,
   listMembers: ORGANIZATION_NOT_FOUND,
-  addMember: {
-    404: { message: 'No account has this email; the person must sign up first' },
-    409: { message: 'This user is already a member of the organization' },
-  },
   getMember: { 404: { message: 'Member not found' } },
   updateMember: { 404: { message: 'Member not found' }, 409: { message: `Cannot demote the last owner: ${lastOwner}` } },
   removeMember: { 404: { message: 'Member not found' }, 409: { message: `Cannot remove the last owner: ${lastOwner}` } },
@@ -191,20 +189,51 @@ const OPERATION_ERROR_EXAMPLES: Record<string, Record<number, { message: string;
     },
   },
   deleteWorkspace: { 409: { message: 'The default workspace cannot be deleted; make another workspace the default first' } },
+  createOrganizationInvitation: {
+    ...ORGANIZATION_NOT_FOUND,
+    403: { message: 'Only an owner can invite an owner' },
+    409: { message: 'An invitation to this email is already pending (5c2a8e1f-3b4d-4a6c-9e7f-0a1b2c3d4e5f)' },
+  },
+  listOrganizationInvitations: ORGANIZATION_NOT_FOUND,
+  createWorkspaceInvitation: {
+    403: { message: 'The workspace does not allow guests (permissions.allow_guests is false)' },
+    409: { message: 'This email is already a member of the workspace' },
+  },
+  getInvitation: INVITATION_NOT_FOUND,
+  resendInvitation: {
+    ...INVITATION_NOT_FOUND,
+    409: { message: 'The invitation is accepted; only a pending or expired one can be changed' },
+  },
+  revokeInvitation: {
+    ...INVITATION_NOT_FOUND,
+    409: { message: 'The invitation is accepted; only a pending or expired one can be changed' },
+  },
+  previewInvitation: INVITATION_NOT_FOUND,
+  acceptInvitation: {
+    ...INVITATION_NOT_FOUND,
+    403: { message: 'This invitation is for another email address' },
+    409: { message: 'This invitation cannot be accepted now: the workspace does not allow guests (permissions.allow_guests is false)' },
+  },
+  declineInvitation: { ...INVITATION_NOT_FOUND, 403: { message: 'This invitation is for another email address' } },
 };
 /** The operations a quota can refuse, and what their 409 then says (README, Security: Quotas). */
 const WORKSPACE_QUOTA_409 =
   '`QUOTA_EXCEEDED`: the organization holds MAX_WORKSPACES_PER_ORGANIZATION workspaces (archived ones included); nothing was created';
+const INVITATION_QUOTA_409 = '`QUOTA_EXCEEDED`: the organization holds INVITATIONS_PENDING_MAX pending invitations; nothing was created';
 const QUOTA_409: Record<string, string> = {
   createWorkspace: WORKSPACE_QUOTA_409,
   createOrganizationWorkspace: WORKSPACE_QUOTA_409,
   cloneWorkspace: WORKSPACE_QUOTA_409,
   provisionWorkspaces: `${WORKSPACE_QUOTA_409} (in partial mode the items over it are in \`failed\` of a 201 instead)`,
   createOrganization: '`QUOTA_EXCEEDED`: the caller has created MAX_ORGANIZATIONS_PER_USER organizations; nothing was created',
+  createOrganizationInvitation: INVITATION_QUOTA_409,
+  createWorkspaceInvitation: INVITATION_QUOTA_409,
 };
 const UNAUTHORIZED_EXAMPLE = { message: 'Missing Authorization header (expected "Bearer <access_token>")' };
+/** The code of a status no tRPC code has (410): our own code of that status. */
+const ownCodeOf = (status: number) => Object.keys(OWN_CODES).find((code) => ERROR_STATUS[code as keyof typeof OWN_CODES] === status);
 const errorExample = (operationId: string, status: number) => ({
-  code: STATUS_CODE[status] ?? 'INTERNAL_SERVER_ERROR',
+  code: STATUS_CODE[status] ?? ownCodeOf(status) ?? 'INTERNAL_SERVER_ERROR',
   ...(OPERATION_ERROR_EXAMPLES[operationId]?.[status] ??
     (status === 401 ? UNAUTHORIZED_EXAMPLE : undefined) ??
     ERROR_EXAMPLES[status] ?? { message: 'Error' }),
@@ -221,6 +250,11 @@ const TAGS = [
     name: 'workspaces',
     description:
       "Workspaces across the caller's organizations: create, list, read, update (with If-Match), delete, archive and restore, clone, bulk provisioning, and settings overrides resolved over the organization's settings and locks.",
+  },
+  {
+    name: 'invitations',
+    description:
+      'Membership by consent: invitations to an organization or to one workspace (guests from outside the organization), their tokens (shown once), preview, accept, decline, resend and revoke.',
   },
   {
     name: 'audit',

@@ -78,6 +78,7 @@ export const EXAMPLE_IDS = {
   organization: '3f0c2a9e-5b1d-4c7e-8a2f-6d9b0e1c4a57',
   workspace: '0b6f2c5e-6c1b-4bf0-9a51-3c8f1f2a9d10',
   user: '7d1e4b2a-9c3f-4e8d-b5a6-1f2e3d4c5b6a',
+  invitation: '5c2a8e1f-3b4d-4a6c-9e7f-0a1b2c3d4e5f',
 } as const;
 
 /**
@@ -89,3 +90,4 @@ export const EXAMPLE_IDS = {
 export const organizationIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.organization } });
 export const workspaceIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.workspace } });
 export const userIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.user } });
+export const invitationIdParam = uuidString.meta({ param: { example: EXAMPLE_IDS.invitation } });

@@ -11,6 +11,7 @@ export const ERROR_STATUS = {
   METHOD_NOT_SUPPORTED: 405,
   CONFLICT: 409,
   QUOTA_EXCEEDED: 409,
+  GONE: 410,
   PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -23,7 +24,8 @@ export const ERROR_STATUS = {
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 /** Our own codes, and the tRPC code (of the same HTTP status) each is carried by. */
-export const OWN_CODES = { QUOTA_EXCEEDED: 'CONFLICT' } as const satisfies Partial<Record<ErrorCode, ErrorCode>>;
+/** (tRPC has no 410: GONE travels as NOT_FOUND, with `data.code` GONE and `data.httpStatus` 410.) */
+export const OWN_CODES = { QUOTA_EXCEEDED: 'CONFLICT', GONE: 'NOT_FOUND' } as const satisfies Partial<Record<ErrorCode, ErrorCode>>;
 export type TrpcErrorCode = Exclude<ErrorCode, keyof typeof OWN_CODES>;
 
 /** The tRPC code an error of `code` travels as. */

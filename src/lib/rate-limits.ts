@@ -1,7 +1,8 @@
 /**
  * Rate limits, with rate-limiter-flexible: a window of one minute per authenticated caller
  * (RATE_LIMIT_PER_MINUTE, keyed by user id once the token is verified), per client address
- * for signup and login (AUTH_RATE_LIMIT_PER_MINUTE), and per client address for the 401s of
+ * for signup and login (AUTH_RATE_LIMIT_PER_MINUTE; invitation previews have their own counter of that
+ * size), and per client address for the 401s of
  * every other operation (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: missing, malformed, forged,
  * expired or revoked tokens, deleted users). Every procedure call counts, so each call of a
  * tRPC batch does. The counters live in this process (`memory`) or in PostgreSQL (`postgres`),
@@ -22,7 +23,7 @@ export interface RateLimitState {
   resetSeconds: number;
 }
 
-export type LimitedBy = 'caller' | 'address' | 'unauthenticated';
+export type LimitedBy = 'caller' | 'address' | 'unauthenticated' | 'invitationPreview';
 
 export interface RateLimits {
   /**
@@ -39,6 +40,7 @@ const WHAT: Record<LimitedBy, string> = {
   caller: 'requests per minute for this account',
   address: 'sign-up and log-in attempts per minute from this address',
   unauthenticated: 'requests with a missing or invalid token (401) per minute from this address',
+  invitationPreview: 'invitation previews per minute from this address',
 };
 
 export function createRateLimits(config: Config, database: DatabaseHandle): RateLimits {
@@ -53,6 +55,8 @@ export function createRateLimits(config: Config, database: DatabaseHandle): Rate
     caller: limiter(config.RATE_LIMIT_PER_MINUTE, 'caller'),
     address: limiter(config.AUTH_RATE_LIMIT_PER_MINUTE, 'address'),
     unauthenticated: limiter(config.UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE, 'unauthenticated'),
+    // Like login, per address: a preview needs no account, so nothing else limits it.
+    invitationPreview: limiter(config.AUTH_RATE_LIMIT_PER_MINUTE, 'invitation_preview'),
   };
 
   return {

@@ -101,6 +101,12 @@ export const addressLimitedProcedure = publicProcedure.use(async ({ ctx, next })
   return next();
 });
 
+/** For the invitation preview, which needs no account: limited per client address like login, on a counter of its own. */
+export const previewLimitedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  await countCall(ctx, 'invitationPreview', ctx.clientIp ?? 'unknown');
+  return next();
+});
+
 /**
  * Establishes the caller from the bearer token and narrows `ctx.actor`; then counts the call
  * against the caller's rate limit (keyed only once the token is verified, so nobody can spend

@@ -2,7 +2,7 @@ import type { ZodObject } from 'zod';
 import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
 import type { AppMeta } from './init';
 
-export type Tag = 'auth' | 'organizations' | 'workspaces' | 'audit';
+export type Tag = 'auth' | 'organizations' | 'workspaces' | 'invitations' | 'audit';
 
 interface RestOptions {
   tag: Tag;

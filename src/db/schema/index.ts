@@ -7,3 +7,4 @@ export * from './revoked-external-identities';
 export * from './rate-limits';
 export * from './audit-events';
 export * from './workspace-members';
+export * from './invitations';

@@ -1,4 +1,4 @@
-import { index, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, primaryId, updatedAt } from './columns';
 import type { SettingsLayer } from './settings-layer';
 import { users } from './users';
@@ -19,6 +19,12 @@ export const organizations = pgTable(
      * `MAX_ORGANIZATIONS_PER_USER`; null once that account is deleted.
      */
     createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    /**
+     * The daily invitation budget (INVITATIONS_PER_DAY): when the current 24-hour window opened
+     * and how many invitations were created or resent in it (modules/invitations/limits.ts).
+     */
+    invitationWindowStartedAt: timestamp('invitation_window_started_at', { precision: 3, withTimezone: true, mode: 'date' }),
+    invitationsInWindow: integer('invitations_in_window').notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

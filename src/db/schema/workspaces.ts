@@ -31,6 +31,8 @@ export const workspaces = pgTable(
      */
     effectiveVisibility: text('effective_visibility').$type<Visibility>().notNull().default('organization'),
     effectiveDefaultRole: text('effective_default_role').$type<DefaultRole>().notNull().default('member'),
+    /** `permissions.allow_guests` as resolved, likewise: a guest's access holds only while it is true. */
+    effectiveAllowGuests: boolean('effective_allow_guests').notNull().default(false),
     isDefault: boolean('is_default').notNull().default(false),
     /** A plain id, not a foreign key: deleting the source leaves it as it is. */
     clonedFromId: uuid('cloned_from_id'),

@@ -32,10 +32,15 @@ export const AUDIT_ACTIONS = [
   'workspace.member_role_changed',
   'workspace.member_removed',
   'workspaces.provisioned',
+  'invitation.created',
+  'invitation.resent',
+  'invitation.revoked',
+  'invitation.accepted',
+  'invitation.declined',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
-export const TARGET_TYPES = ['organization', 'member', 'workspace'] as const;
+export const TARGET_TYPES = ['organization', 'member', 'workspace', 'invitation'] as const;
 export type TargetType = (typeof TARGET_TYPES)[number];
 
 export type Changes = Record<string, Change>;

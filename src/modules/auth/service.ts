@@ -8,6 +8,7 @@ import { CLOCK_SKEW_SECONDS, type TokenClaims, type TokenService } from '../../a
 import { createOrganizationWithDefault, lockOrganizations } from '../organizations/service';
 import { memberRemoved } from '../organizations/members';
 import { endWorkspaceMemberships } from '../workspaces/members';
+import { revokeInvitationsBy } from '../invitations/service';
 import { recordEvents, type Author, type RequestIds } from '../audit/events';
 import type { OrganizationWithRole } from '../organizations/schemas';
 import type { Workspace } from '../workspaces/schemas';
@@ -103,12 +104,18 @@ export async function deleteAccount(tx: Tx, author: Author): Promise<void> {
     .select({ organizationId: memberships.organizationId, role: memberships.role })
     .from(memberships)
     .where(eq(memberships.userId, userId));
+  // The organizations where they are a guest only (explicitly in some of their workspaces).
+  const guestOf = (
+    await tx
+      .selectDistinct({ organizationId: workspaces.organizationId })
+      .from(workspaceMembers)
+      .innerJoin(workspaces, eq(workspaces.id, workspaceMembers.workspaceId))
+      .where(eq(workspaceMembers.userId, userId))
+  )
+    .map((w) => w.organizationId)
+    .filter((id) => !mine.some((m) => m.organizationId === id));
   // Lock the organizations so no member or owner change races the checks below.
-  await lockOrganizations(
-    tx,
-    mine.map((m) => m.organizationId),
-    'update',
-  );
+  await lockOrganizations(tx, [...mine.map((m) => m.organizationId), ...guestOf], 'update');
   const soleMemberOf: string[] = [];
   for (const { organizationId, role } of mine) {
     const others = await tx
@@ -124,14 +131,13 @@ export async function deleteAccount(tx: Tx, author: Author): Promise<void> {
   if (soleMemberOf.length > 0) await tx.delete(organizations).where(inArray(organizations.id, soleMemberOf));
   // The organizations that stay record the member leaving, and each of their workspaces it was a member of.
   const staying = mine.filter((m) => !soleMemberOf.includes(m.organizationId));
-  const endedInWorkspaces = await endWorkspaceMemberships(
-    tx,
-    { id: userId, email: author.email },
-    staying.map((m) => m.organizationId),
-  );
+  const remaining = [...staying.map((m) => m.organizationId), ...guestOf];
+  const endedInWorkspaces = await endWorkspaceMemberships(tx, { id: userId, email: author.email }, remaining);
+  const revokedInvitations = await revokeInvitationsBy(tx, userId, remaining);
   await recordEvents(tx, author, [
     ...staying.map((m) => memberRemoved(m.organizationId, { user_id: userId, email: author.email, role: m.role })),
     ...endedInWorkspaces,
+    ...revokedInvitations,
   ]);
   const [deleted] = await tx.delete(users).where(eq(users.id, userId)).returning();
   if (deleted?.externalIssuer && deleted.externalSubject) {

@@ -40,9 +40,14 @@ function checkRole(role: Role | null | undefined, minimum: Role, what: string): 
  * (401, then 404, then 403).
  */
 export async function requireCallerRole(db: DbOrTx, caller: Caller, organizationId: string, minimum: Role): Promise<Role> {
+  return checkRole(await findCallerRole(db, caller, organizationId), minimum, 'Organization');
+}
+
+/** The caller's role in the organization (null when not a member), confirming the caller (401) in the same query. */
+export async function findCallerRole(db: DbOrTx, caller: Caller, organizationId: string): Promise<Role | null> {
   const [row] = await callerRoleQuery(db).execute({ userId: caller.id, organizationId });
   confirmCaller(caller, row);
-  return checkRole(row.role, minimum, 'Organization');
+  return row.role;
 }
 
 const callerRoleQuery = preparedPerDatabase((db) =>

@@ -10,10 +10,11 @@ import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
 import { hasRole, requireRole } from './access';
-import type { Member, MemberPage, NewMember } from './schemas';
+import type { Member, MemberPage } from './schemas';
 import { lockOrganization } from './service';
 import { changesBetween, memberEvent, recordEvents, type Author, type NewEvent } from '../audit/events';
 import { endWorkspaceMemberships } from '../workspaces/members';
+import { revokeInvitationsBy } from '../invitations/service';
 
 const memberColumns = {
   user_id: memberships.userId,
@@ -73,27 +74,6 @@ export async function getMember(db: DbOrTx, actorId: string, organizationId: str
 
 const ownerOnly = (what: string) => new AppError('FORBIDDEN', `Only an owner can ${what}`);
 
-export async function addMember(tx: Tx, author: Author, organizationId: string, input: NewMember): Promise<Member> {
-  const actorRole = await requireRole(tx, author.id, organizationId, 'admin');
-  if (input.role === 'owner' && actorRole !== 'owner') throw ownerOnly('add an owner');
-  const [user] = await tx
-    .select({ id: users.id })
-    .from(users)
-    .where(eq(sql`lower(${users.email})`, input.email.toLowerCase()));
-  if (!user) throw new AppError('NOT_FOUND', 'No account has this email; the person must sign up first');
-  const [inserted] = await tx
-    .insert(memberships)
-    .values({ organizationId, userId: user.id, role: input.role })
-    .onConflictDoNothing()
-    .returning();
-  if (!inserted) throw new AppError('CONFLICT', 'This user is already a member of the organization');
-  const member = await findMember(tx, organizationId, user.id);
-  await recordEvents(tx, author, [
-    memberEvent('member.added', organizationId, user.id, changesBetween(null, { email: member.email, role: member.role })),
-  ]);
-  return toMember(member);
-}
-
 /** Whether an owner other than `leavingUserId` remains (call under `lockOrganization`). */
 async function otherOwnersRemain(tx: Tx, organizationId: string, leavingUserId: string): Promise<boolean> {
   const [row] = await tx
@@ -133,7 +113,9 @@ export async function removeMember(tx: Tx, author: Author, organizationId: strin
   await tx.delete(memberships).where(and(eq(memberships.organizationId, organizationId), eq(memberships.userId, userId)));
   // Their access to its workspaces ends with it: no explicit membership outlives the organization's.
   const ended = await endWorkspaceMemberships(tx, { id: userId, email: member.email }, [organizationId]);
-  await recordEvents(tx, author, [memberRemoved(organizationId, member), ...ended]);
+  // …and the invitations they made there: they can no longer make any.
+  const revoked = await revokeInvitationsBy(tx, userId, [organizationId]);
+  await recordEvents(tx, author, [memberRemoved(organizationId, member), ...ended, ...revoked]);
 }
 
 /** The event of a membership that ends (removal, leaving, account deletion). */

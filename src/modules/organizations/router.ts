@@ -8,6 +8,7 @@ import { requireRole } from './access';
 import * as members from './members';
 import * as service from './service';
 import * as s from './schemas';
+import { organizationInvitationsRouter } from '../invitations/router';
 
 const tag = 'organizations' as const;
 
@@ -20,6 +21,8 @@ const SETTINGS_EXAMPLE = {
 };
 
 export const organizationsRouter = router({
+  invitations: organizationInvitationsRouter,
+
   list: authedProcedure
     .meta(
       rest('GET', '/organizations', 'listOrganizations', {
@@ -155,26 +158,6 @@ export const organizationsRouter = router({
     .input(s.listMembersInput)
     .output(s.memberPage)
     .query(({ ctx, input: { org_id, ...page } }) => members.listMembers(ctx.db, ctx.deps.cursors, ctx.actor.id, org_id, page)),
-
-  addMember: authedProcedure
-    .meta(
-      rest('POST', '/organizations/{org_id}/members', 'addMember', {
-        tag,
-        summary: 'Add a user with an account as a member (admin; owner to add an owner)',
-        description:
-          'The user must already have an account (404 otherwise); an existing member is 409. Emails are not verified by this service. Answers 201 with Location naming the membership.',
-        requestExample: { email: 'grace@example.com', role: 'member' },
-        successStatus: 201,
-        errors: [403, 404, 409],
-      }),
-    )
-    .input(s.addMemberInput)
-    .output(s.memberSchema)
-    .mutation(async ({ ctx, input: { org_id, ...member } }) => {
-      const added = await inTransaction(ctx, (tx) => members.addMember(tx, authorOf(ctx), org_id, member));
-      ctx.setHeader('Location', `/api/v1/organizations/${org_id}/members/${added.user_id}`);
-      return added;
-    }),
 
   getMember: authedProcedure
     .meta(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { emailString, nameString, slugString } from '../../lib/input';
+import { nameString, slugString } from '../../lib/input';
 import {
   organizationIdParam,
   pageOf,
@@ -65,7 +65,5 @@ export const listMembersInput = z.strictObject({ ...orgIdParam, ...pageQuery });
 export const memberPage = pageOf(memberSchema, 'MemberPage');
 export type MemberPage = z.output<typeof memberPage>;
 
-export const addMemberInput = z.strictObject({ ...orgIdParam, email: emailString, role: roleSchema });
-export type NewMember = Omit<z.output<typeof addMemberInput>, 'org_id'>;
 export const memberIdInput = z.strictObject({ ...orgIdParam, user_id: userIdParam });
 export const updateMemberInput = z.strictObject({ ...orgIdParam, user_id: userIdParam, role: roleSchema });

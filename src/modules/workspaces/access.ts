@@ -35,7 +35,13 @@ export interface Access {
   source: AccessSource | null;
   /** Their role in the workspace's organization, or null when they are not in it. */
   organizationRole: Role | null;
+  /** Their explicit membership's role, or null (for a guest it counts only while the workspace allows guests). */
+  membershipRole: WorkspaceRole | null;
 }
+
+/** A guest: explicitly in the workspace without being in its organization. */
+export const isGuest = (access: Pick<Access, 'organizationRole' | 'membershipRole'>) =>
+  access.organizationRole === null && access.membershipRole !== null;
 
 const RANK: Record<WorkspaceRole, number> = { viewer: 1, member: 2, admin: 3 };
 export const hasWorkspaceRole = (role: WorkspaceRole, minimum: WorkspaceRole) => RANK[role] >= RANK[minimum];
@@ -45,7 +51,9 @@ export const hasWorkspaceRole = (role: WorkspaceRole, minimum: WorkspaceRole) =>
 const rank = (role: SQL | typeof workspaceMembers.role | typeof workspaces.effectiveDefaultRole) =>
   sql`case ${role} when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end`;
 const byOrganizationRole = sql`case when ${memberships.role} in ('owner', 'admin') then 3 end`;
-const byMembership = rank(workspaceMembers.role);
+// An explicit membership counts for a member of the organization, and for a guest (outside it)
+// only while the workspace's resolved allow_guests is true.
+const byMembership = sql`case when ${memberships.role} is not null or ${workspaces.effectiveAllowGuests} then ${rank(workspaceMembers.role)} end`;
 const byVisibility = sql`case when ${memberships.role} is not null and ${workspaces.effectiveVisibility} = 'organization' then ${rank(workspaces.effectiveDefaultRole)} end`;
 const best = sql`greatest(${byOrganizationRole}, ${byMembership}, ${byVisibility})`;
 
@@ -62,7 +70,7 @@ const accessSource = sql<AccessSource | null>`(case ${best} when ${byOrganizatio
 export const decisionFields = { role: workspaceRole, organizationRole: memberships.role };
 export type Decision = Pick<Access, 'role' | 'organizationRole'>;
 /** The columns a query selects for the whole `Access`. */
-export const accessFields = { ...decisionFields, source: accessSource };
+export const accessFields = { ...decisionFields, source: accessSource, membershipRole: workspaceMembers.role };
 
 /** A list's filter and a read's test: the same expression. */
 export const hasAccess = sql`${workspaceRole} is not null`;
@@ -116,6 +124,11 @@ export function authorize<T extends Decision>(access: T | undefined, ability: Ab
 
 // ---- The derived columns ----
 
+/** The permissions a workspace row carries resolved, and their columns. */
+const DERIVED = { visibility: 'effectiveVisibility', default_role: 'effectiveDefaultRole', allow_guests: 'effectiveAllowGuests' } as const;
+type DerivedKey = keyof typeof DERIVED;
+type Permissions = typeof SYSTEM_DEFAULTS.permissions;
+
 /** The organization's side of one permission: whether it locks it, and the value it passes down. */
 interface PermissionRule<T> {
   locked: boolean;
@@ -123,13 +136,10 @@ interface PermissionRule<T> {
 }
 
 /** What an organization decides of `key` for its workspaces: a lock of the key or of all of permissions keeps its value. */
-function permissionRule<K extends 'visibility' | 'default_role'>(
-  organization: { settings: SettingsLayer; locks: readonly string[] },
-  key: K,
-): PermissionRule<(typeof SYSTEM_DEFAULTS.permissions)[K]> {
+function permissionRule<K extends DerivedKey>(organization: OrganizationLayer, key: K): PermissionRule<Permissions[K]> {
   return {
     locked: organization.locks.includes('permissions') || organization.locks.includes(`permissions.${key}`),
-    inherited: (organization.settings.permissions?.[key] ?? SYSTEM_DEFAULTS.permissions[key]) as (typeof SYSTEM_DEFAULTS.permissions)[K],
+    inherited: (organization.settings.permissions?.[key] ?? SYSTEM_DEFAULTS.permissions[key]) as Permissions[K],
   };
 }
 
@@ -137,26 +147,36 @@ type OrganizationLayer = { settings: SettingsLayer; locks: readonly string[] };
 export interface EffectiveAccess {
   effectiveVisibility: Visibility;
   effectiveDefaultRole: DefaultRole;
+  effectiveAllowGuests: boolean;
 }
 
 /** The derived columns of a workspace about to be written with `overrides`, in an organization with these settings and locks. */
 export function effectiveAccess(organization: OrganizationLayer, overrides: SettingsLayer): EffectiveAccess {
-  const resolve = <K extends 'visibility' | 'default_role'>(key: K) => {
+  const resolve = <K extends DerivedKey>(key: K): Permissions[K] => {
     const rule = permissionRule(organization, key);
-    return rule.locked ? rule.inherited : ((overrides.permissions?.[key] as typeof rule.inherited | undefined) ?? rule.inherited);
+    return rule.locked ? rule.inherited : ((overrides.permissions?.[key] as Permissions[K] | undefined) ?? rule.inherited);
   };
-  return { effectiveVisibility: resolve('visibility'), effectiveDefaultRole: resolve('default_role') };
+  return {
+    effectiveVisibility: resolve('visibility'),
+    effectiveDefaultRole: resolve('default_role'),
+    effectiveAllowGuests: resolve('allow_guests'),
+  };
 }
 
 /** effectiveAccess as SQL over a stored overrides column, for rows already written. */
 export function effectiveAccessSql(organization: OrganizationLayer, overrides: SQL | typeof workspaces.settings) {
-  const resolve = (key: 'visibility' | 'default_role') => {
+  const resolve = (key: DerivedKey) => {
     const rule = permissionRule(organization, key);
-    return rule.locked
-      ? sql<string>`${rule.inherited}::text`
-      : sql<string>`coalesce(${overrides} #>> ${`{permissions,${key}}`}, ${rule.inherited}::text)`;
+    const value = rule.locked
+      ? sql`${String(rule.inherited)}::text`
+      : sql`coalesce(${overrides} #>> ${`{permissions,${key}}`}, ${String(rule.inherited)}::text)`;
+    return key === 'allow_guests' ? sql<boolean>`(${value})::boolean` : sql<string>`${value}`;
   };
-  return { effectiveVisibility: resolve('visibility'), effectiveDefaultRole: resolve('default_role') };
+  return {
+    effectiveVisibility: resolve('visibility') as SQL<Visibility>,
+    effectiveDefaultRole: resolve('default_role') as SQL<DefaultRole>,
+    effectiveAllowGuests: resolve('allow_guests') as SQL<boolean>,
+  };
 }
 
 const sameRule = <T>(a: PermissionRule<T>, b: PermissionRule<T>) => a.locked === b.locked && a.inherited === b.inherited;
@@ -164,20 +184,24 @@ const sameRule = <T>(a: PermissionRule<T>, b: PermissionRule<T>) => a.locked ===
 /**
  * Rewrites the derived columns of the organization's workspaces after its settings or locks
  * changed from `before` to `after` (call under the organization's update lock, in that
- * write's transaction). Nothing to do unless what it passes down for visibility or default
- * role moved; then only the rows whose resolved values moved are written.
+ * write's transaction). Nothing to do unless what it passes down for a derived permission
+ * moved; then only the rows whose resolved values moved are written.
  */
 export async function rederiveAccess(tx: Tx, organizationId: string, before: OrganizationLayer, after: OrganizationLayer): Promise<void> {
-  const moved = (['visibility', 'default_role'] as const).some((key) => !sameRule(permissionRule(before, key), permissionRule(after, key)));
+  const moved = (Object.keys(DERIVED) as DerivedKey[]).some((key) => !sameRule(permissionRule(before, key), permissionRule(after, key)));
   if (!moved) return;
   const next = effectiveAccessSql(after, workspaces.settings);
   await tx
     .update(workspaces)
-    .set({ effectiveVisibility: sql`${next.effectiveVisibility}`, effectiveDefaultRole: sql`${next.effectiveDefaultRole}` })
+    .set({
+      effectiveVisibility: next.effectiveVisibility,
+      effectiveDefaultRole: next.effectiveDefaultRole,
+      effectiveAllowGuests: next.effectiveAllowGuests,
+    })
     .where(
       and(
         eq(workspaces.organizationId, organizationId),
-        sql`(${workspaces.effectiveVisibility}, ${workspaces.effectiveDefaultRole}) is distinct from (${next.effectiveVisibility}, ${next.effectiveDefaultRole})`,
+        sql`(${workspaces.effectiveVisibility}, ${workspaces.effectiveDefaultRole}, ${workspaces.effectiveAllowGuests}) is distinct from (${next.effectiveVisibility}, ${next.effectiveDefaultRole}, ${next.effectiveAllowGuests})`,
       ),
     );
 }

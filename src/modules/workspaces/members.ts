@@ -4,14 +4,14 @@
  * workspace run one after another under its row lock, taken after its organization's.
  * @module
  */
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { memberships, users, workspaceMembers, workspaces, type WorkspaceRole } from '../../db/schema';
 import { AppError, notFound } from '../../lib/errors';
 import type { CursorCodec } from '../../lib/cursor';
 import { paginate, timestampParam, type PageRequest } from '../../lib/pagination';
 import { changesBetween, recordEvents, workspaceMemberEvent, type Author, type NewEvent } from '../audit/events';
-import { authorize } from './access';
+import { authorize, isGuest } from './access';
 import { findWithAccess, loadWorkspace, lockOrganizationOf } from './service';
 import type { NewWorkspaceMember, WorkspaceAccess, WorkspaceMember, WorkspaceMemberPage } from './schemas';
 
@@ -20,20 +20,28 @@ const memberColumns = {
   email: users.email,
   name: users.name,
   role: workspaceMembers.role,
+  guest: sql<boolean>`${memberships.userId} is null`,
   createdAt: workspaceMembers.createdAt,
 };
-type MemberRow = { user_id: string; email: string; name: string; role: WorkspaceRole; createdAt: Date };
+type MemberRow = { user_id: string; email: string; name: string; role: WorkspaceRole; guest: boolean; createdAt: Date };
 const toMember = ({ createdAt, ...rest }: MemberRow): WorkspaceMember => ({ ...rest, created_at: createdAt.toISOString() });
+
+/** The explicit members with their accounts, and whether each is a member of the organization (not a guest). */
+const membersOf = (db: DbOrTx, workspace: { id: string; organizationId: string }) =>
+  db
+    .select(memberColumns)
+    .from(workspaceMembers)
+    .innerJoin(users, eq(users.id, workspaceMembers.userId))
+    .leftJoin(memberships, and(eq(memberships.organizationId, workspace.organizationId), eq(memberships.userId, workspaceMembers.userId)))
+    .$dynamic();
 
 const memberNotFound = () => notFound('Workspace member');
 const notInOrganization = (userId: string) => new AppError('NOT_FOUND', `User ${userId} is not a member of this workspace's organization`);
 
-async function findMember(db: DbOrTx, workspaceId: string, userId: string): Promise<MemberRow | undefined> {
-  const [row] = await db
-    .select(memberColumns)
-    .from(workspaceMembers)
-    .innerJoin(users, eq(users.id, workspaceMembers.userId))
-    .where(and(eq(workspaceMembers.workspaceId, workspaceId), eq(workspaceMembers.userId, userId)));
+async function findMember(db: DbOrTx, workspace: { id: string; organizationId: string }, userId: string): Promise<MemberRow | undefined> {
+  const [row] = await membersOf(db, workspace).where(
+    and(eq(workspaceMembers.workspaceId, workspace.id), eq(workspaceMembers.userId, userId)),
+  );
   return row;
 }
 
@@ -45,7 +53,7 @@ export async function listWorkspaceMembers(
   workspaceId: string,
   request: PageRequest,
 ): Promise<WorkspaceMemberPage> {
-  await loadWorkspace(db, actorId, workspaceId, 'read');
+  const { workspace } = await loadWorkspace(db, actorId, workspaceId, 'read');
   const { rows, next_cursor } = await paginate(
     cursors,
     { list: 'workspace_members', workspaceId },
@@ -57,10 +65,7 @@ export async function listWorkspaceMembers(
       position: (row: MemberRow) => [row.createdAt.toISOString(), row.user_id],
     },
     (after, take) =>
-      db
-        .select(memberColumns)
-        .from(workspaceMembers)
-        .innerJoin(users, eq(users.id, workspaceMembers.userId))
+      membersOf(db, workspace)
         .where(and(eq(workspaceMembers.workspaceId, workspaceId), after))
         .orderBy(asc(workspaceMembers.createdAt), asc(workspaceMembers.userId))
         .limit(take),
@@ -70,8 +75,8 @@ export async function listWorkspaceMembers(
 
 /** One explicit member (anyone who can see the workspace); 404 when the user is not one. */
 export async function getWorkspaceMember(db: DbOrTx, actorId: string, workspaceId: string, userId: string): Promise<WorkspaceMember> {
-  await loadWorkspace(db, actorId, workspaceId, 'read');
-  const member = await findMember(db, workspaceId, userId);
+  const { workspace } = await loadWorkspace(db, actorId, workspaceId, 'read');
+  const member = await findMember(db, workspace, userId);
   if (!member) throw memberNotFound();
   return toMember(member);
 }
@@ -101,7 +106,7 @@ export async function addWorkspaceMember(tx: Tx, author: Author, workspaceId: st
     .onConflictDoNothing()
     .returning();
   if (!inserted) throw new AppError('CONFLICT', 'This user is already a member of the workspace');
-  const member = (await findMember(tx, workspaceId, input.user_id))!;
+  const member = (await findMember(tx, workspace, input.user_id))!;
   await recordEvents(tx, author, [
     workspaceMemberEvent('workspace.member_added', workspace, member.user_id, changesBetween(null, { email: member.email, role })),
   ]);
@@ -117,9 +122,11 @@ export async function updateWorkspaceMemberRole(
   role: WorkspaceRole,
 ): Promise<WorkspaceMember> {
   const workspace = await lockForMembership(tx, author.id, workspaceId, 'manageMembers');
-  const member = await findMember(tx, workspaceId, userId);
+  const member = await findMember(tx, workspace, userId);
   if (!member) throw memberNotFound();
   if (member.role === role) return toMember(member);
+  if (member.guest && role === 'admin')
+    throw new AppError('FORBIDDEN', 'A guest (not a member of the organization) can be given at most the member role');
   await tx
     .update(workspaceMembers)
     .set({ role })
@@ -133,7 +140,7 @@ export async function updateWorkspaceMemberRole(
 /** Removes a member (a workspace admin), or the caller's own membership (leaving). */
 export async function removeWorkspaceMember(tx: Tx, author: Author, workspaceId: string, userId: string): Promise<void> {
   const workspace = await lockForMembership(tx, author.id, workspaceId, author.id === userId ? 'leave' : 'manageMembers');
-  const member = await findMember(tx, workspaceId, userId);
+  const member = await findMember(tx, workspace, userId);
   if (!member) throw memberNotFound();
   await tx.delete(workspaceMembers).where(and(eq(workspaceMembers.workspaceId, workspaceId), eq(workspaceMembers.userId, userId)));
   await recordEvents(tx, author, [memberRemoved(workspace, member)]);
@@ -185,8 +192,8 @@ export async function getWorkspaceAccess(db: DbOrTx, actorId: string, workspaceI
   if (userId !== actorId) {
     authorize(own, 'manageMembers');
     const theirs = (await findWithAccess(db, userId, workspaceId))?.access;
-    if (!theirs?.organizationRole && !theirs?.role) throw notInOrganization(userId);
+    if (!theirs?.organizationRole && !theirs?.membershipRole) throw notInOrganization(userId);
     access = theirs;
   }
-  return { workspace_id: workspaceId, user_id: userId, role: access.role, source: access.source };
+  return { workspace_id: workspaceId, user_id: userId, role: access.role, source: access.source, guest: isGuest(access) };
 }

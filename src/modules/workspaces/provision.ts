@@ -194,6 +194,7 @@ function insertBatch(tx: Tx, organizationId: string, rules: OrganizationRules, b
           settings: sql<SettingsLayer>`r.settings`.as('settings'),
           effectiveVisibility: sql<Visibility>`${access.effectiveVisibility}`.as('effective_visibility'),
           effectiveDefaultRole: sql<DefaultRole>`${access.effectiveDefaultRole}`.as('effective_default_role'),
+          effectiveAllowGuests: sql<boolean>`${access.effectiveAllowGuests}`.as('effective_allow_guests'),
           isDefault: sql<boolean>`false`.as('is_default'),
           clonedFromId: sql<string | null>`null::uuid`.as('cloned_from_id'),
           archivedAt: sql<Date | null>`null::timestamptz`.as('archived_at'),

@@ -10,6 +10,7 @@ import * as s from './schemas';
 import * as service from './service';
 import { provisionWorkspaces } from './provision';
 import { accessProcedure, workspaceMembersRouter } from './members-router';
+import { workspaceInvitationsRouter } from '../invitations/router';
 
 const tag = 'workspaces' as const;
 const location = (workspace: s.Workspace) => `/api/v1/workspaces/${workspace.id}`;
@@ -316,5 +317,6 @@ export const workspacesRouter = router({
     .mutation(({ ctx, input: { org_id, ...fields } }) => createIn(ctx, org_id, fields)),
 
   members: workspaceMembersRouter,
+  invitations: workspaceInvitationsRouter,
   access: accessProcedure,
 });

@@ -197,7 +197,14 @@ export type ProvisionResult = z.output<typeof provisionOutput>;
 export const workspaceRoleSchema = z.enum(WORKSPACE_ROLES);
 
 export const workspaceMemberSchema = z
-  .object({ user_id: z.uuid(), email: responseEmail(), name: responseUserName(), role: workspaceRoleSchema, created_at: timestamp })
+  .object({
+    user_id: z.uuid(),
+    email: responseEmail(),
+    name: responseUserName(),
+    role: workspaceRoleSchema,
+    guest: z.boolean().meta({ description: 'true: not a member of the organization (README, Invitations and guests)' }),
+    created_at: timestamp,
+  })
   .meta({ id: 'WorkspaceMember' });
 export type WorkspaceMember = z.output<typeof workspaceMemberSchema>;
 
@@ -217,6 +224,9 @@ export const workspaceAccessSchema = z
     user_id: z.uuid(),
     role: workspaceRoleSchema.nullable(),
     source: z.enum(ACCESS_SOURCES).nullable(),
+    guest: z
+      .boolean()
+      .meta({ description: "true: an explicit member outside the workspace's organization (access holds while allow_guests is true)" }),
   })
   .meta({ id: 'WorkspaceAccess' });
 export type WorkspaceAccess = z.output<typeof workspaceAccessSchema>;
