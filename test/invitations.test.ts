@@ -202,13 +202,13 @@ const trpcFace = (target: () => TestApp): Face => ({
     trpcCall(200, () =>
       target()
         .trpc(token)
-        .organizations.invitations.list.query({ org_id: org, ...query } as never),
+        .organizations.invitations.list.query({ org_id: org, ...query }),
     ),
   listOfWorkspace: (token, ws, query = {}) =>
     trpcCall(200, () =>
       target()
         .trpc(token)
-        .workspaces.invitations.list.query({ workspace_id: ws, ...query } as never),
+        .workspaces.invitations.list.query({ workspace_id: ws, ...query }),
     ),
   get: (token, id) => trpcCall(200, () => target().trpc(token).invitations.get.query({ invitation_id: id })),
   resend: (token, id) => trpcCall(200, () => target().trpc(token).invitations.resend.mutate({ invitation_id: id })),
@@ -522,6 +522,16 @@ describe.each(FACES)('lifecycle over $name', (face) => {
     }
     expect(await app.query('select id, status from invitations order by id')).toEqual(before);
   });
+
+  it('accept and decline need a logged-in caller (401)', async () => {
+    const org = await team();
+    const { invitation, token } = await invite({ org }, admin, ann.user.email, 'member');
+    for (const path of ['/invitations/accept', '/invitations/decline'])
+      expectFailure(await restCall('POST', path, undefined, { token }), 401, 'UNAUTHORIZED');
+    expectFailure(await trpcCall(200, () => app.trpc().invitations.accept.mutate({ token })), 401, 'UNAUTHORIZED');
+    expect((await invitationRow(app, invitation.id))!.status).toBe('pending');
+    expect(await organizationRoleOf(app, org, ann.user.id)).toBeNull();
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -773,6 +783,9 @@ describe('organization invitations', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('checked again at acceptance', () => {
+  /** A message about the inviter's right ("invite", "inviter"; "invitation" alone names no rule). */
+  const INVITER_RULE = /\binviter?\b/i;
+
   /** Accept refused with 409 naming the rule: the invitation pending, no membership, no event. */
   async function expectRefused(org: string, invitee: SignedUp, token: string, invitationId: string, rule: RegExp) {
     const before = await organizationSnapshot(app, org);
@@ -787,7 +800,7 @@ describe('checked again at acceptance', () => {
     await grant(ws.id, member, 'admin');
     const { invitation, token } = await invite({ ws: ws.id }, member, dave.user.email, 'admin');
     await setWorkspaceRole(ws.id, member, 'viewer');
-    await expectRefused(org, dave, token, invitation.id, /invit/i);
+    await expectRefused(org, dave, token, invitation.id, INVITER_RULE);
     expect(await workspaceRoleOf(app, ws.id, dave.user.id)).toBeNull();
 
     await setWorkspaceRole(ws.id, member, 'admin');
@@ -801,7 +814,7 @@ describe('checked again at acceptance', () => {
     const org = await team();
     const { invitation, token } = await invite({ org }, admin, ann.user.email, 'admin');
     await setOrganizationRole(org, admin, 'member');
-    await expectRefused(org, ann, token, invitation.id, /invit/i);
+    await expectRefused(org, ann, token, invitation.id, INVITER_RULE);
     expect(await organizationRoleOf(app, org, ann.user.id)).toBeNull();
 
     await setOrganizationRole(org, admin, 'admin');
@@ -907,6 +920,54 @@ describe('checked again at acceptance', () => {
     expectFailure(await REST.inviteToOrganization(admin.token, org, { email: dave.user.email, role: 'member' }), 404, 'NOT_FOUND');
   });
 
+  it('the organization deleted: its invitations go with it, the token is unknown (404)', async () => {
+    const org = await createOrganizationFor(app, owner.token);
+    const { invitation, token } = await invite({ org }, owner, ann.user.email, 'member');
+    await expectStatus('DELETE', `/organizations/${org}`, owner.token, 204);
+    expect(await invitationRow(app, invitation.id)).toBeNull();
+    expectNotFoundToken(await REST.accept(ann.token, { token }));
+    expectFailure(await REST.preview({ token }), 404, 'NOT_FOUND');
+  });
+
+  it("leaving the organization, or deleting one's account, revokes one's pending invitations too; invited_by is null once the account is gone", async () => {
+    const [eve] = await signupMany(app, ['Eve']);
+    const org = await team([[eve, 'admin']]);
+    const kept = await invite({ org }, eve, ann.user.email, 'member');
+    expectOk(await REST.accept(ann.token, { token: kept.token }), 200);
+    const byEve = await invite({ org }, eve, bob.user.email, 'member');
+    const byMember = await invite({ org }, member, carol.user.email, 'member');
+
+    // The member leaves: their invitation is revoked, by them.
+    await expectStatus('DELETE', `/organizations/${org}/members/${member.user.id}`, member.token, 204);
+    expect(await invitationRow(app, byMember.invitation.id)).toMatchObject({ status: 'revoked', invited_by: member.user.id });
+    expect((await eventsOf(app, org, byMember.invitation.id)).at(-1)).toMatchObject({
+      action: 'invitation.revoked',
+      actor_id: member.user.id,
+      changes: statusChange('revoked'),
+    });
+    expectNotFoundToken(await REST.accept(carol.token, { token: byMember.token }));
+
+    // Eve deletes her account: her pending invitation is revoked (by her), and no invitation names her any more.
+    await expectStatus('DELETE', '/auth/me', eve.token, 204);
+    expect(await invitationRow(app, byEve.invitation.id)).toMatchObject({ status: 'revoked', invited_by: null });
+    expect(await invitationRow(app, kept.invitation.id)).toMatchObject({
+      status: 'accepted',
+      invited_by: null,
+      accepted_user_id: ann.user.id,
+    });
+    expect((await eventsOf(app, org, byEve.invitation.id)).at(-1)).toMatchObject({
+      action: 'invitation.revoked',
+      actor_id: eve.user.id,
+      changes: statusChange('revoked'),
+    });
+    expectNotFoundToken(await REST.accept(bob.token, { token: byEve.token }));
+    const got = await REST.get(owner.token, kept.invitation.id);
+    expectOk(got, 200);
+    expect(got.body).toMatchObject({ invited_by: null, status: 'accepted' });
+    expect(await organizationRoleOf(app, org, bob.user.id)).toBeNull();
+    expect(await organizationRoleOf(app, org, carol.user.id)).toBeNull();
+  });
+
   it('guest or member is decided at acceptance: one who joined the organization since joins as a member, one who left it as a guest', async () => {
     const org = await team([[dave, 'member']]);
     const open = await workspaceIn(org, GUESTS);
@@ -978,7 +1039,7 @@ describe('the email match', () => {
 
 /** The main app's database served with other limits and a clock of its own (the in-memory budgets are its own too). */
 async function withLimits(overrides: Partial<Config>, ownClock: () => Date): Promise<TestApp> {
-  return serveApp({ ...app.config, ...overrides } as Config, app.database, async () => {}, pino({ level: 'silent' }), ownClock);
+  return serveApp({ ...app.config, ...overrides }, app.database, async () => {}, pino({ level: 'silent' }), ownClock);
 }
 
 describe('limits', () => {
@@ -1020,6 +1081,47 @@ describe('limits', () => {
     ]);
   });
 
+  it('an expired invitation blocks no new one; resending it then would make two pending (409); revoking it works', async () => {
+    const org = await team();
+    const old = await invite({ org }, admin, ann.user.email, 'member');
+    tick(TTL_MS + 60_000);
+    const fresh = await invite({ org }, admin, ann.user.email, 'admin');
+    const before = await organizationSnapshot(app, org);
+    expectFailure(await REST.resend(admin.token, old.invitation.id), 409, 'CONFLICT');
+    expect(await organizationSnapshot(app, org)).toEqual(before);
+    expect((await invitationRow(app, old.invitation.id))!.token_hash).toBe(sha256Hex(old.token));
+    expectOk(await REST.revoke(admin.token, old.invitation.id), 204);
+    expect((await invitationRow(app, old.invitation.id))!.status).toBe('revoked');
+    const accepted = await REST.accept(ann.token, { token: fresh.token });
+    expectOk(accepted, 200);
+    expect(accepted.body.membership.role).toBe('admin');
+  });
+
+  it('an accepter who is already a member: 409, the invitation stays pending', async () => {
+    const org = await team();
+    const ws = await workspaceIn(org, PRIVATE);
+    // A workspace invitation, then a direct membership before it is accepted.
+    const toWorkspace = await invite({ ws: ws.id }, admin, member.user.email, 'admin');
+    await grant(ws.id, member, 'viewer');
+    let before = await organizationSnapshot(app, org);
+    expectFailure(await REST.accept(member.token, { token: toWorkspace.token }), 409, 'CONFLICT');
+    expect(await organizationSnapshot(app, org)).toEqual(before);
+    expect(await workspaceRoleOf(app, ws.id, member.user.id)).toBe('viewer');
+
+    // An organization invitation that expired, a second one accepted, then the first resent.
+    const first = await invite({ org }, admin, ann.user.email, 'admin');
+    tick(TTL_MS + 60_000);
+    const second = await invite({ org }, admin, ann.user.email, 'member');
+    expectOk(await REST.accept(ann.token, { token: second.token }), 200);
+    const resent = await REST.resend(admin.token, first.invitation.id);
+    expectOk(resent, 200);
+    before = await organizationSnapshot(app, org);
+    expectFailure(await TRPC.accept(ann.token, { token: resent.body.token }), 409, 'CONFLICT');
+    expect(await organizationSnapshot(app, org)).toEqual(before);
+    expect((await invitationRow(app, first.invitation.id))!.status).toBe('pending');
+    expect(await organizationRoleOf(app, org, ann.user.id)).toBe('member');
+  });
+
   it('an existing member: 409 for the organization, and for a workspace where they are an explicit member', async () => {
     const org = await team();
     const ws = await workspaceIn(org);
@@ -1039,7 +1141,7 @@ describe('limits', () => {
 
   it('INVITATIONS_PENDING_MAX: past it the create is 409 QUOTA_EXCEEDED, nothing written; revoked and expired ones do not count', async () => {
     let limitClock = clock;
-    const limited = await withLimits({ INVITATIONS_PENDING_MAX: 2, INVITATIONS_PER_DAY: 0 } as Partial<Config>, () => new Date(limitClock));
+    const limited = await withLimits({ INVITATIONS_PENDING_MAX: 2, INVITATIONS_PER_DAY: 0 }, () => new Date(limitClock));
     try {
       const face = restFace(() => limited);
       // An organization of its own, with no invitation yet (a team's members joined by invitation).
@@ -1051,7 +1153,7 @@ describe('limits', () => {
       expectOk(await face.inviteToWorkspace(owner.token, ws.id, { email: uniqueEmail('p2'), role: 'viewer' }), 201);
       const before = await organizationSnapshot(app, org);
       const refused = await face.inviteToOrganization(owner.token, org, { email: uniqueEmail('p3'), role: 'member' });
-      expectFailure(refused, 409, 'QUOTA_EXCEEDED', /INVITATIONS_PENDING_MAX|pending/i);
+      expectFailure(refused, 409, 'QUOTA_EXCEEDED', /INVITATIONS_PENDING_MAX/);
       const overTrpc = await trpcFace(() => limited).inviteToOrganization(owner.token, org, { email: uniqueEmail('p3'), role: 'member' });
       expectFailure(overTrpc, 409, 'QUOTA_EXCEEDED');
       expect(await organizationSnapshot(app, org)).toEqual(before);
@@ -1072,7 +1174,7 @@ describe('limits', () => {
 
   it('INVITATIONS_PER_DAY counts creates and resends: past it 429 with Retry-After, nothing written; the next window allows again', async () => {
     let limitClock = clock;
-    const limited = await withLimits({ INVITATIONS_PENDING_MAX: 0, INVITATIONS_PER_DAY: 3 } as Partial<Config>, () => new Date(limitClock));
+    const limited = await withLimits({ INVITATIONS_PENDING_MAX: 0, INVITATIONS_PER_DAY: 3 }, () => new Date(limitClock));
     try {
       const face = restFace(() => limited);
       // An organization of its own, with no invitation yet (a team's members joined by invitation).
@@ -1180,7 +1282,7 @@ describe('the token', () => {
   it('appears in no log line, event, list or GET answer; the table holds only its SHA-256', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) });
-    const logged = await serveApp({ ...app.config, LOG_LEVEL: 'trace' } as Config, app.database, async () => {}, logger, now);
+    const logged = await serveApp({ ...app.config, LOG_LEVEL: 'trace' }, app.database, async () => {}, logger, now);
     const tokens: string[] = [];
     const answers: string[] = [];
     try {
@@ -1246,6 +1348,7 @@ describe('the token', () => {
       expect(events.length).toBeGreaterThan(0);
       for (const token of tokens) for (const event of events) expect(event.t).not.toContain(token);
       const everything = await wholeDatabaseText(app);
+      expect(everything.filter((text) => text.startsWith('invitations: ')).length).toBeGreaterThanOrEqual(3);
       for (const token of tokens) expect(everything.filter((text) => text.includes(token))).toEqual([]);
     } finally {
       await logged.close();
@@ -1264,7 +1367,7 @@ describe('preview', () => {
   it('needs no token, answers only its five fields, and is limited per address on a budget of its own (login still passes)', async () => {
     const org = await team();
     const { token, invitation } = await invite({ org }, admin, dave.user.email, 'admin');
-    const limited = await withLimits({ AUTH_RATE_LIMIT_PER_MINUTE: 3 } as Partial<Config>, now);
+    const limited = await withLimits({ AUTH_RATE_LIMIT_PER_MINUTE: 3 }, now);
     try {
       const face = restFace(() => limited);
       for (let i = 0; i < 3; i++) {
@@ -1283,6 +1386,8 @@ describe('preview', () => {
       expectFailure(refused, 429, 'TOO_MANY_REQUESTS');
       // Unknown tokens are limited alike (no probing past it).
       expectFailure(await face.preview({ token: randomBytes(32).toString('base64url') }), 429, 'TOO_MANY_REQUESTS');
+      // Both faces share the address's budget.
+      expectFailure(await trpcFace(() => limited).preview({ token }), 429, 'TOO_MANY_REQUESTS');
       // Login is a budget of its own.
       const login = await limited.request('POST', '/api/v1/auth/login', { body: { email: dave.user.email, password: dave.password } });
       expect(login.status, login.text).toBe(200);
