@@ -145,11 +145,12 @@ const toWorkspace = (row: WorkspaceRow) => ({
 
 /**
  * The caller's effective role in workspace `w` as a rank (3 admin, 2 member, 1 viewer; null: no
- * access), from their membership `m` of its organization and their workspace_members row `wm`.
+ * access), from their membership `m` of its organization and their workspace_members row `wm`
+ * (which counts for a guest, outside the organization, only while the workspace allows guests).
  */
 const roleRank = sql`greatest(
       case when m.role in ('owner', 'admin') then 3 end,
-      case wm.role when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end,
+      case when m.role is not null or w.effective_allow_guests then case wm.role when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end end,
       case when m.role is not null and w.effective_visibility = 'organization'
         then case w.effective_default_role when 'admin' then 3 when 'member' then 2 when 'viewer' then 1 end end)`;
 
@@ -211,8 +212,8 @@ const WORKSPACE_COLUMNS = sql`w.id, w.organization_id, w.name, w.slug, w.descrip
  * Which rows: in one organization, all of them for its owners and admins; for a plain member,
  * the workspaces visible to the organization and the private ones they hold an explicit
  * membership of — two keyset scans, each stopped at the page's size, merged. Across
- * organizations, the workspaces of the caller's organizations their role admits (an explicit
- * membership needs a membership of the organization: README, Workspace access). The row count
+ * organizations, the workspaces of the caller's organizations their role admits, and those of
+ * other organizations they are a guest in (README, Invitations and guests). The row count
  * is written into the statement, not bound: a prepared statement's generic plan cannot see a
  * bound LIMIT and would walk a whole organization to find a member's few private workspaces.
  */
@@ -280,11 +281,20 @@ async function listWorkspaces(caller: Caller, query: URLSearchParams) {
         select u.token_version as tv, null as role, ${WORKSPACE_COLUMNS}
         from users u
         left join lateral (
-          select w.* from workspaces w
-          join memberships m on m.organization_id = w.organization_id and m.user_id = ${caller.userId}
-          left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = ${caller.userId}
-          where w.archived_at is null ${keyset} and ${roleRank} is not null
-          order by w.created_at, w.id limit ${take}
+          select * from (
+            (select w.* from workspaces w
+              join memberships m on m.organization_id = w.organization_id and m.user_id = ${caller.userId}
+              left join workspace_members wm on wm.workspace_id = w.id and wm.user_id = ${caller.userId}
+              where w.archived_at is null ${keyset} and ${roleRank} is not null
+              order by w.created_at, w.id limit ${take})
+            union all
+            (select w.* from workspace_members wm join workspaces w on w.id = wm.workspace_id
+              left join memberships m on m.organization_id = w.organization_id and m.user_id = ${caller.userId}
+              where wm.user_id = ${caller.userId} and m.user_id is null and w.effective_allow_guests
+                and w.archived_at is null ${keyset}
+              order by w.created_at, w.id limit ${take})
+          ) page
+          order by page.created_at, page.id limit ${take}
         ) w on true
         where u.id = ${caller.userId}
         order by w.created_at, w.id`;

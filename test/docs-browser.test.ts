@@ -143,7 +143,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
       expect(await listOrganizations.locator('.opblock-summary-method').innerText()).toBe('GET');
       expect(await listOrganizations.locator('.opblock-summary-path').getAttribute('data-path')).toBe('/organizations');
 
-      for (const name of ['auth', 'organizations', 'workspaces', 'audit']) {
+      for (const name of ['auth', 'organizations', 'workspaces', 'invitations', 'audit']) {
         expect(await page.locator(`#operations-tag-${name}`).count(), `tag ${name}`).toBe(1);
       }
       expect(await page.locator('#operations-auth-signup').count()).toBe(1);
@@ -494,6 +494,48 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs (Chromium at ${CHROMIUM})`, (
       const direct = await app.request('GET', path, { token: account.token });
       expect(direct.status).toBe(200);
       expect(direct.body).toEqual(shown);
+    },
+    BROWSER_TEST_TIMEOUT,
+  );
+
+  it(
+    'previews an invitation with POST /invitations/preview, no token sent: the pre-filled example with the real token',
+    async () => {
+      const invited = await app.request('POST', `/api/v1/organizations/${account.organization.id}/invitations`, {
+        token: account.token,
+        body: { email: 'browser-invitee@example.com', role: 'member' },
+      });
+      expect(invited.status, invited.text).toBe(201);
+      await page.goto(`${app.url}/docs#/invitations`, { waitUntil: 'load' });
+      const preview = page.locator('#operations-invitations-previewInvitation');
+      await expandOperation(preview);
+      const editor = preview.locator('textarea.body-param__text');
+      await editor.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+      const example = JSON.parse(await editor.inputValue());
+      expect(Object.keys(example)).toEqual(['token']);
+      await editor.fill(JSON.stringify({ token: invited.body.token }));
+
+      const path = '/api/v1/invitations/preview';
+      const sent = page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === path, { timeout: UI_TIMEOUT });
+      await preview.locator('button.execute').click();
+      const request = await sent;
+      // An open operation: Swagger UI sends no Authorization, even with a token in Authorize.
+      expect(request.headers().authorization).toBeUndefined();
+      executedPaths.push(path);
+
+      const { status, body } = await liveResponse(preview);
+      expect(status, body).toBe('200');
+      expect(JSON.parse(body)).toEqual({
+        organization_name: account.organization.name,
+        workspace_name: null,
+        role: 'member',
+        expires_at: invited.body.invitation.expires_at,
+        status: 'pending',
+      });
+      // Previewing changes nothing.
+      expect(await app.query('select status from invitations where id = $1', [invited.body.invitation.id])).toEqual([
+        { status: 'pending' },
+      ]);
     },
     BROWSER_TEST_TIMEOUT,
   );

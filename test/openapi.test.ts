@@ -8,12 +8,12 @@ import { ERROR_STATUS } from '../src/lib/errors';
 import type { AppMeta } from '../src/trpc/init';
 import { signup, startTestApp, type TestApp } from './helpers/app';
 
-const TAGS = ['auth', 'organizations', 'workspaces', 'audit'];
+const TAGS = ['auth', 'organizations', 'workspaces', 'invitations', 'audit'];
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 /** Creates that make several resources answer 201 without a Location (API.md, Conventions). */
 const CREATES_WITHOUT_LOCATION = new Set(['POST /auth/signup', 'POST /workspaces/provision']);
 /** The only operations callable without a bearer token. */
-const PUBLIC_OPERATIONS = new Set(['POST /auth/signup', 'POST /auth/login']);
+const PUBLIC_OPERATIONS = new Set(['POST /auth/signup', 'POST /auth/login', 'POST /invitations/preview']);
 
 interface Response {
   description?: string;
@@ -171,6 +171,11 @@ describe('operations', () => {
         expect(operation.tags, key).toEqual(['audit']);
         continue;
       }
+      // So are invitations (README, Invitations and guests), to an organization or to a workspace.
+      if (/\/invitations(\/|$)/.test(key)) {
+        expect(operation.tags, key).toEqual(['invitations']);
+        continue;
+      }
       if (key.includes(' /auth/')) expect(operation.tags, key).toEqual(['auth']);
       if (/ \/workspaces(\/|$)/.test(key)) expect(operation.tags, key).toEqual(['workspaces']);
       if (/ \/organizations(\/|$)/.test(key)) expect(operation.tags, key).toEqual(['organizations']);
@@ -191,7 +196,8 @@ describe('operations', () => {
   it('documents a JSON request body for every POST and PUT that takes one', () => {
     for (const rest of restProcedures) {
       if (rest.method !== 'POST' && rest.method !== 'PUT') continue;
-      if (rest.key === 'POST /auth/logout') continue; // takes no input
+      // These take no input but their path.
+      if (rest.key === 'POST /auth/logout' || rest.key === 'POST /invitations/{invitation_id}/resend') continue;
       expect(operationOf(rest)!.requestBody?.content?.['application/json'], rest.key).toBeDefined();
     }
   });
@@ -358,7 +364,7 @@ describe('security', () => {
     expect(schemes).toContainEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
   });
 
-  it('protects every operation but signup and login, which are open', () => {
+  it('protects every operation but signup, login and the invitation preview, which are open', () => {
     const [bearerName] = Object.entries(document.components.securitySchemes).find(([, s]) => s.type === 'http' && s.scheme === 'bearer')!;
     expect(document.security ?? []).toEqual([]);
     for (const [key, operation] of allOperations()) {

@@ -305,6 +305,7 @@ const OPERATIONS: Record<string, Operation> = {
         email: subject.user.email,
         name: subject.user.name,
         role: 'viewer',
+        guest: false,
         created_at: expect.stringMatching(ISO_MS_PATTERN),
       });
     },
@@ -320,6 +321,7 @@ const OPERATIONS: Record<string, Operation> = {
         email: subject.user.email,
         name: subject.user.name,
         role: 'viewer',
+        guest: false,
         created_at: expect.stringMatching(ISO_MS_PATTERN),
       }),
   },
@@ -329,7 +331,7 @@ const OPERATIONS: Record<string, Operation> = {
     rest: ({ ws, account }) => app.request('GET', `${wsPath(ws.id)}/access`, { token: account.token }),
     trpc: ({ ws, account }) => trpc(account).workspaces.access.query({ workspace_id: ws.id }),
     allowed: (answer, { ws, account, caller }) =>
-      expect(answer).toEqual({ workspace_id: ws.id, user_id: account.user.id, role: caller.role, source: caller.source }),
+      expect(answer).toEqual({ workspace_id: ws.id, user_id: account.user.id, role: caller.role, source: caller.source, guest: false }),
   },
   "another user's access": {
     ability: 'manageMembers',
@@ -337,12 +339,12 @@ const OPERATIONS: Record<string, Operation> = {
     rest: ({ ws, account }) => app.request('GET', `${wsPath(ws.id)}/access?user_id=${subject.user.id}`, { token: account.token }),
     trpc: ({ ws, account }) => trpc(account).workspaces.access.query({ workspace_id: ws.id, user_id: subject.user.id }),
     allowed: async (answer, { ws, account, face }) => {
-      expect(answer).toEqual({ workspace_id: ws.id, user_id: subject.user.id, role: 'viewer', source: 'workspace_member' });
+      expect(answer).toEqual({ workspace_id: ws.id, user_id: subject.user.id, role: 'viewer', source: 'workspace_member', guest: false });
       // Anyone in the organization is answered, with access or without (null); someone outside it is 404.
       const path = (user: SignedUp) => `${wsPath(ws.id)}/access?user_id=${user.user.id}`;
       const ask = (user: SignedUp) => trpc(account).workspaces.access.query({ workspace_id: ws.id, user_id: user.user.id });
-      const noAccess = { workspace_id: ws.id, user_id: plainMember.user.id, role: null, source: null };
-      const owner = { workspace_id: ws.id, user_id: orgOwner.user.id, role: 'admin', source: 'organization_role' };
+      const noAccess = { workspace_id: ws.id, user_id: plainMember.user.id, role: null, source: null, guest: false };
+      const owner = { workspace_id: ws.id, user_id: orgOwner.user.id, role: 'admin', source: 'organization_role', guest: false };
       const notMember = `User ${outsider.user.id} is not a member of this workspace's organization`;
       if (face === 'REST') {
         expect((await app.request('GET', path(plainMember), { token: account.token })).body).toEqual(noAccess);
@@ -437,6 +439,7 @@ const OPERATIONS: Record<string, Operation> = {
         email: newcomer.user.email,
         name: newcomer.user.name,
         role: 'member',
+        guest: false,
         created_at: expect.stringMatching(ISO_MS_PATTERN),
       });
       if (headers) expect(headers.get('location')).toBe(`${wsPath(ws.id)}/members/${newcomer.user.id}`);
@@ -764,7 +767,7 @@ describe('a user id spelled in upper case', () => {
   });
 
   it('is your own access, in the answer as in the decision (both faces)', async () => {
-    const own = { workspace_id: ws.id, user_id: wsViewer.user.id, role: 'viewer', source: 'workspace_member' };
+    const own = { workspace_id: ws.id, user_id: wsViewer.user.id, role: 'viewer', source: 'workspace_member', guest: false };
     const res = await app.request('GET', `${wsPath(upper(ws.id))}/access?user_id=${upper(wsViewer.user.id)}`, { token: wsViewer.token });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toEqual(own);
@@ -884,6 +887,7 @@ describe('a private workspace, for a plain member of its organization', () => {
         workspace_id: k.ws.id,
         user_id: reader.user.id,
         ...k.access,
+        guest: false,
       });
     }
   });
@@ -1015,6 +1019,7 @@ async function expectDerived(
       user_id: plain.user.id,
       role: expected.default_role,
       source: 'organization_visibility',
+      guest: false,
     });
   } else {
     expectApiError(access, 404, 'NOT_FOUND');
@@ -1319,15 +1324,24 @@ describe('the derived access columns', () => {
 // 4. The JS derivation and the SQL one agree, over every combination
 // ---------------------------------------------------------------------------------------------
 
-describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSettings agree', () => {
+describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSettings agree (visibility, default_role, allow_guests)', () => {
   const VISIBILITIES = [undefined, 'private', 'organization'] as const;
   const ROLES = [undefined, 'viewer', 'admin'] as const;
   /** A workspace may also say `member` (the system default) against an organization's other value. */
   const OVERRIDE_ROLES = [...ROLES, 'member'] as const;
-  const LOCKS = [[], ['permissions'], ['permissions.visibility'], ['permissions.default_role']];
-  const layer = (visibility?: Visibility, default_role?: DefaultRole): SettingsLayer =>
-    visibility || default_role ? { permissions: { ...(visibility ? { visibility } : {}), ...(default_role ? { default_role } : {}) } } : {};
-  const OVERRIDES = VISIBILITIES.flatMap((v) => OVERRIDE_ROLES.map((r) => layer(v, r)));
+  const GUESTS = [undefined, true, false] as const;
+  const LOCKS = [[], ['permissions'], ['permissions.visibility'], ['permissions.default_role'], ['permissions.allow_guests']];
+  const layer = (visibility?: Visibility, default_role?: DefaultRole, allow_guests?: boolean): SettingsLayer =>
+    visibility || default_role || allow_guests !== undefined
+      ? {
+          permissions: {
+            ...(visibility ? { visibility } : {}),
+            ...(default_role ? { default_role } : {}),
+            ...(allow_guests !== undefined ? { allow_guests } : {}),
+          },
+        }
+      : {};
+  const OVERRIDES = VISIBILITIES.flatMap((v) => OVERRIDE_ROLES.flatMap((r) => GUESTS.map((g) => layer(v, r, g))));
   /** Whether a workspace may hold `overrides` under `locks` (a value under a lock is refused). */
   const allowedUnder = (locks: string[], overrides: SettingsLayer) =>
     !locks.some((lock) =>
@@ -1340,7 +1354,7 @@ describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSet
     const organizationId = await createTeam(app, orgOwner);
     const others = () =>
       app.query(
-        'select id, effective_visibility, effective_default_role, version from workspaces where organization_id <> $1 order by id',
+        'select id, effective_visibility, effective_default_role, effective_allow_guests, version from workspaces where organization_id <> $1 order by id',
         [organizationId],
       );
     const elsewhere = await others();
@@ -1355,17 +1369,26 @@ describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSet
     // Every override, written while nothing is locked: these rows move with each change below.
     await provision(OVERRIDES);
     const probe = await createWorkspace(app, orgOwner.token, organizationId, { name: uniqueWorkspaceName('Probe') });
-    const backfill = readFileSync(new URL('../drizzle/0005_workspace-access.sql', import.meta.url), 'utf8');
-    const backfillUpdate = backfill.slice(backfill.indexOf('UPDATE "workspaces"')).trim().replace(/;$/, '');
-    expect(backfillUpdate).toMatch(/^UPDATE "workspaces" AS w SET[\s\S]*WHERE o\."id" = w\."organization_id"$/);
+    // The migrations' backfills: visibility and default role (0005), allow_guests (0006).
+    const backfillUpdates = ['0005_workspace-access', '0006_invitations'].map((migration) => {
+      const backfill = readFileSync(new URL(`../drizzle/${migration}.sql`, import.meta.url), 'utf8');
+      const update = backfill.slice(backfill.indexOf('UPDATE "workspaces"')).trim().replace(/;$/, '');
+      expect(update).toMatch(/^UPDATE "workspaces" AS w SET[\s\S]*WHERE o\."id" = w\."organization_id"$/);
+      return update;
+    });
 
     const states = LOCKS.flatMap((locks) => VISIBILITIES.flatMap((visibility) => ROLES.map((role) => ({ locks, visibility, role }))));
     let step = 0;
     for (const { locks, visibility, role } of states) {
       step++;
-      const label = `organization ${JSON.stringify({ visibility, role, locks })}`;
-      await putOrganizationSettings(organizationId, { permissions: { visibility: visibility ?? null, default_role: role ?? null }, locks });
-      const rules = { settings: layer(visibility, role), locks };
+      // allow_guests takes each of its values in turn, so every change between them happens too.
+      const guests = GUESTS[step % GUESTS.length];
+      const label = `organization ${JSON.stringify({ visibility, role, guests, locks })}`;
+      await putOrganizationSettings(organizationId, {
+        permissions: { visibility: visibility ?? null, default_role: role ?? null, allow_guests: guests ?? null },
+        locks,
+      });
+      const rules = { settings: layer(visibility, role, guests), locks };
       const [stored] = await app.query<{ settings: SettingsLayer; settings_locks: string[] }>(
         'select settings, settings_locks from organizations where id = $1',
         [organizationId],
@@ -1383,7 +1406,13 @@ describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSet
       const next = allowed[(step * 5) % allowed.length]!.permissions;
       const touched = await app.request('PUT', `${wsPath(probe.id)}/settings`, {
         token: orgOwner.token,
-        body: { permissions: { visibility: next?.visibility ?? null, default_role: next?.default_role ?? null } },
+        body: {
+          permissions: {
+            visibility: next?.visibility ?? null,
+            default_role: next?.default_role ?? null,
+            allow_guests: next?.allow_guests ?? null,
+          },
+        },
       });
       expect(touched.status, touched.text).toBe(200);
 
@@ -1392,18 +1421,25 @@ describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSet
         settings: SettingsLayer;
         effective_visibility: Visibility;
         effective_default_role: DefaultRole;
-      }>('select id, settings, effective_visibility, effective_default_role from workspaces where organization_id = $1 order by id', [
-        organizationId,
-      ]);
+        effective_allow_guests: boolean;
+      }>(
+        'select id, settings, effective_visibility, effective_default_role, effective_allow_guests from workspaces where organization_id = $1 order by id',
+        [organizationId],
+      );
       const resolved = rows.map((row) => {
-        const { visibility: v, default_role: r } = resolveEffectiveSettings(rules.settings, row.settings, locks).effective.permissions;
-        return { id: row.id, effectiveVisibility: v, effectiveDefaultRole: r };
+        const {
+          visibility: v,
+          default_role: r,
+          allow_guests: g,
+        } = resolveEffectiveSettings(rules.settings, row.settings, locks).effective.permissions;
+        return { id: row.id, effectiveVisibility: v, effectiveDefaultRole: r, effectiveAllowGuests: g };
       });
       expect(
         rows.map((row) => ({
           id: row.id,
           effectiveVisibility: row.effective_visibility,
           effectiveDefaultRole: row.effective_default_role,
+          effectiveAllowGuests: row.effective_allow_guests,
         })),
         `stored, ${label}`,
       ).toEqual(resolved);
@@ -1411,14 +1447,15 @@ describe('effectiveAccess (JS), the stored columns (SQL) and resolveEffectiveSet
         rows.map((row) => ({ id: row.id, ...effectiveAccess(rules, row.settings) })),
         `effectiveAccess, ${label}`,
       ).toEqual(resolved);
-      // The migration's backfill derives the same values (it rewrites none of them).
-      await app.query(`${backfillUpdate} AND w."organization_id" = $1`, [organizationId]);
+      // The migrations' backfills derive the same values (they rewrite none of them).
+      for (const update of backfillUpdates) await app.query(`${update} AND w."organization_id" = $1`, [organizationId]);
       expect(
-        await app.query('select id, effective_visibility, effective_default_role from workspaces where organization_id = $1 order by id', [
-          organizationId,
-        ]),
+        await app.query(
+          'select id, effective_visibility, effective_default_role, effective_allow_guests from workspaces where organization_id = $1 order by id',
+          [organizationId],
+        ),
         `backfill, ${label}`,
-      ).toEqual(rows.map(({ id, effective_visibility, effective_default_role }) => ({ id, effective_visibility, effective_default_role })));
+      ).toEqual(rows.map(({ settings: _settings, ...derived }) => derived));
     }
     // No other organization's rows moved.
     expect(await others()).toEqual(elsewhere);

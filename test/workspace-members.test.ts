@@ -378,6 +378,7 @@ describe.each(FACES)('members API over $name', (face) => {
       email: names.get(r.user_id)!.user.email,
       name: names.get(r.user_id)!.user.name,
       role: r.role,
+      guest: false,
       created_at: r.created_at,
     }));
     // Added one after another: oldest first is the order they were added in.
@@ -439,6 +440,7 @@ describe.each(FACES)('members API over $name', (face) => {
       email: member.user.email,
       name: 'Member',
       role: 'member',
+      guest: false,
       created_at: stored!.created_at,
     });
     // The owner sees every workspace, but is no explicit member of this one; nor is the admin.
@@ -464,6 +466,7 @@ describe.each(FACES)('members API over $name', (face) => {
       email: member.user.email,
       name: 'Member',
       role: 'viewer',
+      guest: false,
       created_at: row!.created_at,
     });
     if (face.name === 'REST') {
@@ -560,6 +563,7 @@ describe.each(FACES)('members API over $name', (face) => {
       email: member.user.email,
       name: 'Member',
       role: 'admin',
+      guest: false,
       created_at: before!.created_at,
     });
     expect(await memberRows(ws)).toEqual([{ ...before!, role: 'admin' }]);
@@ -647,6 +651,7 @@ describe.each(FACES)('members API over $name', (face) => {
       user_id: viewer.user.id,
       role: 'member',
       source: 'organization_visibility',
+      guest: false,
     });
     await expectMemberEvents(
       face,
@@ -707,6 +712,7 @@ describe.each(FACES)('access over $name', (face) => {
     user_id: typeof user === 'string' ? user : user.user.id,
     role,
     source,
+    guest: false,
   });
 
   it('answers the caller’s own role and its source: organization_role, workspace_member, organization_visibility; none is 404', async () => {

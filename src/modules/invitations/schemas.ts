@@ -35,14 +35,12 @@ export type Invitation = z.output<typeof invitationSchema>;
 
 /** 256 random bits as base64url: 43 characters. */
 const TOKEN_LENGTH = 43;
-export const invitationToken = z
-  .string()
-  .meta({
-    description: 'The invitation token: shown once, in this answer; the service keeps only its hash',
-    minLength: TOKEN_LENGTH,
-    maxLength: TOKEN_LENGTH,
-    pattern: '^[A-Za-z0-9_-]{43}$',
-  });
+export const invitationToken = z.string().meta({
+  description: 'The invitation token: shown once, in this answer; the service keeps only its hash',
+  minLength: TOKEN_LENGTH,
+  maxLength: TOKEN_LENGTH,
+  pattern: '^[A-Za-z0-9_-]{43}$',
+});
 
 export const invitationWithTokenSchema = z
   .object({ invitation: invitationSchema, token: invitationToken })

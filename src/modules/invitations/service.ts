@@ -11,7 +11,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { and, count, desc, eq, gt, inArray, isNull, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gt, inArray, isNull, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx, Tx } from '../../db/client';
 import { isUniqueViolation } from '../../db/errors';
 import {
@@ -33,7 +33,7 @@ import { changesBetween, recordEvents, memberEvent, workspaceMemberEvent, type A
 import { resolveEffectiveSettings } from '../settings/resolve';
 import { findRole, hasRole } from '../organizations/access';
 import { hasWorkspaceRole } from '../workspaces/access';
-import { findWithAccess, loadWorkspace, lockOrganizationOf, organizationRules } from '../workspaces/service';
+import { assertActive, findWithAccess, loadWorkspace, lockOrganizationOf, organizationRules } from '../workspaces/service';
 import type { WorkspaceRow } from '../workspaces/rows';
 import type { AcceptedInvitation, Invitation, InvitationPage, InvitationPreview, InvitationWithToken } from './schemas';
 
@@ -91,8 +91,6 @@ interface InvitePermissions {
 /** An invitation's target: the organization, or one of its workspaces. */
 type Target = { organizationId: string; workspace: WorkspaceRow | null };
 
-const WORKSPACE_ROLE_RANK: Record<WorkspaceRole, number> = { viewer: 1, member: 2, admin: 3 };
-
 /**
  * Why `inviterRole` (their organization role for an organization invitation, their effective
  * workspace role for a workspace's) may not give `role` to the target, or undefined when they
@@ -108,13 +106,15 @@ function refusal(target: Target, inviterRole: AnyRole, role: AnyRole, guest: boo
     return role === 'member' ? undefined : 'a member who is not an admin may invite with the member role only';
   }
   const workspaceRole = inviterRole as WorkspaceRole;
-  if (guest && !permissions.allow_guests) return 'the workspace does not allow guests (permissions.allow_guests is false)';
-  if (guest && WORKSPACE_ROLE_RANK[role as WorkspaceRole] > WORKSPACE_ROLE_RANK.member)
-    return 'a guest can be given at most the member role';
-  if (workspaceRole === 'admin') return undefined;
   if (workspaceRole === 'viewer') return 'a viewer of the workspace cannot invite';
-  if (!permissions.allow_member_invites) return 'the workspace does not let its members invite (permissions.allow_member_invites is false)';
-  return role === 'admin' ? 'a member of the workspace may invite with the member or viewer role only' : undefined;
+  if (workspaceRole === 'member') {
+    if (!permissions.allow_member_invites)
+      return 'the workspace does not let its members invite (permissions.allow_member_invites is false)';
+    if (role === 'admin') return 'a member of the workspace may invite with the member or viewer role only';
+  }
+  if (guest && !permissions.allow_guests) return 'the workspace does not allow guests (permissions.allow_guests is false)';
+  if (guest && role === 'admin') return 'a guest can be given at most the member role';
+  return undefined;
 }
 
 const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
@@ -297,10 +297,6 @@ export async function inviteToWorkspace(
   });
 }
 
-function assertActive(workspace: WorkspaceRow): void {
-  if (workspace.archivedAt) throw new AppError('CONFLICT', 'The workspace is archived; restore it first');
-}
-
 // ---- Read, resend, revoke (by id) ----
 
 /**
@@ -346,6 +342,12 @@ export async function resendInvitation(tx: Tx, author: Author, deps: InvitationD
   const row = await loadManaged(tx, author.id, id, true);
   const now = deps.now();
   if (!changeable(statusAt(row, now))) throw notPending(statusAt(row, now));
+  // An expired one may have been followed by another invitation to that email: that one stands.
+  const [other] = await tx
+    .select({ id: invitations.id })
+    .from(invitations)
+    .where(and(sameTarget(row.organizationId, row.workspaceId, row.email), eq(invitations.status, 'pending'), ne(invitations.id, id)));
+  if (other) throw alreadyPending(other.id);
   await spendInvitationBudget(tx, row.organizationId, now, deps);
   const token = newToken();
   let updated: InvitationRow;
@@ -377,9 +379,10 @@ export async function revokeInvitation(tx: Tx, author: Author, deps: InvitationD
   await setStatus(tx, author, row, 'revoked', now);
 }
 
+/** Revokes or declines, recording the status it had (`expired` included) and the new one. */
 async function setStatus(tx: Tx, author: Author, row: InvitationRow, status: 'revoked' | 'declined', now: Date): Promise<InvitationRow> {
   const [updated] = await tx.update(invitations).set({ status, updatedAt: now }).where(eq(invitations.id, row.id)).returning();
-  await recordEvents(tx, author, [invitationEvent(`invitation.${status}`, updated!, { status: { from: row.status, to: status } })]);
+  await recordEvents(tx, author, [invitationEvent(`invitation.${status}`, updated!, { status: { from: statusAt(row, now), to: status } })]);
   return updated!;
 }
 

@@ -3,17 +3,19 @@
  *
  * - **One role expression** (`workspaceRole`, SQL): a user's effective role in a workspace,
  *   the highest of what their organization role gives (owner/admin → admin), an explicit
- *   membership, and — for a member of the organization in a workspace visible to it — the
- *   workspace's default role. Every read, list page, settings read, events list, replay and
+ *   membership (a guest's, outside the organization, only while the workspace allows guests),
+ *   and — for a member of the organization in a workspace visible to it — the workspace's
+ *   default role. Every read, list page, settings read, events list, replay and
  *   clone or template source selects it in its own query; a list's filter is that same
  *   expression (`IS NOT NULL`), so a list never shows what a read would refuse.
  * - **One ability table** (`ABILITIES`): what each operation needs, as data. Services ask
  *   `authorize(access, ability)`; the permission tests are generated from the table.
- * - **The derived columns** the expression reads: a workspace's resolved `visibility` and
- *   `default_role` (`effective_visibility`, `effective_default_role`), written by every write
+ * - **The derived columns** the expression reads: a workspace's resolved `visibility`,
+ *   `default_role` and `allow_guests` (`effective_visibility`, `effective_default_role`,
+ *   `effective_allow_guests`), written by every write
  *   that can move them, in its own transaction (`effectiveAccess`, `rederiveAccess`).
  *
- * README, Workspace access, states the rules.
+ * README, Workspace access and Invitations and guests, states the rules.
  * @module
  */
 import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
@@ -124,9 +126,9 @@ export function authorize<T extends Decision>(access: T | undefined, ability: Ab
 
 // ---- The derived columns ----
 
-/** The permissions a workspace row carries resolved, and their columns. */
-const DERIVED = { visibility: 'effectiveVisibility', default_role: 'effectiveDefaultRole', allow_guests: 'effectiveAllowGuests' } as const;
-type DerivedKey = keyof typeof DERIVED;
+/** The permissions a workspace row carries resolved (effective_visibility, effective_default_role, effective_allow_guests). */
+const DERIVED_KEYS = ['visibility', 'default_role', 'allow_guests'] as const;
+type DerivedKey = (typeof DERIVED_KEYS)[number];
 type Permissions = typeof SYSTEM_DEFAULTS.permissions;
 
 /** The organization's side of one permission: whether it locks it, and the value it passes down. */
@@ -188,7 +190,7 @@ const sameRule = <T>(a: PermissionRule<T>, b: PermissionRule<T>) => a.locked ===
  * moved; then only the rows whose resolved values moved are written.
  */
 export async function rederiveAccess(tx: Tx, organizationId: string, before: OrganizationLayer, after: OrganizationLayer): Promise<void> {
-  const moved = (Object.keys(DERIVED) as DerivedKey[]).some((key) => !sameRule(permissionRule(before, key), permissionRule(after, key)));
+  const moved = DERIVED_KEYS.some((key) => !sameRule(permissionRule(before, key), permissionRule(after, key)));
   if (!moved) return;
   const next = effectiveAccessSql(after, workspaces.settings);
   await tx

@@ -128,8 +128,8 @@ export async function organizationRules(tx: Tx, of: { organizationId: string } |
   return row ?? { settings: {}, locks: [] };
 }
 
-/** 409 for a write to an archived workspace: it is read-only until restored. */
-function assertActive(workspace: WorkspaceRow): void {
+/** 409 for a write to an archived workspace (or an invitation to it): it is read-only until restored. */
+export function assertActive(workspace: WorkspaceRow): void {
   if (workspace.archivedAt) throw new AppError('CONFLICT', 'Workspace is archived; restore it first');
 }
 
@@ -230,13 +230,18 @@ export async function createWorkspace(
   return toWorkspace(row);
 }
 
-/** Whether the user is explicitly in some workspace of the organization (a guest, when not a member of it). */
+/**
+ * Whether a user outside the organization is a guest with access in it: explicitly in one of
+ * its workspaces that allows guests now (one shut out everywhere has nothing there: 404).
+ */
 async function isGuestIn(db: DbOrTx, userId: string, organizationId: string): Promise<boolean> {
   const [row] = await db
     .select({ id: workspaceMembers.workspaceId })
     .from(workspaceMembers)
     .innerJoin(workspaces, eq(workspaces.id, workspaceMembers.workspaceId))
-    .where(and(eq(workspaceMembers.userId, userId), eq(workspaces.organizationId, organizationId)))
+    .where(
+      and(eq(workspaceMembers.userId, userId), eq(workspaces.organizationId, organizationId), eq(workspaces.effectiveAllowGuests, true)),
+    )
     .limit(1);
   return row !== undefined;
 }
