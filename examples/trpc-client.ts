@@ -19,7 +19,7 @@
  *   there is none (a fresh account), it signs up a throwaway teammate, invites it to the
  *   organization and accepts as it (members join by invitation), and removes it again at the end.
  *   Then an invitation to the workspace: what its invitee would see (`invitations.preview`, which
- *   needs no token but the invitation's), and revoking it.
+ *   takes the invitation's token and no access token), and revoking it.
  * - It leaves the account as it found it: every workspace it creates is deleted at the end,
  *   also when a step fails (step 10), governance (step 8) puts the organization's locks back,
  *   an invitation it made and did not revoke yet is revoked, and a teammate it added to an

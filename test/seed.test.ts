@@ -299,6 +299,48 @@ describe('npm run seed', () => {
   });
 
   it(
+    'completes a run that stopped between an invitation and its accept: the pending invitation is resent and accepted, none is added',
+    async () => {
+      // As a run that stopped there leaves it: the guest out of Support, with a pending invitation to it.
+      const database = await openDatabase(loadConfig({ ...env, LOG_LEVEL: 'silent' }));
+      const service = await serveApp(loadConfig({ ...env, LOG_LEVEL: 'silent' }), database, () => database.close());
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await service.request(method, `/api/v1${path}`, { token, body });
+        expect(res.status, res.text).toBeLessThan(300);
+        return res.body;
+      };
+      const { support, guestId, pendingId } = await (async () => {
+        try {
+          const workspaces = await call('GET', '/workspaces?limit=100&q=support');
+          const supportId: string = workspaces.items.find((w: any) => w.slug === 'support').id;
+          const members = await call('GET', `/workspaces/${supportId}/members`);
+          const guest: string = members.items.find((m: any) => m.email === 'demo-guest@example.com').user_id;
+          await call('DELETE', `/workspaces/${supportId}/members/${guest}`);
+          const invited = await call('POST', `/workspaces/${supportId}/invitations`, { email: 'demo-guest@example.com', role: 'member' });
+          return { support: supportId, guestId: guest, pendingId: invited.invitation.id as string };
+        } finally {
+          await service.close();
+        }
+      })();
+
+      const run = await seed();
+      expect(run.stderr, run.stdout).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('added now:     0 users, 0 organizations, 0 workspaces, 0 invitations');
+      const [membership, invitation, events] = await withDatabase(async (db) => [
+        await db.rows(sql`select role from workspace_members where workspace_id = ${support} and user_id = ${guestId}`),
+        await db.rows(sql`select status, accepted_user_id from invitations where id = ${pendingId}`),
+        await db.rows(sql`select action from audit_events where target_id = ${pendingId} order by created_at, id`),
+      ]);
+      expect(membership).toEqual([{ role: 'member' }]);
+      expect(invitation).toEqual([{ status: 'accepted', accepted_user_id: guestId }]);
+      // Created by hand above; resent by the seed (a token of its own), then accepted by the guest.
+      expect(events!.map((e) => e.action)).toEqual(['invitation.created', 'invitation.resent', 'invitation.accepted']);
+    },
+    SEED_TIMEOUT,
+  );
+
+  it(
     'refuses the embedded database while another process has it open, with one clear line, and leaves it as it was',
     async () => {
       // This process holds the data directory, as `npm start` would.
