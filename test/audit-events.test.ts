@@ -5,7 +5,8 @@ import { serveApp, signupMany, startTestApp, uniqueEmail, type ApiResponse, type
 import { createTeam, tamperCursor } from './helpers/org-helpers';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 import { createOrganizationFor, uniqueWorkspaceName } from './helpers/workspace-helpers';
-import { isoSql } from './helpers/sql';
+import { storedEvents, type ApiEvent, type Change, type Changes } from './helpers/audit-helpers';
+import { withQuery, type Query } from './helpers/faces';
 import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
 
 /**
@@ -20,26 +21,6 @@ import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
  * service's own id of the request).
  */
 
-interface Change {
-  from: unknown;
-  to: unknown;
-}
-type Changes = Record<string, Change>;
-
-/** An event as the API answers it. */
-interface ApiEvent {
-  id: string;
-  organization_id: string;
-  workspace_id: string | null;
-  actor: { id: string; email: string };
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Changes;
-  request_id: string;
-  client_request_id: string | null;
-  created_at: string;
-}
 type EventPage = { items: ApiEvent[]; next_cursor: string | null };
 
 /** What a test expects of one event (id, request_id and created_at are checked by the helpers). */
@@ -98,50 +79,9 @@ const trpcRid = (label: string) => {
   return { rid, options: { context: { headers: { 'x-request-id': rid } } } };
 };
 
-const EVENT_COLUMNS = `id, organization_id, workspace_id, actor_id, actor_email, action, target_type, target_id, changes, request_id,
-  client_request_id, ${isoSql('created_at')} as created_at`;
-
-interface EventRow {
-  id: string;
-  organization_id: string;
-  workspace_id: string | null;
-  actor_id: string;
-  actor_email: string;
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Changes;
-  request_id: string;
-  client_request_id: string | null;
-  created_at: string;
-}
-
-/** A stored row in the API's shape. */
-const asApi = (r: EventRow): ApiEvent => ({
-  id: r.id,
-  organization_id: r.organization_id,
-  workspace_id: r.workspace_id,
-  actor: { id: r.actor_id, email: r.actor_email },
-  action: r.action,
-  target_type: r.target_type,
-  target_id: r.target_id,
-  changes: r.changes,
-  request_id: r.request_id,
-  client_request_id: r.client_request_id,
-  created_at: r.created_at,
-});
-
-/** Stored events matching a SQL condition, newest first (the lists' order), in the API's shape. */
-async function storedEvents(where: string, params: unknown[]): Promise<ApiEvent[]> {
-  const rows = await app.query<EventRow>(
-    `select ${EVENT_COLUMNS} from audit_events where ${where} order by created_at desc, id desc`,
-    params,
-  );
-  return rows.map(asApi);
-}
 /** The events of the request that sent `X-Request-Id: rid`. */
-const eventsOfRequest = (rid: string) => storedEvents('client_request_id = $1', [rid]);
-const eventsOfOrganization = (org: string) => storedEvents('organization_id = $1', [org]);
+const eventsOfRequest = (rid: string) => storedEvents(app, 'client_request_id = $1', [rid]);
+const eventsOfOrganization = (org: string) => storedEvents(app, 'organization_id = $1', [org]);
 
 async function countWhere(where: string, params: unknown[]): Promise<number> {
   const [row] = await app.query<{ n: number }>(`select count(*)::int as n from audit_events where ${where}`, params);
@@ -262,16 +202,8 @@ async function newWorkspace(org: string, body: Record<string, unknown> = {}, tok
   return res.body as { id: string; name: string; slug: string; version: number; description: string | null };
 }
 
-const orgEventsPath = (org: string, query: Record<string, string | number | undefined> = {}) =>
-  withQuery(`/api/v1/organizations/${org}/events`, query);
-const wsEventsPath = (ws: string, query: Record<string, string | number | undefined> = {}) =>
-  withQuery(`/api/v1/workspaces/${ws}/events`, query);
-function withQuery(base: string, query: Record<string, string | number | undefined>) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-  const text = params.toString();
-  return text ? `${base}?${text}` : base;
-}
+const orgEventsPath = (org: string, query: Query = {}) => withQuery(`/api/v1/organizations/${org}/events`, query);
+const wsEventsPath = (ws: string, query: Query = {}) => withQuery(`/api/v1/workspaces/${ws}/events`, query);
 
 /** Follows next_cursor over REST from the first page to the last; every page but the last is full. */
 async function walkRest(path: (cursor: string | undefined) => string, token: string, limit: number): Promise<ApiEvent[][]> {
@@ -710,7 +642,7 @@ describe('workspace events', () => {
     const listed = await app.request('GET', orgEventsPath(org, { target_id: ws.id }), { token: owner.token });
     expect(listed.status, listed.text).toBe(200);
     expect((listed.body as EventPage).items.map((e) => e.action)).toEqual(['workspace.deleted', 'workspace.created']);
-    expect((listed.body as EventPage).items).toEqual(await storedEvents('target_id = $1', [ws.id]));
+    expect((listed.body as EventPage).items).toEqual(await storedEvents(app, 'target_id = $1', [ws.id]));
     expect(await countWhere('workspace_id = $1', [ws.id])).toBe(2);
   });
 });
@@ -1168,7 +1100,7 @@ describe('event lists', () => {
   });
 
   it("lists one workspace's events for any member, newest first, on both faces", async () => {
-    const stored = await storedEvents('workspace_id = $1', [ws]);
+    const stored = await storedEvents(app, 'workspace_id = $1', [ws]);
     expect(stored).toHaveLength(9); // created, 5 updates, 3 settings writes
     const pages = await walkRest((cursor) => wsEventsPath(ws, { limit: 2, cursor }), member.token, 2);
     expect(pages.flat()).toEqual(stored);
@@ -1182,18 +1114,18 @@ describe('event lists', () => {
   });
 
   it('filters by action, actor_id and target_id (and combinations), walking pages under the filter', async () => {
-    const updated = await storedEvents("organization_id = $1 and action = 'workspace.updated'", [org]);
+    const updated = await storedEvents(app, "organization_id = $1 and action = 'workspace.updated'", [org]);
     expect(updated.length).toBe(6);
     const pages = await walkRest((cursor) => orgEventsPath(org, { action: 'workspace.updated', limit: 4, cursor }), owner.token, 4);
     expect(pages.flat()).toEqual(updated);
 
-    const byAdmin = await storedEvents('organization_id = $1 and actor_id = $2', [org, admin.user.id]);
+    const byAdmin = await storedEvents(app, 'organization_id = $1 and actor_id = $2', [org, admin.user.id]);
     expect(byAdmin.length).toBe(5); // its workspace, three settings writes, one update
     const res = await app.request('GET', orgEventsPath(org, { actor_id: admin.user.id }), { token: owner.token });
     expect(res.status, res.text).toBe(200);
     expect(res.body.items).toEqual(byAdmin);
 
-    const onOther = await storedEvents('organization_id = $1 and target_id = $2', [org, other]);
+    const onOther = await storedEvents(app, 'organization_id = $1 and target_id = $2', [org, other]);
     expect(onOther.map((e) => e.action)).toEqual(['workspace.updated', 'workspace.created']);
     const byTarget = await app.trpc(owner.token).audit.listOrganizationEvents.query({ org_id: org, target_id: other });
     expect(byTarget).toEqual({ items: onOther, next_cursor: null });
@@ -1342,7 +1274,7 @@ describe('event lists', () => {
 
   it('workspace events: members 200, non-members and unknown workspaces 404, on both faces', async () => {
     const before = await orgEventCount(org);
-    const stored = await storedEvents('workspace_id = $1', [ws]);
+    const stored = await storedEvents(app, 'workspace_id = $1', [ws]);
     for (const token of [owner.token, admin.token, member.token]) {
       const res = await app.request('GET', wsEventsPath(ws, { limit: 100 }), { token });
       expect(res.status, res.text).toBe(200);
@@ -1468,7 +1400,7 @@ describe('event lists: query plans', () => {
       const first = await capture(wsEventsPath(ws.id, { limit: 20 }));
       expect(first.page.items).toHaveLength(20);
       const later = await capture(wsEventsPath(ws.id, { limit: 20, cursor: first.page.next_cursor! }));
-      expect(later.page.items).toEqual((await storedEvents('workspace_id = $1', [ws.id])).slice(20, 40));
+      expect(later.page.items).toEqual((await storedEvents(app, 'workspace_id = $1', [ws.id])).slice(20, 40));
       for (const text of await plans(first)) expectIndexPlan(text, 'audit_events_workspace_created_idx', false);
       for (const text of await plans(later)) expectIndexPlan(text, 'audit_events_workspace_created_idx', true);
     },
