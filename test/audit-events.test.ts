@@ -161,6 +161,15 @@ const memberEvent = (action: string, org: string, userId: string, actor: SignedU
   actor,
   changes,
 });
+const invitationEvent = (action: string, org: string, invitationId: string, actor: SignedUp, changes: Changes): Expected => ({
+  action,
+  target_type: 'invitation',
+  target_id: invitationId,
+  organization_id: org,
+  workspace_id: null,
+  actor,
+  changes,
+});
 const orgEvent = (action: string, org: string, actor: SignedUp, changes: Changes): Expected => ({
   action,
   target_type: 'organization',
@@ -766,14 +775,35 @@ describe('organization and member events', () => {
     expect(row).toEqual({ settings: { features: { beta: false }, permissions: { allow_guests: true } }, settings_locks: [] });
   });
 
-  it('member add, role change and removal write member.added, member.role_changed, member.removed; a same-role write none', async () => {
+  it('an invitation and its accept, a role change and a removal write invitation.created, invitation.accepted with member.added (by the invitee), member.role_changed, member.removed; a same-role write none', async () => {
     const org = await createOrganizationFor(app, owner.token);
     const before = await orgEventCount(org);
-    const added = await send('POST', `/api/v1/organizations/${org}/members`, owner.token, { email: outsider.user.email, role: 'member' });
-    expect(added.res.status, added.res.text).toBe(201);
+    const invited = await send('POST', `/api/v1/organizations/${org}/invitations`, owner.token, {
+      email: outsider.user.email,
+      role: 'member',
+    });
+    expect(invited.res.status, invited.res.text).toBe(201);
+    const invitation = invited.res.body.invitation as { id: string; expires_at: string };
+    await expectRequestEvents(
+      invited.rid,
+      [
+        invitationEvent('invitation.created', org, invitation.id, owner, {
+          email: set(outsider.user.email),
+          role: set('member'),
+          kind: set('member'),
+          expires_at: set(invitation.expires_at),
+        }),
+      ],
+      { org, token: owner.token },
+    );
+    const added = await send('POST', '/api/v1/invitations/accept', outsider.token, { token: invited.res.body.token });
+    expect(added.res.status, added.res.text).toBe(200);
     await expectRequestEvents(
       added.rid,
-      [memberEvent('member.added', org, outsider.user.id, owner, { email: set(outsider.user.email), role: set('member') })],
+      [
+        invitationEvent('invitation.accepted', org, invitation.id, outsider, { status: { from: 'pending', to: 'accepted' } }),
+        memberEvent('member.added', org, outsider.user.id, outsider, { email: set(outsider.user.email), role: set('member') }),
+      ],
       { org, token: owner.token },
     );
 
@@ -790,7 +820,7 @@ describe('organization and member events', () => {
 
     const same = await send('PUT', `/api/v1/organizations/${org}/members/${outsider.user.id}`, owner.token, { role: 'admin' });
     expect(same.res.status, same.res.text).toBe(200);
-    await expectNoEvents(same.rid, org, before + 2);
+    await expectNoEvents(same.rid, org, before + 4);
 
     const removed = await send('DELETE', `/api/v1/organizations/${org}/members/${outsider.user.id}`, owner.token);
     expect(removed.res.status, removed.res.text).toBe(204);
@@ -799,7 +829,7 @@ describe('organization and member events', () => {
       [memberEvent('member.removed', org, outsider.user.id, owner, { email: unset(outsider.user.email), role: unset('admin') })],
       { org, token: owner.token },
     );
-    expect(await orgEventCount(org)).toBe(before + 3);
+    expect(await orgEventCount(org)).toBe(before + 5);
     expect(await app.query('select 1 from memberships where organization_id = $1 and user_id = $2', [org, outsider.user.id])).toEqual([]);
   });
 
@@ -1120,7 +1150,10 @@ describe('event lists', () => {
     expect(pages.flat()).toEqual(updated);
 
     const byAdmin = await storedEvents(app, 'organization_id = $1 and actor_id = $2', [org, admin.user.id]);
-    expect(byAdmin.length).toBe(5); // its workspace, three settings writes, one update
+    // Its accept of the invitation (invitation.accepted, member.added), its workspace, three settings writes, one update.
+    const joining = byAdmin.map((e) => e.action).filter((a) => a.startsWith('invitation.') || a.startsWith('member.'));
+    expect(joining.sort()).toEqual(['invitation.accepted', 'member.added']);
+    expect(byAdmin.length).toBe(7);
     const res = await app.request('GET', orgEventsPath(org, { actor_id: admin.user.id }), { token: owner.token });
     expect(res.status, res.text).toBe(200);
     expect(res.body.items).toEqual(byAdmin);
