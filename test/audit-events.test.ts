@@ -5,7 +5,8 @@ import { serveApp, signupMany, startTestApp, uniqueEmail, type ApiResponse, type
 import { createTeam, tamperCursor } from './helpers/org-helpers';
 import { expectApiError, expectIssueAt, expectTrpcFailure } from './helpers/errors';
 import { createOrganizationFor, uniqueWorkspaceName } from './helpers/workspace-helpers';
-import { isoSql } from './helpers/sql';
+import { storedEvents, type ApiEvent, type Change, type Changes } from './helpers/audit-helpers';
+import { withQuery, type Query } from './helpers/faces';
 import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
 
 /**
@@ -20,26 +21,6 @@ import { ISO_MS_PATTERN, UNKNOWN_UUID, UUID_PATTERN } from './helpers/values';
  * service's own id of the request).
  */
 
-interface Change {
-  from: unknown;
-  to: unknown;
-}
-type Changes = Record<string, Change>;
-
-/** An event as the API answers it. */
-interface ApiEvent {
-  id: string;
-  organization_id: string;
-  workspace_id: string | null;
-  actor: { id: string; email: string };
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Changes;
-  request_id: string;
-  client_request_id: string | null;
-  created_at: string;
-}
 type EventPage = { items: ApiEvent[]; next_cursor: string | null };
 
 /** What a test expects of one event (id, request_id and created_at are checked by the helpers). */
@@ -98,50 +79,9 @@ const trpcRid = (label: string) => {
   return { rid, options: { context: { headers: { 'x-request-id': rid } } } };
 };
 
-const EVENT_COLUMNS = `id, organization_id, workspace_id, actor_id, actor_email, action, target_type, target_id, changes, request_id,
-  client_request_id, ${isoSql('created_at')} as created_at`;
-
-interface EventRow {
-  id: string;
-  organization_id: string;
-  workspace_id: string | null;
-  actor_id: string;
-  actor_email: string;
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Changes;
-  request_id: string;
-  client_request_id: string | null;
-  created_at: string;
-}
-
-/** A stored row in the API's shape. */
-const asApi = (r: EventRow): ApiEvent => ({
-  id: r.id,
-  organization_id: r.organization_id,
-  workspace_id: r.workspace_id,
-  actor: { id: r.actor_id, email: r.actor_email },
-  action: r.action,
-  target_type: r.target_type,
-  target_id: r.target_id,
-  changes: r.changes,
-  request_id: r.request_id,
-  client_request_id: r.client_request_id,
-  created_at: r.created_at,
-});
-
-/** Stored events matching a SQL condition, newest first (the lists' order), in the API's shape. */
-async function storedEvents(where: string, params: unknown[]): Promise<ApiEvent[]> {
-  const rows = await app.query<EventRow>(
-    `select ${EVENT_COLUMNS} from audit_events where ${where} order by created_at desc, id desc`,
-    params,
-  );
-  return rows.map(asApi);
-}
 /** The events of the request that sent `X-Request-Id: rid`. */
-const eventsOfRequest = (rid: string) => storedEvents('client_request_id = $1', [rid]);
-const eventsOfOrganization = (org: string) => storedEvents('organization_id = $1', [org]);
+const eventsOfRequest = (rid: string) => storedEvents(app, 'client_request_id = $1', [rid]);
+const eventsOfOrganization = (org: string) => storedEvents(app, 'organization_id = $1', [org]);
 
 async function countWhere(where: string, params: unknown[]): Promise<number> {
   const [row] = await app.query<{ n: number }>(`select count(*)::int as n from audit_events where ${where}`, params);
@@ -221,6 +161,15 @@ const memberEvent = (action: string, org: string, userId: string, actor: SignedU
   actor,
   changes,
 });
+const invitationEvent = (action: string, org: string, invitationId: string, actor: SignedUp, changes: Changes): Expected => ({
+  action,
+  target_type: 'invitation',
+  target_id: invitationId,
+  organization_id: org,
+  workspace_id: null,
+  actor,
+  changes,
+});
 const orgEvent = (action: string, org: string, actor: SignedUp, changes: Changes): Expected => ({
   action,
   target_type: 'organization',
@@ -262,16 +211,8 @@ async function newWorkspace(org: string, body: Record<string, unknown> = {}, tok
   return res.body as { id: string; name: string; slug: string; version: number; description: string | null };
 }
 
-const orgEventsPath = (org: string, query: Record<string, string | number | undefined> = {}) =>
-  withQuery(`/api/v1/organizations/${org}/events`, query);
-const wsEventsPath = (ws: string, query: Record<string, string | number | undefined> = {}) =>
-  withQuery(`/api/v1/workspaces/${ws}/events`, query);
-function withQuery(base: string, query: Record<string, string | number | undefined>) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-  const text = params.toString();
-  return text ? `${base}?${text}` : base;
-}
+const orgEventsPath = (org: string, query: Query = {}) => withQuery(`/api/v1/organizations/${org}/events`, query);
+const wsEventsPath = (ws: string, query: Query = {}) => withQuery(`/api/v1/workspaces/${ws}/events`, query);
 
 /** Follows next_cursor over REST from the first page to the last; every page but the last is full. */
 async function walkRest(path: (cursor: string | undefined) => string, token: string, limit: number): Promise<ApiEvent[][]> {
@@ -710,7 +651,7 @@ describe('workspace events', () => {
     const listed = await app.request('GET', orgEventsPath(org, { target_id: ws.id }), { token: owner.token });
     expect(listed.status, listed.text).toBe(200);
     expect((listed.body as EventPage).items.map((e) => e.action)).toEqual(['workspace.deleted', 'workspace.created']);
-    expect((listed.body as EventPage).items).toEqual(await storedEvents('target_id = $1', [ws.id]));
+    expect((listed.body as EventPage).items).toEqual(await storedEvents(app, 'target_id = $1', [ws.id]));
     expect(await countWhere('workspace_id = $1', [ws.id])).toBe(2);
   });
 });
@@ -834,14 +775,35 @@ describe('organization and member events', () => {
     expect(row).toEqual({ settings: { features: { beta: false }, permissions: { allow_guests: true } }, settings_locks: [] });
   });
 
-  it('member add, role change and removal write member.added, member.role_changed, member.removed; a same-role write none', async () => {
+  it('an invitation and its accept, a role change and a removal write invitation.created, invitation.accepted with member.added (by the invitee), member.role_changed, member.removed; a same-role write none', async () => {
     const org = await createOrganizationFor(app, owner.token);
     const before = await orgEventCount(org);
-    const added = await send('POST', `/api/v1/organizations/${org}/members`, owner.token, { email: outsider.user.email, role: 'member' });
-    expect(added.res.status, added.res.text).toBe(201);
+    const invited = await send('POST', `/api/v1/organizations/${org}/invitations`, owner.token, {
+      email: outsider.user.email,
+      role: 'member',
+    });
+    expect(invited.res.status, invited.res.text).toBe(201);
+    const invitation = invited.res.body.invitation as { id: string; expires_at: string };
+    await expectRequestEvents(
+      invited.rid,
+      [
+        invitationEvent('invitation.created', org, invitation.id, owner, {
+          email: set(outsider.user.email),
+          role: set('member'),
+          kind: set('member'),
+          expires_at: set(invitation.expires_at),
+        }),
+      ],
+      { org, token: owner.token },
+    );
+    const added = await send('POST', '/api/v1/invitations/accept', outsider.token, { token: invited.res.body.token });
+    expect(added.res.status, added.res.text).toBe(200);
     await expectRequestEvents(
       added.rid,
-      [memberEvent('member.added', org, outsider.user.id, owner, { email: set(outsider.user.email), role: set('member') })],
+      [
+        invitationEvent('invitation.accepted', org, invitation.id, outsider, { status: { from: 'pending', to: 'accepted' } }),
+        memberEvent('member.added', org, outsider.user.id, outsider, { email: set(outsider.user.email), role: set('member') }),
+      ],
       { org, token: owner.token },
     );
 
@@ -858,7 +820,7 @@ describe('organization and member events', () => {
 
     const same = await send('PUT', `/api/v1/organizations/${org}/members/${outsider.user.id}`, owner.token, { role: 'admin' });
     expect(same.res.status, same.res.text).toBe(200);
-    await expectNoEvents(same.rid, org, before + 2);
+    await expectNoEvents(same.rid, org, before + 4);
 
     const removed = await send('DELETE', `/api/v1/organizations/${org}/members/${outsider.user.id}`, owner.token);
     expect(removed.res.status, removed.res.text).toBe(204);
@@ -867,7 +829,7 @@ describe('organization and member events', () => {
       [memberEvent('member.removed', org, outsider.user.id, owner, { email: unset(outsider.user.email), role: unset('admin') })],
       { org, token: owner.token },
     );
-    expect(await orgEventCount(org)).toBe(before + 3);
+    expect(await orgEventCount(org)).toBe(before + 5);
     expect(await app.query('select 1 from memberships where organization_id = $1 and user_id = $2', [org, outsider.user.id])).toEqual([]);
   });
 
@@ -1168,7 +1130,7 @@ describe('event lists', () => {
   });
 
   it("lists one workspace's events for any member, newest first, on both faces", async () => {
-    const stored = await storedEvents('workspace_id = $1', [ws]);
+    const stored = await storedEvents(app, 'workspace_id = $1', [ws]);
     expect(stored).toHaveLength(9); // created, 5 updates, 3 settings writes
     const pages = await walkRest((cursor) => wsEventsPath(ws, { limit: 2, cursor }), member.token, 2);
     expect(pages.flat()).toEqual(stored);
@@ -1182,18 +1144,21 @@ describe('event lists', () => {
   });
 
   it('filters by action, actor_id and target_id (and combinations), walking pages under the filter', async () => {
-    const updated = await storedEvents("organization_id = $1 and action = 'workspace.updated'", [org]);
+    const updated = await storedEvents(app, "organization_id = $1 and action = 'workspace.updated'", [org]);
     expect(updated.length).toBe(6);
     const pages = await walkRest((cursor) => orgEventsPath(org, { action: 'workspace.updated', limit: 4, cursor }), owner.token, 4);
     expect(pages.flat()).toEqual(updated);
 
-    const byAdmin = await storedEvents('organization_id = $1 and actor_id = $2', [org, admin.user.id]);
-    expect(byAdmin.length).toBe(5); // its workspace, three settings writes, one update
+    const byAdmin = await storedEvents(app, 'organization_id = $1 and actor_id = $2', [org, admin.user.id]);
+    // Its accept of the invitation (invitation.accepted, member.added), its workspace, three settings writes, one update.
+    const joining = byAdmin.map((e) => e.action).filter((a) => a.startsWith('invitation.') || a.startsWith('member.'));
+    expect(joining.sort()).toEqual(['invitation.accepted', 'member.added']);
+    expect(byAdmin.length).toBe(7);
     const res = await app.request('GET', orgEventsPath(org, { actor_id: admin.user.id }), { token: owner.token });
     expect(res.status, res.text).toBe(200);
     expect(res.body.items).toEqual(byAdmin);
 
-    const onOther = await storedEvents('organization_id = $1 and target_id = $2', [org, other]);
+    const onOther = await storedEvents(app, 'organization_id = $1 and target_id = $2', [org, other]);
     expect(onOther.map((e) => e.action)).toEqual(['workspace.updated', 'workspace.created']);
     const byTarget = await app.trpc(owner.token).audit.listOrganizationEvents.query({ org_id: org, target_id: other });
     expect(byTarget).toEqual({ items: onOther, next_cursor: null });
@@ -1342,7 +1307,7 @@ describe('event lists', () => {
 
   it('workspace events: members 200, non-members and unknown workspaces 404, on both faces', async () => {
     const before = await orgEventCount(org);
-    const stored = await storedEvents('workspace_id = $1', [ws]);
+    const stored = await storedEvents(app, 'workspace_id = $1', [ws]);
     for (const token of [owner.token, admin.token, member.token]) {
       const res = await app.request('GET', wsEventsPath(ws, { limit: 100 }), { token });
       expect(res.status, res.text).toBe(200);
@@ -1468,7 +1433,7 @@ describe('event lists: query plans', () => {
       const first = await capture(wsEventsPath(ws.id, { limit: 20 }));
       expect(first.page.items).toHaveLength(20);
       const later = await capture(wsEventsPath(ws.id, { limit: 20, cursor: first.page.next_cursor! }));
-      expect(later.page.items).toEqual((await storedEvents('workspace_id = $1', [ws.id])).slice(20, 40));
+      expect(later.page.items).toEqual((await storedEvents(app, 'workspace_id = $1', [ws.id])).slice(20, 40));
       for (const text of await plans(first)) expectIndexPlan(text, 'audit_events_workspace_created_idx', false);
       for (const text of await plans(later)) expectIndexPlan(text, 'audit_events_workspace_created_idx', true);
     },

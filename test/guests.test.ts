@@ -1,10 +1,9 @@
-import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppRouter } from '../src/router';
 import { addByInvitation, addMember, signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
-import { expectApiError, expectTrpcError } from './helpers/errors';
+import { storedEvents } from './helpers/audit-helpers';
+import { expectFailure, expectOk, restRequest, trpcOutcome, withQuery, type FaceOutcome } from './helpers/faces';
+import { TOKEN_PATTERN, invitationRow, organizationRoleOf, sha256Hex } from './helpers/invitation-helpers';
 import { createTeam } from './helpers/org-helpers';
-import { isoSql } from './helpers/sql';
 import { ISO_MS_PATTERN } from './helpers/values';
 import { createWorkspace, defaultWorkspaceIds, uniqueWorkspaceName } from './helpers/workspace-helpers';
 
@@ -51,7 +50,6 @@ afterAll(async () => {
 
 const GUESTS_ON = { permissions: { allow_guests: true } } as const;
 const PRIVATE = { permissions: { visibility: 'private' } } as const;
-const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 // ---------------------------------------------------------------------------------------------
 // The two faces
@@ -68,46 +66,15 @@ interface Call {
   ok: 200 | 201 | 204;
 }
 
-/** One answer, whatever the face: a tRPC success is reported with the REST status of its operation. */
-interface Outcome {
-  status: number;
-  body: any;
-}
-
 /** Sends `call` as `account` over `face`; an error answer is checked against the contract's shape on either face. */
-async function send(face: FaceName, account: { token: string }, call: Call): Promise<Outcome> {
+async function send(face: FaceName, account: { token: string }, call: Call): Promise<FaceOutcome> {
   if (face === 'REST') {
     const [method, path, body] = call.rest;
-    const res = await app.request(method, `/api/v1${path}`, { token: account.token, body });
-    if (res.status >= 400) expectApiError(res, res.status, res.body?.code);
+    const res = await restRequest(app, method, path, { token: account.token, body });
     return { status: res.status, body: res.body };
   }
-  try {
-    return { status: call.ok, body: await call.trpc(app.trpc(account.token)) };
-  } catch (error) {
-    if (!(error instanceof TRPCClientError)) throw error;
-    const failure = error as TRPCClientError<AppRouter>;
-    expect(failure.data, failure.message).toBeTruthy();
-    expectTrpcError(failure, failure.data!.httpStatus, failure.data!.code);
-    return { status: failure.data!.httpStatus, body: { code: failure.data!.code, message: failure.message } };
-  }
+  return trpcOutcome(call.ok, () => call.trpc(app.trpc(account.token)));
 }
-
-function expectOk(outcome: Outcome, status: number, what = ''): void {
-  expect(outcome.status, `${what} ${JSON.stringify(outcome.body)}`).toBe(status);
-}
-
-function expectFailure(outcome: Outcome, status: number, code: string, message?: string | RegExp, what = ''): void {
-  expect({ status: outcome.status, code: outcome.body?.code }, `${what} ${JSON.stringify(outcome.body)}`).toEqual({ status, code });
-  if (typeof message === 'string') expect(outcome.body.message, what).toBe(message);
-  else if (message) expect(outcome.body.message, what).toMatch(message);
-}
-
-const query = (params: Record<string, string | undefined>) => {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, value);
-  return search.toString();
-};
 
 /** The operations the tests call, each on both faces. */
 const C = {
@@ -177,7 +144,7 @@ const C = {
     ok: 200,
   }),
   listWorkspaces: (filters: { organization_id?: string; q?: string } = {}): Call => ({
-    rest: ['GET', `/workspaces?${query({ ...filters, limit: '100' })}`],
+    rest: ['GET', withQuery('/workspaces', { ...filters, limit: 100 })],
     trpc: (c) => c.workspaces.list.query({ ...filters, limit: 100 }),
     ok: 200,
   }),
@@ -291,58 +258,6 @@ const memberRows = (ws: string) =>
     [ws],
   );
 
-/** The user's role in the organization as stored, or null. */
-async function organizationRole(org: string, userId: string): Promise<string | null> {
-  const [row] = await app.query<{ role: string }>('select role from memberships where organization_id = $1 and user_id = $2', [
-    org,
-    userId,
-  ]);
-  return row?.role ?? null;
-}
-
-/** The invitation's row as stored (its stored status: `expired` is computed when read). */
-async function invitationRow(id: string) {
-  const [row] = await app.query<{
-    organization_id: string;
-    workspace_id: string | null;
-    email: string;
-    role: string;
-    kind: string;
-    status: string;
-    invited_by: string | null;
-    accepted_user_id: string | null;
-  }>(
-    `select organization_id, workspace_id, email, role, kind, status, invited_by, accepted_user_id
-       from invitations where id = $1`,
-    [id],
-  );
-  return row ?? null;
-}
-
-type Change = { from: unknown; to: unknown };
-interface StoredEvent {
-  organization_id: string;
-  workspace_id: string | null;
-  actor: { id: string; email: string };
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Record<string, Change>;
-  request_id: string;
-  created_at: string;
-}
-
-/** Stored events matching `where`, oldest first. */
-async function storedEvents(where: string, params: unknown[]): Promise<StoredEvent[]> {
-  const rows = await app.query<Omit<StoredEvent, 'actor'> & { actor_id: string; actor_email: string }>(
-    `select organization_id, workspace_id, actor_id, actor_email, action, target_type, target_id, changes, request_id,
-            ${isoSql('created_at')} as created_at
-       from audit_events where ${where} order by created_at, id`,
-    params,
-  );
-  return rows.map(({ actor_id, actor_email, ...rest }) => ({ ...rest, actor: { id: actor_id, email: actor_email } }));
-}
-
 const actorOf = (account: SignedUp) => ({ id: account.user.id, email: account.user.email });
 const added = (email: string, role: string) => ({ email: { from: null, to: email }, role: { from: null, to: role } });
 const removed = (email: string, role: string) => ({ email: { from: email, to: null }, role: { from: role, to: null } });
@@ -401,7 +316,7 @@ async function withGuest(role: 'member' | 'viewer' = 'member', who: SignedUp = g
   const { membership } = await addByInvitation(app, owner.token, s.w1, who, role);
   expect(membership).toEqual({ organization_id: s.org, workspace_id: s.w1, user_id: who.user.id, role, guest: true });
   expect(await rolesIn(s.w1)).toEqual({ [wsAdmin.user.id]: 'admin', [insider.user.id]: 'viewer', [who.user.id]: role });
-  expect(await organizationRole(s.org, who.user.id)).toBeNull();
+  expect(await organizationRoleOf(app, s.org, who.user.id)).toBeNull();
   return s;
 }
 
@@ -439,16 +354,8 @@ describe.each(FACES)('an outsider joins one workspace as a guest over %s', (face
       accepted_at: null,
       accepted_user_id: null,
     });
-    expect(await invitationRow(invitation.id)).toEqual({
-      organization_id: s.org,
-      workspace_id: s.w1,
-      email: guest.user.email,
-      role: 'member',
-      kind: 'guest',
-      status: 'pending',
-      invited_by: owner.user.id,
-      accepted_user_id: null,
-    });
+    // Stored as answered, with the token's SHA-256 (never the token).
+    expect(await invitationRow(app, invitation.id)).toEqual({ ...invitation, token_hash: sha256Hex(created.body.token) });
     // Nothing is given before the guest says yes.
     expectFailure(await send(face, guest, C.getWorkspace(s.w1)), 404, 'NOT_FOUND', 'Workspace not found');
 
@@ -467,9 +374,9 @@ describe.each(FACES)('an outsider joins one workspace as a guest over %s', (face
       accepted_at: expect.stringMatching(ISO_MS_PATTERN),
       accepted_user_id: guest.user.id,
     });
-    expect(await invitationRow(invitation.id)).toMatchObject({ status: 'accepted', accepted_user_id: guest.user.id });
+    expect(await invitationRow(app, invitation.id)).toMatchObject({ status: 'accepted', accepted_user_id: guest.user.id });
     expect(await rolesIn(s.w1)).toEqual({ [wsAdmin.user.id]: 'admin', [insider.user.id]: 'viewer', [guest.user.id]: 'member' });
-    expect(await organizationRole(s.org, guest.user.id)).toBeNull();
+    expect(await organizationRoleOf(app, s.org, guest.user.id)).toBeNull();
     expect(
       await app.query('select workspace_id from workspace_members where user_id = $1 and workspace_id in ($2, $3, $4, $5)', [
         guest.user.id,
@@ -481,7 +388,12 @@ describe.each(FACES)('an outsider joins one workspace as a guest over %s', (face
     ).toEqual([{ workspace_id: s.w1 }]);
 
     // Its events: created by the inviter; accepted, and the membership added, by the guest (one transaction).
-    const events = await storedEvents(`organization_id = $1 and (target_id = $2 or target_id = $3)`, [s.org, invitation.id, guest.user.id]);
+    const events = await storedEvents(
+      app,
+      `organization_id = $1 and (target_id = $2 or target_id = $3)`,
+      [s.org, invitation.id, guest.user.id],
+      'oldest first',
+    );
     // (The accept's two share one created_at: their order in the table is the ids', so compare them by action.)
     const [first, ...acceptance] = events.map((e) => ({
       action: e.action,
@@ -712,7 +624,7 @@ describe.each(FACES)("a guest's role over %s", (face) => {
     const left = await send(face, guest, C.removeMember(s.w1, guest.user.id));
     expectOk(left, 204);
     expect(await rolesIn(s.w1)).toEqual({ [wsAdmin.user.id]: 'admin', [insider.user.id]: 'viewer' });
-    const removals = await storedEvents(`workspace_id = $1 and action = 'workspace.member_removed'`, [s.w1]);
+    const removals = await storedEvents(app, `workspace_id = $1 and action = 'workspace.member_removed'`, [s.w1], 'oldest first');
     expect(removals.map((e) => ({ target_id: e.target_id, actor: e.actor, changes: e.changes }))).toEqual([
       { target_id: guest.user.id, actor: actorOf(guest), changes: removed(guest.user.email, 'member') },
     ]);
@@ -829,7 +741,7 @@ describe.each(LAYERS)('allow_guests turned off by $name', (layer) => {
       );
     }
     expect(await organizationState(s.org)).toEqual(before);
-    expect(await invitationRow(pending.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
+    expect(await invitationRow(app, pending.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
     expect(await rolesIn(s.w1)).not.toHaveProperty(guest2.user.id);
     // Members of the organization keep W1 (allow_guests is about guests only).
     expectOk(await send('REST', insider, C.getWorkspace(s.w1)), 200);
@@ -849,7 +761,7 @@ describe.each(LAYERS)('allow_guests turned off by $name', (layer) => {
       role: 'viewer',
       guest: true,
     });
-    expect(await invitationRow(pending.invitation.id)).toMatchObject({ status: 'accepted', accepted_user_id: guest2.user.id });
+    expect(await invitationRow(app, pending.invitation.id)).toMatchObject({ status: 'accepted', accepted_user_id: guest2.user.id });
     expect(await rolesIn(s.w1)).toMatchObject({ [guest.user.id]: 'member', [guest2.user.id]: 'viewer' });
   });
 });
@@ -896,9 +808,14 @@ describe.each(FACES)('a guest who later accepts an invitation to the organizatio
       role: 'member',
       guest: false,
     });
-    expect(await organizationRole(s.org, guest.user.id)).toBe('member');
+    expect(await organizationRoleOf(app, s.org, guest.user.id)).toBe('member');
     expect(await rolesIn(s.w1)).toMatchObject({ [guest.user.id]: 'member' });
-    const [memberAdded] = await storedEvents(`organization_id = $1 and action = 'member.added' and target_id = $2`, [s.org, guest.user.id]);
+    const [memberAdded] = await storedEvents(
+      app,
+      `organization_id = $1 and action = 'member.added' and target_id = $2`,
+      [s.org, guest.user.id],
+      'oldest first',
+    );
     expect(memberAdded).toMatchObject({ workspace_id: null, actor: actorOf(guest), changes: added(guest.user.email, 'member') });
 
     const access = await send(face, guest, C.access(s.w1));
@@ -942,15 +859,15 @@ describe.each(FACES)('guest or member is decided at acceptance, over %s', (face)
     const asMember = await must(owner, C.inviteToWorkspace(s.w3, guest2.user.email, 'member'));
     expect([asAdmin.invitation.kind, asMember.invitation.kind]).toEqual(['member', 'member']);
     await must(guest2, C.removeFromOrganization(s.org, guest2.user.id));
-    expect(await organizationRole(s.org, guest2.user.id)).toBeNull();
+    expect(await organizationRoleOf(app, s.org, guest2.user.id)).toBeNull();
     // The invitations it received stay pending (only those it created are revoked).
-    expect(await invitationRow(asAdmin.invitation.id)).toMatchObject({ status: 'pending' });
+    expect(await invitationRow(app, asAdmin.invitation.id)).toMatchObject({ status: 'pending' });
 
     // Now an outsider: W3 does not allow guests (409, the invitation stays pending, nothing written).
     const before = await organizationState(s.org);
     expectFailure(await send(face, guest2, C.accept(asMember.token)), 409, 'CONFLICT');
     expect(await organizationState(s.org)).toEqual(before);
-    expect(await invitationRow(asMember.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
+    expect(await invitationRow(app, asMember.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
     expect(await rolesIn(s.w3)).toEqual({});
     // Once W3 allows guests, it joins as a guest.
     await must(owner, C.putWorkspaceSettings(s.w3, GUESTS_ON));
@@ -969,7 +886,7 @@ describe.each(FACES)('guest or member is decided at acceptance, over %s', (face)
     // As admin of W2 it would be a guest above member: 409 even where guests are allowed.
     await must(owner, C.putWorkspaceSettings(s.w2, GUESTS_ON));
     expectFailure(await send(face, guest2, C.accept(asAdmin.token)), 409, 'CONFLICT');
-    expect(await invitationRow(asAdmin.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
+    expect(await invitationRow(app, asAdmin.invitation.id)).toMatchObject({ status: 'pending', accepted_user_id: null });
     expect(await rolesIn(s.w2)).toEqual({});
   });
 
@@ -1008,15 +925,17 @@ describe.each(FACES)("a guest's account deletion over %s", (face) => {
     expect(await app.query('select 1 from workspace_members where user_id = $1', [leaver.user.id])).toEqual([]);
     expect(await app.query('select 1 from users where id = $1', [leaver.user.id])).toEqual([]);
     // README (Workspace access; Audit events): each workspace membership an account deletion takes with it writes workspace.member_removed.
-    const removals = await storedEvents(`organization_id = $1 and action = 'workspace.member_removed' and target_id = $2`, [
-      s.org,
-      leaver.user.id,
-    ]);
+    const removals = await storedEvents(
+      app,
+      `organization_id = $1 and action = 'workspace.member_removed' and target_id = $2`,
+      [s.org, leaver.user.id],
+      'oldest first',
+    );
     expect(removals.map((e) => ({ workspace_id: e.workspace_id, actor: e.actor, target_type: e.target_type, changes: e.changes }))).toEqual(
       [{ workspace_id: s.w1, actor: actorOf(leaver), target_type: 'member', changes: removed(leaver.user.email, 'viewer') }],
     );
     // It was never a member of O: no member.removed there.
-    expect(await storedEvents(`organization_id = $1 and action = 'member.removed'`, [s.org])).toEqual([]);
+    expect(await storedEvents(app, `organization_id = $1 and action = 'member.removed'`, [s.org], 'oldest first')).toEqual([]);
     const members = await must(owner, C.members(s.w1));
     expect(members.items.map((m: { user_id: string }) => m.user_id)).not.toContain(leaver.user.id);
   });

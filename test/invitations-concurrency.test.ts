@@ -1,8 +1,6 @@
-import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppRouter } from '../src/router';
 import { signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
-import { expectApiError, expectTrpcError } from './helpers/errors';
+import { restRequest, trpcOutcome } from './helpers/faces';
 import { createTeam } from './helpers/org-helpers';
 import { withRawTransaction } from './helpers/sql';
 import { createWorkspace, uniqueWorkspaceName } from './helpers/workspace-helpers';
@@ -49,23 +47,13 @@ describe.runIf(onPostgres)('invitations under concurrency (PostgreSQL)', () => {
   }
 
   async function rest(method: string, path: string, token: string, body?: unknown): Promise<Answer> {
-    const res = await app.request(method, `/api/v1${path}`, { token, body });
-    if (res.status >= 400) expectApiError(res, res.status, res.body?.code);
+    const res = await restRequest(app, method, path, { token, body });
     return { status: res.status, body: res.body, text: `${method} ${path}: ${res.status} ${res.text}` };
   }
 
   async function trpc(ok: number, what: string, call: () => Promise<unknown>): Promise<Answer> {
-    try {
-      const body = await call();
-      return { status: ok, body, text: `${what}: ${ok} ${JSON.stringify(body)}` };
-    } catch (error) {
-      if (!(error instanceof TRPCClientError)) throw error;
-      const failure = error as TRPCClientError<AppRouter>;
-      expect(failure.data, failure.message).toBeTruthy();
-      expectTrpcError(failure, failure.data!.httpStatus, failure.data!.code);
-      const body = { code: failure.data!.code, message: failure.message };
-      return { status: failure.data!.httpStatus, body, text: `${what}: ${failure.data!.httpStatus} ${JSON.stringify(body)}` };
-    }
+    const { status, body } = await trpcOutcome(ok, call);
+    return { status, body, text: `${what}: ${status} ${JSON.stringify(body)}` };
   }
 
   const accept = (face: Face, token: string): Promise<Answer> =>

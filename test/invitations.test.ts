@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppRouter } from '../src/router';
 import type { Config } from '../src/config';
 import { serveApp, signupMany, startTestApp, uniqueEmail, type SignedUp, type TestApp } from './helpers/app';
-import { expectApiError, expectTrpcError } from './helpers/errors';
+import { expectApiError } from './helpers/errors';
+import { expectFailure, expectOk, restRequest, trpcOutcome, withQuery, type FaceOutcome, type Query } from './helpers/faces';
 import { createTeam } from './helpers/org-helpers';
 import { createOrganizationFor, createWorkspace } from './helpers/workspace-helpers';
 import { ISO_MS_PATTERN, UNKNOWN_UUID } from './helpers/values';
@@ -113,15 +112,11 @@ const putOrganizationSettings = (org: string, body: unknown) =>
 // The two faces
 // ---------------------------------------------------------------------------------------------
 
-/** One answer, whatever the face: on tRPC a success is reported with the REST status of that operation. */
-interface Outcome {
-  status: number;
-  body: any;
-  /** REST only. */
+/** One answer, whatever the face (see FaceOutcome), with the REST answer's headers (null on tRPC). */
+interface Outcome extends FaceOutcome {
   headers: Headers | null;
 }
 type Body = Record<string, unknown>;
-type Query = Record<string, string | number | undefined>;
 
 interface Face {
   name: 'REST' | 'tRPC';
@@ -140,32 +135,13 @@ interface Face {
 
 /** A REST call against `target` (the main app by default); an error answer is checked against the contract's shape. */
 async function restCall(method: string, path: string, token: string | undefined, body?: unknown, target: TestApp = app): Promise<Outcome> {
-  const res = await target.request(method, `/api/v1${path}`, { token, body });
-  if (res.status >= 400) {
-    expect(typeof res.body?.code, res.text).toBe('string');
-    expectApiError(res, res.status, res.body.code);
-  }
+  const res = await restRequest(target, method, path, { token, body });
   return { status: res.status, body: res.body, headers: res.headers };
-}
-
-function withQuery(path: string, query: Query = {}) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-  const text = params.toString();
-  return text ? `${path}?${text}` : path;
 }
 
 /** A tRPC call; a failure is checked (data.code, data.httpStatus, no stack) and answered in the REST error shape. */
 async function trpcCall(successStatus: number, call: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    return { status: successStatus, body: await call(), headers: null };
-  } catch (error) {
-    if (!(error instanceof TRPCClientError)) throw error;
-    const failure = error as TRPCClientError<AppRouter>;
-    expect(failure.data, failure.message).toBeTruthy();
-    expectTrpcError(failure, failure.data!.httpStatus, failure.data!.code);
-    return { status: failure.data!.httpStatus, body: { code: failure.data!.code, message: failure.message }, headers: null };
-  }
+  return { ...(await trpcOutcome(successStatus, call)), headers: null };
 }
 
 const restFace = (target: () => TestApp): Face => ({
@@ -236,17 +212,6 @@ const TRPC = trpcFace(() => app);
 
 const FACES = [REST, TRPC];
 
-function expectOk(outcome: Outcome, status: number) {
-  expect(outcome.status, JSON.stringify(outcome.body)).toBe(status);
-}
-
-function expectFailure(outcome: Outcome, status: number, code: string, message?: string | RegExp) {
-  expect({ status: outcome.status, code: outcome.body?.code }, JSON.stringify(outcome.body)).toEqual({ status, code });
-  if (message !== undefined) {
-    if (typeof message === 'string') expect(outcome.body.message).toBe(message);
-    else expect(outcome.body.message).toMatch(message);
-  }
-}
 const expectNotFoundToken = (outcome: Outcome) => expectFailure(outcome, 404, 'NOT_FOUND', NOT_FOUND_MESSAGE);
 
 /** Creates an invitation over REST and expects 201: `{invitation, token}`. */

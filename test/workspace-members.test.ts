@@ -1,10 +1,10 @@
-import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppRouter } from '../src/router';
 import { signup, signupMany, startTestApp, type SignedUp, type TestApp } from './helpers/app';
 import { createTeam, tamperCursor } from './helpers/org-helpers';
 import { createWorkspace, uniqueWorkspaceName, workspaceCount } from './helpers/workspace-helpers';
-import { expectApiError, expectTrpcError } from './helpers/errors';
+import { expectApiError } from './helpers/errors';
+import { expectFailure, expectOk, restRequest, trpcOutcome, withQuery, type FaceOutcome } from './helpers/faces';
+import { storedEvents, type ApiEvent, type Change } from './helpers/audit-helpers';
 import { isoSql, withRawTransaction } from './helpers/sql';
 import { UNKNOWN_UUID } from './helpers/values';
 
@@ -71,10 +71,8 @@ async function setOrganizationRole(org: string, user: SignedUp, role: 'owner' | 
 // The two faces
 // ---------------------------------------------------------------------------------------------
 
-/** One answer, whatever the face: on tRPC a success is reported with the REST status of that operation. */
-interface Outcome {
-  status: number;
-  body: any;
+/** One answer, whatever the face (see FaceOutcome), with the REST answer's Location header (null on tRPC). */
+interface Outcome extends FaceOutcome {
   location: string | null;
 }
 type Body = Record<string, unknown>;
@@ -103,36 +101,13 @@ interface Face {
 
 /** A REST call; an error answer is checked against the contract's shape. */
 async function restCall(method: string, path: string, token: string, body?: unknown, headers?: Record<string, string>): Promise<Outcome> {
-  const res = await app.request(method, `/api/v1${path}`, { token, body, headers });
-  if (res.status >= 400) {
-    expect(typeof res.body?.code, res.text).toBe('string');
-    expectApiError(res, res.status, res.body.code);
-  }
+  const res = await restRequest(app, method, path, { token, body, headers });
   return { status: res.status, body: res.body, location: res.headers.get('location') };
-}
-
-function withQuery(path: string, query: Record<string, string | number | undefined>) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-  const text = params.toString();
-  return text ? `${path}?${text}` : path;
 }
 
 /** A tRPC call; a failure is checked (data.code, data.httpStatus, no stack) and answered in the REST error shape. */
 async function trpcCall(successStatus: number, call: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    return { status: successStatus, body: await call(), location: null };
-  } catch (error) {
-    if (!(error instanceof TRPCClientError)) throw error;
-    const failure = error as TRPCClientError<AppRouter>;
-    expect(failure.data, failure.message).toBeTruthy();
-    expectTrpcError(failure, failure.data!.httpStatus, failure.data!.code);
-    return {
-      status: failure.data!.httpStatus,
-      body: { code: failure.data!.code, message: failure.message, issues: failure.data!.issues },
-      location: null,
-    };
-  }
+  return { ...(await trpcOutcome(successStatus, call)), location: null };
 }
 
 const REST: Face = {
@@ -186,18 +161,6 @@ const TRPC: Face = {
 
 const FACES = [REST, TRPC];
 
-function expectOk(outcome: Outcome, status: number) {
-  expect(outcome.status, JSON.stringify(outcome.body)).toBe(status);
-}
-
-function expectFailure(outcome: Outcome, status: number, code: string, message?: string | RegExp) {
-  expect({ status: outcome.status, code: outcome.body?.code }, JSON.stringify(outcome.body)).toEqual({ status, code });
-  if (message !== undefined) {
-    if (typeof message === 'string') expect(outcome.body.message).toBe(message);
-    else expect(outcome.body.message).toMatch(message);
-  }
-}
-
 /** A 400 whose issues name `path` (on both faces the issues are `{path: 'a.b', message}`). */
 function expectIssue(outcome: Outcome, path: string) {
   expectFailure(outcome, 400, 'BAD_REQUEST');
@@ -249,33 +212,8 @@ async function organizationState(org: string) {
   return { members, events: events!.n };
 }
 
-type Change = { from: unknown; to: unknown };
-interface StoredEvent {
-  id: string;
-  organization_id: string;
-  workspace_id: string | null;
-  actor: { id: string; email: string };
-  action: string;
-  target_type: string;
-  target_id: string;
-  changes: Record<string, Change>;
-  request_id: string;
-  created_at: string;
-}
-
-/** Stored events matching `where`, newest first (the lists' order), in the API's shape. */
-async function storedEvents(where: string, params: unknown[]): Promise<StoredEvent[]> {
-  const rows = await app.query<Omit<StoredEvent, 'actor'> & { actor_id: string; actor_email: string }>(
-    `select id, organization_id, workspace_id, actor_id, actor_email, action, target_type, target_id, changes, request_id,
-            ${isoSql('created_at')} as created_at
-       from audit_events where ${where} order by created_at desc, id desc`,
-    params,
-  );
-  return rows.map(({ actor_id, actor_email, ...rest }) => ({ ...rest, actor: { id: actor_id, email: actor_email } }));
-}
-
-/** The membership events of one workspace, as stored. */
-const memberEventsOf = (ws: string) => storedEvents(`workspace_id = $1 and target_type = 'member'`, [ws]);
+/** The membership events of one workspace, as stored, newest first (the lists' order). */
+const memberEventsOf = (ws: string) => storedEvents(app, `workspace_id = $1 and target_type = 'member'`, [ws]);
 
 const added = (email: string, role: string) => ({ email: { from: null, to: email }, role: { from: null, to: role } });
 const removed = (email: string, role: string) => ({ email: { from: email, to: null }, role: { from: role, to: null } });
@@ -306,7 +244,7 @@ const eventKey = (e: { action: string; workspace_id: string | null; target_id: s
  * the workspace set, the actor; and both lists answer them as stored — the workspace's (as
  * `listAs`, through `face`) and the organization's (as the owner).
  */
-async function expectMemberEvents(face: Face, org: string, expected: ExpectedEvent[], listAs: SignedUp = owner): Promise<StoredEvent[]> {
+async function expectMemberEvents(face: Face, org: string, expected: ExpectedEvent[], listAs: SignedUp = owner): Promise<ApiEvent[]> {
   const workspaceIds = [...new Set(expected.map((e) => e.ws))];
   const stored = (await Promise.all(workspaceIds.map(memberEventsOf))).flat();
   const want = expected.map((e) => ({
@@ -318,7 +256,7 @@ async function expectMemberEvents(face: Face, org: string, expected: ExpectedEve
     target_id: e.target.user.id,
     changes: e.changes,
   }));
-  const comparable = stored.map(({ id: _id, request_id: _rid, created_at: _at, ...rest }) => rest);
+  const comparable = stored.map(({ id: _id, request_id: _rid, client_request_id: _crid, created_at: _at, ...rest }) => rest);
   expect([...comparable].sort((a, b) => eventKey(a).localeCompare(eventKey(b)))).toEqual(
     [...want].sort((a, b) => eventKey(a).localeCompare(eventKey(b))),
   );
@@ -326,19 +264,17 @@ async function expectMemberEvents(face: Face, org: string, expected: ExpectedEve
     const ofWorkspace = stored.filter((e) => e.workspace_id === ws);
     const listed = await face.workspaceEvents(listAs.token, ws);
     expectOk(listed, 200);
-    expect((listed.body.items as StoredEvent[]).filter((e) => e.target_type === 'member').map(pickEvent)).toEqual(
-      ofWorkspace.map(pickEvent),
-    );
+    expect((listed.body.items as ApiEvent[]).filter((e) => e.target_type === 'member').map(pickEvent)).toEqual(ofWorkspace.map(pickEvent));
   }
   const orgListed = await face.organizationEvents(owner.token, org);
   expectOk(orgListed, 200);
-  const inOrgList = (orgListed.body.items as StoredEvent[]).filter(
+  const inOrgList = (orgListed.body.items as ApiEvent[]).filter(
     (e) => workspaceIds.includes(e.workspace_id!) && e.target_type === 'member',
   );
   expect(inOrgList.map(pickEvent).sort(byId)).toEqual(stored.map(pickEvent).sort(byId));
   return stored;
 }
-const pickEvent = (e: StoredEvent) => ({
+const pickEvent = (e: ApiEvent) => ({
   id: e.id,
   organization_id: e.organization_id,
   workspace_id: e.workspace_id,
@@ -854,6 +790,7 @@ describe.each(FACES)('memberships that end with the organization’s over $name'
    */
   async function expectRemovalEvents(user: SignedUp, s: Awaited<ReturnType<typeof memberships>>, actor: { id: string; email: string }) {
     const stored = await storedEvents(
+      app,
       `organization_id = $1 and target_id = $2 and action in ('member.removed', 'workspace.member_removed')`,
       [s.org, user.user.id],
     );
@@ -884,7 +821,7 @@ describe.each(FACES)('memberships that end with the organization’s over $name'
     expect(new Set(stored.map((e) => e.request_id)).size).toBe(1);
     // The workspace's list shows its event to those who still see it.
     const listed = await face.workspaceEvents(owner.token, s.hidden);
-    expect((listed.body.items as StoredEvent[]).filter((e) => e.action === 'workspace.member_removed').map(pickEvent)).toEqual(
+    expect((listed.body.items as ApiEvent[]).filter((e) => e.action === 'workspace.member_removed').map(pickEvent)).toEqual(
       stored.filter((e) => e.workspace_id === s.hidden).map(pickEvent),
     );
   }
@@ -895,7 +832,7 @@ describe.each(FACES)('memberships that end with the organization’s over $name'
     await expectEnded(member, s);
     await expectRemovalEvents(member, s, actorOf(admin));
     // The other organization's membership and its workspace's are untouched, and recorded nothing.
-    expect(await storedEvents(`organization_id = $1 and action like '%removed'`, [s.elsewhere])).toEqual([]);
+    expect(await storedEvents(app, `organization_id = $1 and action like '%removed'`, [s.elsewhere])).toEqual([]);
   });
 
   it('a member leaving the organization does the same', async () => {
@@ -904,7 +841,7 @@ describe.each(FACES)('memberships that end with the organization’s over $name'
     await expectEnded(viewer, s);
     await expectRemovalEvents(viewer, s, actorOf(viewer));
     // The other organization's membership and its workspace's are untouched, and recorded nothing.
-    expect(await storedEvents(`organization_id = $1 and action like '%removed'`, [s.elsewhere])).toEqual([]);
+    expect(await storedEvents(app, `organization_id = $1 and action like '%removed'`, [s.elsewhere])).toEqual([]);
   });
 
   it('a refused removal from the organization (the last owner) ends nothing', async () => {
@@ -929,14 +866,14 @@ describe.each(FACES)('memberships that end with the organization’s over $name'
     expect(await app.query('select id from organizations where id = $1', [leaver.organization.id])).toEqual([]);
     await expectRemovalEvents(leaver, s, actor);
     // In the other organization too: its membership and its workspace's; all five in the deletion's one transaction.
-    const elsewhere = await storedEvents(`organization_id = $1 and target_id = $2`, [s.elsewhere, leaver.user.id]);
+    const elsewhere = await storedEvents(app, `organization_id = $1 and target_id = $2`, [s.elsewhere, leaver.user.id]);
     expect(elsewhere.filter((e) => e.action.endsWith('removed')).map((e) => [e.action, e.workspace_id, e.actor, e.changes])).toEqual(
       expect.arrayContaining([
         ['member.removed', null, actor, removed(leaver.user.email, 'member')],
         ['workspace.member_removed', s.kept, actor, removed(leaver.user.email, 'member')],
       ]),
     );
-    const removals = await storedEvents(`target_id = $1 and action like '%removed'`, [leaver.user.id]);
+    const removals = await storedEvents(app, `target_id = $1 and action like '%removed'`, [leaver.user.id]);
     expect(removals).toHaveLength(5);
     expect(new Set(removals.map((e) => e.request_id)).size).toBe(1);
     expect(new Set(removals.map((e) => e.created_at)).size).toBe(1);
@@ -1284,8 +1221,7 @@ describe.runIf(onPostgres)('concurrent changes of one member (PostgreSQL)', () =
   const ROUNDS = 4;
   type Answer = { status: number; text: string; body: any };
   const send = async (method: string, path: string, token: string, body?: unknown): Promise<Answer> => {
-    const res = await app.request(method, `/api/v1${path}`, { token, body });
-    if (res.status >= 400) expectApiError(res, res.status, res.body?.code);
+    const res = await restRequest(app, method, path, { token, body });
     return { status: res.status, text: res.text, body: res.body };
   };
   const setRole = (ws: string, by: SignedUp, role: string) =>
@@ -1297,7 +1233,7 @@ describe.runIf(onPostgres)('concurrent changes of one member (PostgreSQL)', () =
    * The role changes' events in the one order they can have happened in: a chain from `initial`
    * (each `from` the previous `to`); fails when there is none.
    */
-  function chainOf(events: StoredEvent[], initial: string): string[] {
+  function chainOf(events: ApiEvent[], initial: string): string[] {
     const changes = events.filter((e) => e.action === 'workspace.member_role_changed').map((e) => e.changes.role!);
     const orders = (left: Change[], from: string): string[][] =>
       left.length === 0
@@ -1386,7 +1322,7 @@ describe.runIf(onPostgres)('concurrent changes of one member (PostgreSQL)', () =
       const removals = events.filter((e) => e.action === 'workspace.member_removed');
       expect(removals, texts).toHaveLength(1);
       expect(removals[0]!.changes).toEqual(removed(viewer.user.email, chain.at(-1)!));
-      const [orgRemoval] = await storedEvents(`organization_id = $1 and action = 'member.removed' and target_id = $2`, [
+      const [orgRemoval] = await storedEvents(app, `organization_id = $1 and action = 'member.removed' and target_id = $2`, [
         org,
         viewer.user.id,
       ]);
