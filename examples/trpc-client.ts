@@ -263,10 +263,10 @@ async function findTeammate(
   }
   const organizationId = administered[0]!.id;
   const email = `trpc-teammate-${randomUUID()}@example.com`;
-  // Its own client and token: the teammate signs up, then accepts the invitation as itself.
-  let teammateToken: string | undefined;
-  const teammate = createWorkspacesClient(session.baseUrl, () => teammateToken);
-  teammateToken = (await teammate.auth.signup.mutate({ email, password: 'a long teammate password', name: 'tRPC Teammate' })).access_token;
+  // Its own clients: the teammate signs up without the caller's token, then accepts the invitation with its own.
+  const anonymous = createWorkspacesClient(session.baseUrl, () => undefined);
+  const signedUp = await anonymous.auth.signup.mutate({ email, password: 'a long teammate password', name: 'tRPC Teammate' });
+  const teammate = createWorkspacesClient(session.baseUrl, () => signedUp.access_token);
   const { token } = await client.organizations.invitations.create.mutate({ org_id: organizationId, email, role: 'member' });
   const { membership } = await teammate.invitations.accept.mutate({ token });
   check(membership.organization_id === organizationId && membership.role === 'member', 'the accepted invitation makes a member');

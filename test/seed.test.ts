@@ -335,7 +335,7 @@ describe('npm run seed', () => {
       expect(membership).toEqual([{ role: 'member' }]);
       expect(invitation).toEqual([{ status: 'accepted', accepted_user_id: guestId }]);
       // Created by hand above; resent by the seed (a token of its own), then accepted by the guest.
-      expect(events!.map((e) => e.action)).toEqual(['invitation.created', 'invitation.resent', 'invitation.accepted']);
+      expect(events.map((e) => e.action)).toEqual(['invitation.created', 'invitation.resent', 'invitation.accepted']);
     },
     SEED_TIMEOUT,
   );
