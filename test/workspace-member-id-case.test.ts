@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './helpers/app';
+import { addMember, startTestApp, type TestApp } from './helpers/app';
 import { createWorkspace, teamOf, type Team } from './helpers/workspace-helpers';
 
 /**
@@ -28,7 +28,13 @@ describe('the caller named by its own id in upper case', () => {
     for (const id of [member.user.id, member.user.id.toUpperCase()]) {
       const res = await app.request('GET', api(`/workspaces/${workspace.id.toUpperCase()}/access?user_id=${id}`), { token: member.token });
       expect(res.status, res.text).toBe(200);
-      expect(res.body).toEqual({ workspace_id: workspace.id, user_id: member.user.id, role: 'member', source: 'organization_visibility' });
+      expect(res.body).toEqual({
+        workspace_id: workspace.id,
+        user_id: member.user.id,
+        role: 'member',
+        source: 'organization_visibility',
+        guest: false,
+      });
     }
   });
 
@@ -51,11 +57,7 @@ describe('the caller named by its own id in upper case', () => {
     const { owner, outsider } = team;
     const org = await app.request('POST', api('/organizations'), { token: owner.token, body: { name: 'Case Team' } });
     expect(org.status, org.text).toBe(201);
-    const added = await app.request('POST', api(`/organizations/${org.body.id}/members`), {
-      token: owner.token,
-      body: { email: outsider.user.email, role: 'member' },
-    });
-    expect(added.status, added.text).toBe(201);
+    await addMember(app, owner.token, org.body.id, outsider, 'member');
     const left = await app.request('DELETE', api(`/organizations/${org.body.id}/members/${outsider.user.id.toUpperCase()}`), {
       token: outsider.token,
     });

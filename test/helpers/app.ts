@@ -236,7 +236,13 @@ export interface Invitee {
  * Invitations and guests): `inviterToken` invites their email, they accept with the token.
  * Answers the accept's body `{invitation, membership}`.
  */
-export async function addMember(app: TestApp, inviterToken: string, organizationId: string, invitee: Invitee, role: 'owner' | 'admin' | 'member') {
+export async function addMember(
+  app: TestApp,
+  inviterToken: string,
+  organizationId: string,
+  invitee: Invitee,
+  role: 'owner' | 'admin' | 'member',
+) {
   const invited = await app.request('POST', `/api/v1/organizations/${organizationId}/invitations`, {
     token: inviterToken,
     body: { email: invitee.user.email, role },
