@@ -137,7 +137,7 @@ async function memberByEmail(tx: DbOrTx, organizationId: string, email: string):
 
 // ---- Create ----
 
-/** Locks the organization for an invitation's create or resend; 404 when there is none. */
+/** Locks the organization for an invitation's create (locks nothing when there is none: the authorization after it answers 404). */
 async function lockForInviting(tx: Tx, of: { organizationId: string } | { workspaceId: string }): Promise<void> {
   if ('workspaceId' in of) await lockOrganizationOf(tx, of.workspaceId, 'no key update');
   else await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, of.organizationId)).for('no key update');
@@ -165,7 +165,7 @@ async function spendInvitationBudget(tx: Tx, organizationId: string, now: Date, 
     const retryAfter = Math.max(1, Math.ceil((row.startedAt!.getTime() + DAY_MS - now.getTime()) / 1000));
     throw new AppError(
       'TOO_MANY_REQUESTS',
-      `This organization has created or resent ${limit} invitations in the last 24 hours (INVITATIONS_PER_DAY); retry in ${retryAfter} s`,
+      `This organization has created or resent ${limit} invitations in its current 24-hour window (INVITATIONS_PER_DAY); retry in ${retryAfter} s`,
       { retryAfter },
     );
   }
