@@ -151,11 +151,16 @@ export function createApp(deps: AppDeps): express.Express {
       );
       return;
     }
-    if (await deps.database.ping(1000)) {
+    const readiness = await deps.database.readiness(1000);
+    if (readiness === 'ready') {
       res.json({ status: 'ready' });
       return;
     }
-    sendError(res, new AppError('SERVICE_UNAVAILABLE', 'The database did not answer within 1 s', { retryAfter: 1 }), deps);
+    const why =
+      readiness === 'read-only'
+        ? 'The database is read-only (a standby, or a primary that refuses writes)'
+        : 'The database did not answer within 1 s';
+    sendError(res, new AppError('SERVICE_UNAVAILABLE', why, { retryAfter: 1 }), deps);
   });
 
   const document = buildOpenApiDocument();

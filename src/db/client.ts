@@ -21,6 +21,8 @@ export type Engine = 'postgres' | 'pglite';
 
 export type QueryListener = (query: string, params: unknown[]) => void;
 
+export type Readiness = 'ready' | 'read-only' | 'unreachable';
+
 export interface DatabaseHandle {
   db: Db;
   engine: Engine;
@@ -28,8 +30,12 @@ export interface DatabaseHandle {
   rows<T = Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
   /** Calls `listener` with the SQL and parameters of every query the app sends through drizzle; returns the unsubscribe function. */
   onQuery(listener: QueryListener): () => void;
-  /** Resolves true when the database answers within `timeoutMs`. */
-  ping(timeoutMs: number): Promise<boolean>;
+  /**
+   * Whether the database can serve writes, as one query within `timeoutMs` finds it: `ready`,
+   * `read-only` (a hot standby, or a primary made read-only: writes would fail with 25006), or
+   * `unreachable` (no answer in time).
+   */
+  readiness(timeoutMs: number): Promise<Readiness>;
   close(): Promise<void>;
   /** postgres.js client (PostgreSQL only), under the app's queries: for tests and raw queries. */
   postgresClient?: postgres.Sql;
@@ -105,9 +111,11 @@ export function openPostgres({
       const rows: unknown = await db.execute(query);
       return rows as T[];
     },
-    ping: (timeoutMs) =>
+    readiness: (timeoutMs) =>
       withTimeout(
-        client`select 1`.then(() => true),
+        client`select pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' as read_only`.then(([row]) =>
+          row?.read_only ? 'read-only' : 'ready',
+        ),
         timeoutMs,
       ),
     close: async () => {
@@ -221,9 +229,9 @@ export function wrapPglite(pglite: PGlite): DatabaseHandle {
       const result: unknown = await db.execute(query);
       return (result as { rows: T[] }).rows;
     },
-    ping: (timeoutMs) =>
+    readiness: (timeoutMs) =>
       withTimeout(
-        pglite.query('select 1').then(() => true),
+        pglite.query('select 1').then(() => 'ready' as const),
         timeoutMs,
       ),
     close: () => pglite.close(),
@@ -245,13 +253,14 @@ function serveEventLoopBetweenMessages(pglite: PGlite): void {
   };
 }
 
-async function withTimeout(check: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** The check's answer, or `unreachable` when it fails or takes longer than `timeoutMs`. */
+async function withTimeout(check: Promise<Readiness>, timeoutMs: number): Promise<Readiness> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
+  const timeout = new Promise<Readiness>((resolve) => {
+    timer = setTimeout(() => resolve('unreachable'), timeoutMs);
   });
   try {
-    return await Promise.race([check.catch(() => false), timeout]);
+    return await Promise.race([check.catch(() => 'unreachable' as const), timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,6 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable, isForeignKeyViolation, pgErrorCode } from '../db/errors';
+import { isDatabaseUnavailable, isForeignKeyViolation, pgErrorCode, unavailableState } from '../db/errors';
 import { AppError, ERROR_STATUS, GENERIC_500_MESSAGE, type ErrorCode, type FailedItem, type Issue } from '../lib/errors';
 
 /** The facts every error answer carries, on both faces. */
@@ -103,7 +103,7 @@ export function errorForLog(error: unknown): Record<string, unknown> {
 
 /**
  * Logs a failed call once: a bug (500) at error level with its stack; the database being
- * unavailable (503) as a warning naming the driver's code, since an outage answers every
+ * unavailable (503) as a warning naming the driver's code or SQLSTATE and what it means, since an outage answers every
  * request with it; the caller's own errors (4xx) not at all, nor a request refused while the
  * service sheds load (the shedder logs when that starts and stops).
  */
@@ -111,5 +111,8 @@ export function logFailure(logger: Logger, error: unknown, requestId: unknown): 
   const { status } = describeError(error);
   const cause = error instanceof TRPCError ? error.cause : error;
   if (status === 500) logger.error({ error: errorForLog(error), requestId }, 'unexpected error');
-  else if (status === 503 && isDatabaseUnavailable(cause)) logger.warn({ code: pgErrorCode(cause), requestId }, 'database unavailable');
+  else if (status === 503 && isDatabaseUnavailable(cause)) {
+    const code = pgErrorCode(cause);
+    logger.warn({ code, state: unavailableState(code), requestId }, 'database unavailable');
+  }
 }

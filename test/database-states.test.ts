@@ -1,0 +1,188 @@
+/**
+ * Database states that are not bugs (README, Reliability: database states): one table in
+ * src/db/errors.ts answers each with 503 and `Retry-After`, and one `warn` line naming the
+ * code; everything else stays a 500 logged with its stack. Then a primary made read-only under
+ * the running service (a disposable cluster: `ALTER SYSTEM` must never touch the machine's
+ * shared server): writes 503, `/readyz` says why, no error-level line, and recovery at once
+ * when writes are allowed again.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UNAVAILABLE_STATES, isDatabaseUnavailable, unavailableState } from '../src/db/errors';
+import { describeError, logFailure } from '../src/trpc/errors';
+import { startDisposableCluster, type DisposableCluster } from './helpers/pg-cluster';
+import { sleep, startServerProcess, type ServerProcess } from './helpers/process-helpers';
+
+/** A driver error as postgres.js throws it, wrapped as drizzle wraps it. */
+const databaseError = (code: string) =>
+  Object.assign(new Error('Failed query'), { cause: Object.assign(new Error(`state ${code}`), { code }) });
+
+/** A pino logger whose lines land in `lines`. */
+function capturingLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+describe('the table of database states', () => {
+  const NAMED = ['25006', '53100', '53200', '53300', '57P01', '57P02', '57P03', '57014', '40001', '40P01', '55P03'];
+  const CONNECTION_CLASS = ['08000', '08001', '08003', '08004', '08006', '08P01'];
+  const BUGS = ['23505', '23503', '42P01', '42703', '22001', 'XX000', '0A000', '25P02', '53'];
+
+  it('answers every named state, and every connection exception (class 08), with 503 and Retry-After 1', () => {
+    for (const code of [...NAMED, ...CONNECTION_CLASS, 'ECONNREFUSED', 'CONNECTION_CLOSED', 'CONNECTION_STALLED', 'DATABASE_DEADLINE']) {
+      expect(isDatabaseUnavailable(databaseError(code)), code).toBe(true);
+      expect(describeError(databaseError(code)), code).toEqual({
+        status: 503,
+        body: { code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; try again shortly' },
+        retryAfter: 1,
+      });
+    }
+    expect(unavailableState('08006')).toBe('connection exception');
+    expect(unavailableState('25006')).toBe('read-only transaction');
+  });
+
+  it('leaves every other state a 500 (a bug), with the generic message', () => {
+    for (const code of BUGS) {
+      if (code === '23503') continue; // a foreign key violation is its own answer (404)
+      expect(isDatabaseUnavailable(databaseError(code)), code).toBe(false);
+      expect(describeError(databaseError(code)).status, code).toBe(500);
+    }
+  });
+
+  it('logs a state as one warn line naming its code and meaning, a bug as an error with its stack', () => {
+    const { logger, lines } = capturingLogger();
+    logFailure(logger, databaseError('53100'), 'r1');
+    logFailure(logger, databaseError('XX000'), 'r2');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: 40, code: '53100', state: 'disk full', requestId: 'r1', msg: 'database unavailable' });
+    expect(lines[0]).not.toHaveProperty('error');
+    expect(lines[1]).toMatchObject({ level: 50, requestId: 'r2', msg: 'unexpected error' });
+    expect(JSON.stringify(lines[1])).toContain('stack');
+  });
+
+  it('is the README table: the same codes, in Reliability', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const start = readme.indexOf('### Database states');
+    expect(start, 'the README has the section').toBeGreaterThan(-1);
+    const section = readme.slice(start, readme.indexOf('\n### ', start + 1));
+    const documented = [...section.matchAll(/^\| `([0-9A-Z_]+)`/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual(Object.keys(UNAVAILABLE_STATES).sort());
+  });
+});
+
+describe.runIf(Boolean(process.env.DATABASE_URL))('a primary made read-only under the running service (PostgreSQL)', () => {
+  let cluster: DisposableCluster;
+  let admin: postgres.Sql;
+  let service: ServerProcess;
+  let base: string;
+  let token: string;
+  let organizationId: string;
+
+  beforeAll(async () => {
+    cluster = await startDisposableCluster();
+    admin = postgres(cluster.url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+    service = startServerProcess({
+      DATABASE_URL: cluster.url,
+      PORT: '0',
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MINUTE: '0',
+      AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    });
+    base = await service.ready();
+    const res = await fetch(`${base}/api/v1/auth/signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `states-${randomUUID()}@example.com`, password: 'correct horse battery', name: 'States' }),
+    });
+    const body = (await res.json()) as { access_token: string; organization: { id: string } };
+    expect(res.status, JSON.stringify(body)).toBe(201);
+    token = body.access_token;
+    organizationId = body.organization.id;
+  }, 120_000);
+
+  afterAll(async () => {
+    await service?.kill();
+    await admin?.end({ timeout: 1 });
+    await cluster?.destroy();
+  });
+
+  const create = (name: string) =>
+    fetch(`${base}/api/v1/workspaces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ organization_id: organizationId, name }),
+    });
+  const setReadOnly = async (on: boolean) => {
+    await admin.unsafe(on ? 'alter system set default_transaction_read_only = on' : 'alter system reset default_transaction_read_only');
+    await admin.unsafe('select pg_reload_conf()');
+  };
+
+  it('answers writes 503 with Retry-After, reads 200, /readyz 503 naming it; no error-level line; writes again at once when lifted', async () => {
+    const before = await create('Before');
+    expect(before.status).toBe(201);
+    const logFrom = service.stdout().length;
+
+    await setReadOnly(true);
+    // Every session rereads the setting between statements once the reload reaches it.
+    let refused: Response | undefined;
+    for (let i = 0; i < 50 && !refused; i++) {
+      const res = await create(`During ${i}`);
+      if (res.status === 503) refused = res;
+      else await sleep(20);
+    }
+    expect(refused, 'a write was refused while read-only').toBeDefined();
+    expect(refused!.headers.get('retry-after')).toBe('1');
+    expect(await refused!.json()).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; try again shortly' });
+    for (let i = 0; i < 3; i++) expect((await create(`Still ${i}`)).status).toBe(503);
+    const read = await fetch(`${base}/api/v1/workspaces?organization_id=${organizationId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(read.status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('retry-after')).toBe('1');
+    expect(((await ready.json()) as { message: string }).message).toMatch(/read-only/);
+
+    await setReadOnly(false);
+    const lifted = Date.now();
+    let recoveredAfter: number | undefined;
+    while (Date.now() - lifted < 5000) {
+      if ((await create(`After ${Date.now()}`)).status === 201) {
+        recoveredAfter = Date.now() - lifted;
+        break;
+      }
+      await sleep(20);
+    }
+    expect(recoveredAfter, 'writes came back').toBeDefined();
+    expect(recoveredAfter!).toBeLessThanOrEqual(1000);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+
+    const lines = service
+      .stdout()
+      .slice(logFrom)
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string; state?: string });
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    const warnings = lines.filter((l) => l.msg === 'database unavailable');
+    expect(warnings.length).toBeGreaterThanOrEqual(4);
+    for (const warning of warnings) expect(warning).toMatchObject({ level: 40, code: '25006', state: 'read-only transaction' });
+    // Nothing was written while refused.
+    const [{ n }] = await admin<
+      [{ n: number }]
+    >`select count(*)::int as n from workspaces where name like 'During %' or name like 'Still %'`;
+    expect(n).toBe(0);
+  }, 60_000);
+});
