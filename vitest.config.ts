@@ -12,6 +12,7 @@ const TIMING_SUITES = [
   'test/load-shedding.test.ts',
   'test/fair-share.test.ts',
   'test/database-states.test.ts',
+  'test/database-failover.test.ts',
 ];
 
 export default defineConfig({

@@ -84,84 +84,120 @@ function installExitHook(): void {
   });
 }
 
-/**
- * initdb (as the postgres user, trust auth, no fsync) into a fresh temp dir, then starts it on
- * 127.0.0.1 at a free port, its socket in the temp dir. Settings live in postgresql.conf, so
- * `start()` after `stop()` comes back on the same port.
- */
-export async function startDisposableCluster(options: DisposableClusterOptions = {}): Promise<DisposableCluster> {
+/** A cluster's temp dir and its paths, before it has a port. */
+interface ClusterFiles {
+  bin: string;
+  pgCtl: string;
+  dir: string;
+  dataDir: string;
+  logPath: string;
+  entry: { pgCtl: string; dataDir: string; dir: string };
+}
+
+/** A fresh temp dir owned by the postgres user, registered for the exit hook. */
+function newClusterFiles(prefix: string): ClusterFiles {
   const bin = postgresBinDir();
   const pgCtl = join(bin, 'pg_ctl');
-  const dir = mkdtempSync(join(tmpdir(), 'pg-cluster-'));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   chownToPostgres(dir);
   const dataDir = join(dir, 'data');
-  const logPath = join(dir, 'server.log');
   const entry = { pgCtl, dataDir, dir };
   alive.add(entry);
   installExitHook();
+  return { bin, pgCtl, dir, dataDir, logPath: join(dir, 'server.log'), entry };
+}
 
-  let running = false;
-  let port: number | undefined;
-  try {
-    await runPg(
-      join(bin, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
-      dir,
-    );
-    const settings: Record<string, string> = {
-      listen_addresses: "'127.0.0.1'",
-      unix_socket_directories: `'${dir}'`,
-      fsync: 'off',
-      synchronous_commit: 'off',
-      full_page_writes: 'off',
-      max_connections: '100',
-      shared_buffers: '32MB',
-      ...options.settings,
-    };
-    appendFileSync(
-      join(dataDir, 'postgresql.conf'),
-      `\n# disposable test cluster\n${Object.entries(settings)
-        .map(([k, v]) => `${k} = ${v}`)
-        .join('\n')}\n`,
-    );
+/** Appends `settings` to the cluster's postgresql.conf (a later line wins over an earlier one). */
+function appendSettings(dataDir: string, settings: Record<string, string>, comment: string): void {
+  appendFileSync(
+    join(dataDir, 'postgresql.conf'),
+    `\n# ${comment}\n${Object.entries(settings)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n')}\n`,
+  );
+}
 
-    // The free port may be taken between the pick and the bind: pick again a few times.
-    for (let attempt = 1; ; attempt++) {
-      port = await freePort();
-      appendFileSync(join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
-      try {
-        await runPg(pgCtl, ['-D', dataDir, '-l', logPath, '-w', '-t', '30', 'start'], dir, logPath);
-        running = true;
-        break;
-      } catch (error) {
-        const log = existsSync(logPath) ? readFileSync(logPath, 'utf8') : '';
-        if (attempt >= 3 || !/could not bind|already in use/i.test(log)) throw error;
-      }
+/** Starts the cluster on a free port (written to postgresql.conf); picks again a few times if the port was taken meanwhile. */
+async function startOnFreePort({ pgCtl, dataDir, dir, logPath }: ClusterFiles): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    appendFileSync(join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
+    try {
+      await runPg(pgCtl, ['-D', dataDir, '-l', logPath, '-w', '-t', '30', 'start'], dir, logPath);
+      return port;
+    } catch (error) {
+      const log = existsSync(logPath) ? readFileSync(logPath, 'utf8') : '';
+      if (attempt >= 3 || !/could not bind|already in use/i.test(log)) throw error;
     }
-  } catch (error) {
-    alive.delete(entry);
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
   }
+}
 
+/**
+ * `pg_basebackup -R -X stream` of the server at `sourcePort` into `files.dataDir` (which must not
+ * exist), then the settings that make the copy a cluster of its own: its socket dir, no
+ * synchronous standby of its own (a copy of a primary that waits for one would hang every commit
+ * once promoted), and `extra`. The port is the caller's to append.
+ */
+async function baseBackup(files: ClusterFiles, sourcePort: number, extra: Record<string, string> = {}): Promise<void> {
+  await runPg(
+    join(files.bin, 'pg_basebackup'),
+    ['-h', '127.0.0.1', '-p', String(sourcePort), '-U', 'postgres', '-D', files.dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
+    files.dir,
+  );
+  appendSettings(
+    files.dataDir,
+    { unix_socket_directories: `'${files.dir}'`, hot_standby: 'on', synchronous_standby_names: "''", ...extra },
+    'a standby of the disposable test cluster on port ' + String(sourcePort),
+  );
+}
+
+/** A cluster of this helper that can take part in replication. */
+export interface ReplicationMember extends DisposableCluster {
+  /** `pg_ctl promote -w`: a standby leaves recovery and accepts writes (it fails on a cluster that is no standby). */
+  promote(): Promise<void>;
+  /**
+   * Makes this cluster a hot standby of `source` on its same port: stops it (immediate) if it
+   * runs, throws its data away, takes a fresh `pg_basebackup -R` of `source`, and starts it. (The
+   * simple, reliable way to bring an old primary back after a failover: no pg_rewind.)
+   */
+  rebuildAsStandbyOf(source: DisposableCluster): Promise<void>;
+}
+
+/** The handle over a cluster's files, running on `port`. */
+function clusterHandle(files: ClusterFiles, port: number): ReplicationMember {
+  const { bin, pgCtl, dir, dataDir, logPath, entry } = files;
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let running = true;
   let destroyed = false;
+  const stop = async (mode: StopMode = 'fast') => {
+    if (!running) return;
+    await runPg(pgCtl, ['-D', dataDir, 'stop', '-m', mode, '-w', '-t', '30'], dir, logPath);
+    running = false;
+  };
+  const start = async () => {
+    if (destroyed) throw new Error('the cluster was destroyed');
+    if (running) return;
+    await runPg(pgCtl, ['-D', dataDir, '-l', logPath, '-w', '-t', '30', 'start'], dir, logPath);
+    running = true;
+  };
   return {
     url,
     port,
     dir,
     isRunning: () => running,
     log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
-    async stop(mode: StopMode = 'fast') {
-      if (!running) return;
-      await runPg(pgCtl, ['-D', dataDir, 'stop', '-m', mode, '-w', '-t', '30'], dir, logPath);
-      running = false;
+    stop,
+    start,
+    async promote() {
+      await runPg(pgCtl, ['-D', dataDir, 'promote', '-w', '-t', '30'], dir, logPath);
     },
-    async start() {
+    async rebuildAsStandbyOf(source: DisposableCluster) {
       if (destroyed) throw new Error('the cluster was destroyed');
-      if (running) return;
-      await runPg(pgCtl, ['-D', dataDir, '-l', logPath, '-w', '-t', '30', 'start'], dir, logPath);
-      running = true;
+      await stop('immediate');
+      rmSync(dataDir, { recursive: true, force: true });
+      await baseBackup({ bin, pgCtl, dir, dataDir, logPath, entry }, source.port, {});
+      appendFileSync(join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
+      await start();
     },
     async destroy() {
       if (destroyed) return;
@@ -176,4 +212,121 @@ export async function startDisposableCluster(options: DisposableClusterOptions =
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** initdb into `files` with the helper's settings (plus `settings`), then starts it on a free port. */
+async function initAndStart(files: ClusterFiles, settings: Record<string, string> = {}): Promise<ReplicationMember> {
+  try {
+    await runPg(
+      join(files.bin, 'initdb'),
+      ['-D', files.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      files.dir,
+    );
+    appendSettings(
+      files.dataDir,
+      {
+        listen_addresses: "'127.0.0.1'",
+        unix_socket_directories: `'${files.dir}'`,
+        fsync: 'off',
+        synchronous_commit: 'off',
+        full_page_writes: 'off',
+        max_connections: '100',
+        shared_buffers: '32MB',
+        ...settings,
+      },
+      'disposable test cluster',
+    );
+    return clusterHandle(files, await startOnFreePort(files));
+  } catch (error) {
+    alive.delete(files.entry);
+    rmSync(files.dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * initdb (as the postgres user, trust auth, no fsync) into a fresh temp dir, then starts it on
+ * 127.0.0.1 at a free port, its socket in the temp dir. Settings live in postgresql.conf, so
+ * `start()` after `stop()` comes back on the same port.
+ */
+export async function startDisposableCluster(options: DisposableClusterOptions = {}): Promise<DisposableCluster> {
+  return initAndStart(newClusterFiles('pg-cluster-'), options.settings);
+}
+
+/** libpq's `target_session_attrs` values. */
+export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
+
+/** `postgres://postgres@127.0.0.1:P1,127.0.0.1:P2/postgres?target_session_attrs=…`: the clusters' hosts, in the order given. */
+export function multiHostUrl(clusters: readonly DisposableCluster[], attrs: TargetSessionAttrs = 'read-write'): string {
+  return `postgres://postgres@${clusters.map((c) => `127.0.0.1:${c.port}`).join(',')}/postgres?target_session_attrs=${attrs}`;
+}
+
+export interface ReplicatedPairOptions {
+  /** Extra `postgresql.conf` settings of the primary (the standby's copy of its configuration has them too). */
+  settings?: Record<string, string>;
+  /**
+   * Synchronous replication: the primary acknowledges a commit only once the standby has it
+   * (`synchronous_standby_names = '*'`, `synchronous_commit = on`). A test that asserts "every
+   * acknowledged write survives the failover" needs it: asynchronous replication may lose the last
+   * commits a crashed primary acknowledged (the database's loss, not the service's). The standby
+   * (and any cluster rebuilt from it) has no synchronous standby of its own.
+   */
+  synchronous?: boolean;
+}
+
+export interface ReplicatedPair {
+  /** The primary (initdb'd; `wal_level = replica`, WAL senders, replication from 127.0.0.1 trusted). */
+  primary: ReplicationMember;
+  /** A hot standby streaming from the primary (`pg_basebackup -R -X stream`), on a port of its own. */
+  standby: ReplicationMember;
+  /** The multi-host URL naming the primary first, then the standby (the ports they were started on). */
+  multiHostUrl(attrs?: TargetSessionAttrs): string;
+  /** Destroys both; safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A primary and a streaming hot standby of it, each a disposable cluster of its own (see
+ * startDisposableCluster): for failover tests. The standby is started and streaming when this
+ * resolves (it may still be replaying the last of the base backup: wait for a row, not a clock).
+ */
+export async function startReplicatedPair(options: ReplicatedPairOptions = {}): Promise<ReplicatedPair> {
+  const primary = await initAndStart(newClusterFiles('pg-primary-'), {
+    wal_level: 'replica',
+    max_wal_senders: '10',
+    wal_keep_size: "'128MB'",
+    hot_standby: 'on',
+    ...(options.synchronous ? { synchronous_commit: 'on', synchronous_standby_names: "'*'" } : {}),
+    ...options.settings,
+  });
+  let standby: ReplicationMember | undefined;
+  try {
+    // initdb -A trust lets 127.0.0.1 in for replication already; make sure of it whatever the version's default.
+    const hbaPath = join(primary.dir, 'data', 'pg_hba.conf');
+    if (!/^host\s+replication\s+all\s+127\.0\.0\.1\/32\s+trust/m.test(readFileSync(hbaPath, 'utf8'))) {
+      appendFileSync(hbaPath, '\nhost replication all 127.0.0.1/32 trust\n');
+      await runPg(join(postgresBinDir(), 'pg_ctl'), ['-D', join(primary.dir, 'data'), 'reload'], primary.dir);
+    }
+    const files = newClusterFiles('pg-standby-');
+    try {
+      await baseBackup(files, primary.port);
+      standby = clusterHandle(files, await startOnFreePort(files));
+    } catch (error) {
+      alive.delete(files.entry);
+      rmSync(files.dir, { recursive: true, force: true });
+      throw error;
+    }
+  } catch (error) {
+    await primary.destroy();
+    throw error;
+  }
+  const pair: ReplicatedPair = {
+    primary,
+    standby,
+    multiHostUrl: (attrs = 'read-write') => multiHostUrl([pair.primary, pair.standby], attrs),
+    async destroy() {
+      await Promise.allSettled([pair.standby.destroy(), pair.primary.destroy()]);
+    },
+  };
+  return pair;
 }
