@@ -90,9 +90,7 @@ export function openPostgres({
     prepare,
     connect_timeout: Math.max(1, Math.ceil(deadlineMs / 1000)),
     idle_timeout: 60,
-    // Reconnect at once after a failure, then every half second: the default backs off to
-    // 10-20 s, which kept the service down long after its database was back.
-    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
+    backoff: reconnectBackoff,
     onnotice: () => {},
     // A statement that runs (or waits for a lock) longer than this is cancelled by the server.
     connection: { application_name: 'workspaces-api', statement_timeout: statementTimeoutMs ?? longestRequestMs },
@@ -202,16 +200,43 @@ function stallWatchdog(stalledAfterMs: number) {
   );
   timer.unref();
   return {
-    /** postgres.js's `socket` option: it writes the startup message at once, which the socket buffers until connected. */
-    socket: (options: { host: string[]; port: number[]; path?: string | false }): Socket => {
-      const socket = options.path ? connect(options.path) : connect(options.port[0]!, options.host[0]);
-      Object.assign(socket, { host: options.host[0], port: options.port[0] });
+    /**
+     * postgres.js's `socket` option: it writes the startup message at once, which the socket
+     * buffers until connected. `hostIndex` is the host of a multi-host URL this attempt is for
+     * (the patched driver passes it and moves on to the next host after a failed attempt).
+     */
+    socket: (options: { host: string[]; port: number[]; path?: string | false }, hostIndex = 0): Socket => {
+      const host = options.host[hostIndex] ?? options.host[0]!;
+      const port = options.port[hostIndex] ?? options.port[0]!;
+      const socket = options.path ? connect(options.path) : connect(port, host);
+      Object.assign(socket, { host, port });
       sockets.set(socket, { read: 0, writtenAtRead: 0, waitingSince: undefined });
       socket.once('close', () => sockets.delete(socket));
+      if (!options.path) socket.once('connect', () => refuseSelfConnection(socket));
       return socket;
     },
     stop: () => clearInterval(timer),
   };
+}
+
+/**
+ * Seconds before the next connection attempt after `attempt` failures in a row: 50 ms, doubling
+ * to at most 2 s, with jitter (so replicas do not dial in step). postgres.js's default backs
+ * off to 10-20 s, which kept the service down long after its database was back; none at all
+ * was a busy loop while no host of a multi-host URL qualified.
+ */
+export const reconnectBackoff = (attempt: number) => Math.min(0.05 * 2 ** attempt, 2) * (0.75 + Math.random() / 4);
+
+/**
+ * A TCP connection to a port nobody listens on, in the ephemeral range of this machine, can
+ * be given that same port as its own source: it connects to itself (a "self-connection"),
+ * holds the port, and keeps the database from binding it when it starts. Such a socket is
+ * destroyed as refused.
+ */
+function refuseSelfConnection(socket: Socket): void {
+  if (socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress) {
+    socket.destroy(Object.assign(new Error('The connection reached itself, not a database'), { code: 'ECONNREFUSED' }));
+  }
 }
 
 /** Wraps an open PGlite instance (in a directory, in memory, or restored from a snapshot). */
