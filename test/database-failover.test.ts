@@ -45,11 +45,20 @@ const RETRY_PAUSE_MS = 500;
 const RETRY_CONCURRENCY = 6;
 /** What the service's pool connections call themselves (src/db/client.ts). */
 const SERVICE_APPLICATION_NAME = 'workspaces-api';
-/** Idle CPU is measured over this window, and must stay under this share of one core. */
+/**
+ * Idle CPU is measured over windows of this length, back to back, and the quieter of them must
+ * stay under this share of one core. A busy loop (the bug: 33-40 % of a core) is steady and fails
+ * every window; but the process's own idle cost is about 1 % with its database up (the load
+ * shedder's 10 ms event-loop timer, 100 ms timers), and a garbage collection or a late compile can
+ * land in one window and double it, so one window alone would fail now and then for no fault.
+ */
 const IDLE_WINDOW_MS = 5000;
+const IDLE_WINDOWS = 2;
 const IDLE_CPU_SHARE = 0.02;
-/** Sessions the idle service may open on a standby that never qualifies, in the idle window (the busy loop opened 355 a second). */
-const STANDBY_SESSIONS_IN_WINDOW = 50;
+/** The window starts this long after the last request was answered. */
+const IDLE_SETTLE_MS = 1000;
+/** Sessions a second the idle service may open on a standby that never qualifies (the busy loop opened 355 a second). */
+const STANDBY_SESSIONS_PER_SECOND = 10;
 
 const ms = (value: number) => `${Math.round(value)}ms`;
 
@@ -69,16 +78,16 @@ const inRecovery = (cluster: DisposableCluster) =>
 /** Polls `check` every 100 ms until it is true; throws `what` after `timeoutMs`. */
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const until = performance.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   while (performance.now() < until) {
     try {
       if (await check()) return;
     } catch (error) {
-      last = error;
+      last = error as Error;
     }
     await sleep(100);
   }
-  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last.message})` : ''}`);
 }
 
 /** The SQLSTATE `promise` fails with (fails the test if it succeeds). */
@@ -100,7 +109,8 @@ const serviceSessionsOn = (cluster: DisposableCluster) =>
   onCluster(
     cluster,
     async (sql) =>
-      (await sql<[{ n: number }]>`select count(*)::int as n from pg_stat_activity where application_name = ${SERVICE_APPLICATION_NAME}`)[0].n,
+      (await sql<[{ n: number }]>`select count(*)::int as n from pg_stat_activity where application_name = ${SERVICE_APPLICATION_NAME}`)[0]
+        .n,
   );
 
 /** CPU time (user + system, every thread) the process has used so far, in seconds, from /proc/<pid>/stat. */
@@ -352,7 +362,10 @@ describe.runIf(Boolean(serverUrl))('failover: the primary crashes and the standb
     await pair?.destroy();
   });
 
-  const lost = (result: LoadResult | undefined) => ['network error', 'timeout', 503].includes(statusOf(result) as never);
+  const lost = (result: LoadResult | undefined) => {
+    const status = statusOf(result);
+    return status === 503 || status === 'network error' || status === 'timeout';
+  };
 
   /** Sends `request` again with its key and body until it is not 409 "still in progress". */
   async function retry(request: LoadRequest): Promise<LoadResult> {
@@ -500,7 +513,9 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
 
   beforeAll(async () => {
     // log_connections: the standby's log counts the sessions the service opens on it.
-    pair = await startReplicatedPair({ settings: { log_connections: 'on' } });
+    // synchronous_commit on: the primary is crashed (stop -m immediate) below, and with it off
+    // the crash loses the commits of its last seconds (the signed-up user: every answer a 401).
+    pair = await startReplicatedPair({ settings: { log_connections: 'on', synchronous_commit: 'on' } });
     try {
       service = await startService(multiHostUrl([pair.standby, pair.primary]), 'standby-first');
     } catch (error) {
@@ -533,15 +548,28 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     }
   }
 
-  /** CPU the process used over IDLE_WINDOW_MS (s), and every self-connection seen meanwhile. */
-  async function idleWindow(svc: RunningService) {
+  /**
+   * The share of a core the process used in each of IDLE_WINDOWS windows of IDLE_WINDOW_MS, from
+   * IDLE_SETTLE_MS after the call (the last answers' work done); the quietest; the whole
+   * measurement's length (s); and every self-connection seen meanwhile.
+   */
+  async function idleCpu(svc: RunningService) {
     const pid = svc.pid();
-    const before = cpuSeconds(pid);
+    await sleep(IDLE_SETTLE_MS);
+    const shares: number[] = [];
+    const selfConnections: Array<{ local: string; remote: string }> = [];
     const t0 = performance.now();
-    const selfConnections = await selfConnectionsDuring(pid, IDLE_WINDOW_MS);
+    for (let i = 0; i < IDLE_WINDOWS; i++) {
+      const before = cpuSeconds(pid);
+      const start = performance.now();
+      selfConnections.push(...(await selfConnectionsDuring(pid, IDLE_WINDOW_MS)));
+      shares.push((cpuSeconds(pid) - before) / ((performance.now() - start) / 1000));
+    }
     const seconds = (performance.now() - t0) / 1000;
-    return { cpu: cpuSeconds(pid) - before, seconds, selfConnections };
+    return { shares, quietest: Math.min(...shares), seconds, selfConnections };
   }
+
+  const percent = (shares: number[]) => shares.map((share) => `${(100 * share).toFixed(1)}%`).join(',');
 
   it('starts (migrations run on the primary, the second host) and serves writes there', async () => {
     const svc = running();
@@ -557,23 +585,28 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     const id = ((created as ApiResponse).body as { id: string }).id;
     expect(await workspaceOn(pair.primary, id)).toBe(id);
     expect(await serviceSessionsOn(pair.standby)).toBe(0);
-  });
+    // For comparison with the windows below: the same process idle with its database up.
+    const { shares } = await idleCpu(svc);
+    console.log(`scenario=healthy-idle cpu-per-${IDLE_WINDOW_MS}ms-window=${percent(shares)} of a core`);
+  }, 30_000);
 
   it(`backs off with only a standby up (read-write wanted): under ${IDLE_CPU_SHARE * 100} % of a core, few sessions on the standby`, async () => {
     const svc = running();
     await pair.primary.stop('immediate');
     await expectRefusedInTime(svc, 'only standby');
     const logFrom = pair.standby.log().length;
-    const { cpu, seconds, selfConnections } = await idleWindow(svc);
+    const { shares, quietest, seconds, selfConnections } = await idleCpu(svc);
     const sessions = pair.standby
       .log()
       .slice(logFrom)
       .split('\n')
       .filter((line) => line.includes('connection authorized') && line.includes(`application_name=${SERVICE_APPLICATION_NAME}`)).length;
-    console.log(`scenario=only-standby cpu=${cpu.toFixed(2)}s in ${seconds.toFixed(1)}s (${((100 * cpu) / seconds).toFixed(1)}% of a core) standby-sessions=${sessions}`);
+    console.log(
+      `scenario=only-standby cpu-per-${IDLE_WINDOW_MS}ms-window=${percent(shares)} of a core standby-sessions=${sessions} in ${seconds.toFixed(1)}s`,
+    );
     expect(svc.isRunning(), svc.deathNote()).toBe(true);
-    expect(cpu / seconds).toBeLessThan(IDLE_CPU_SHARE);
-    expect(sessions).toBeLessThanOrEqual(STANDBY_SESSIONS_IN_WINDOW);
+    expect(quietest, `CPU share of each window: ${percent(shares)}`).toBeLessThan(IDLE_CPU_SHARE);
+    expect(sessions / seconds).toBeLessThanOrEqual(STANDBY_SESSIONS_PER_SECOND);
     expect(selfConnections).toEqual([]);
   }, 30_000);
 
@@ -582,12 +615,12 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     await pair.primary.stop('immediate');
     await pair.standby.stop('immediate');
     await expectRefusedInTime(svc, 'all down');
-    const { cpu, seconds, selfConnections } = await idleWindow(svc);
+    const { shares, quietest, selfConnections } = await idleCpu(svc);
     console.log(
-      `scenario=all-down cpu=${cpu.toFixed(2)}s in ${seconds.toFixed(1)}s (${((100 * cpu) / seconds).toFixed(1)}% of a core) self-connections=${selfConnections.length}`,
+      `scenario=all-down cpu-per-${IDLE_WINDOW_MS}ms-window=${percent(shares)} of a core self-connections=${selfConnections.length}`,
     );
     expect(svc.isRunning(), svc.deathNote()).toBe(true);
-    expect(cpu / seconds).toBeLessThan(IDLE_CPU_SHARE);
+    expect(quietest, `CPU share of each window: ${percent(shares)}`).toBeLessThan(IDLE_CPU_SHARE);
     expect(selfConnections).toEqual([]);
   }, 30_000);
 
@@ -598,13 +631,15 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     await pair.standby.start();
     const started = performance.now();
     let last: LoadResult = 'network error';
+    const seen: string[] = [];
     while (performance.now() - started < WRITES_WITHIN_MS + 2000) {
       last = await createOne(svc, `back ${randomUUID()}`);
+      seen.push(`+${ms(performance.now() - started)}:${statusOf(last)}`);
       if (statusOf(last) === 201) break;
-      await sleep(100);
+      await sleep(250);
     }
     const took = performance.now() - started;
-    console.log(`scenario=all-back first-write-after=${ms(took)}`);
+    console.log(`scenario=all-back first-write-after=${ms(took)} answers=${seen.join(' ')}`);
     expect(statusOf(last), typeof last === 'object' ? last.text : last).toBe(201);
     expect(took).toBeLessThanOrEqual(WRITES_WITHIN_MS);
   }, 30_000);
