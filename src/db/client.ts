@@ -47,7 +47,10 @@ export interface PostgresOptions {
   /** For migrations, when `url` goes through a pooler (default: `url`). */
   migrationUrl?: string;
   prepare: boolean;
+  /** Connections the pool may hold open at once (DATABASE_POOL_MAX). */
   max?: number;
+  /** Seconds an idle connection stays open; 0 keeps it open (DATABASE_IDLE_TIMEOUT_S). */
+  idleTimeoutS?: number;
   /** The request deadline (see db/deadline.ts); connections and stalls are bounded by it. */
   deadlineMs?: number;
   /** The server-side bound on one statement; by default the longest a request may take. */
@@ -71,6 +74,7 @@ export function openPostgres({
   migrationUrl = url,
   prepare,
   max = 10,
+  idleTimeoutS = 60,
   deadlineMs = DEFAULT_DEADLINE_MS,
   statementTimeoutMs,
 }: PostgresOptions): DatabaseHandle {
@@ -83,7 +87,9 @@ export function openPostgres({
     max,
     prepare,
     connect_timeout: Math.max(1, Math.ceil(deadlineMs / 1000)),
-    idle_timeout: 60,
+    // postgres.js closes a connection idle this long (0: never), so a quiet replica gives its
+    // connection slots back to the others.
+    idle_timeout: idleTimeoutS,
     // Reconnect at once after a failure, then every half second: the default backs off to
     // 10-20 s, which kept the service down long after its database was back.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
