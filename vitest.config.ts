@@ -7,7 +7,12 @@ import { configDefaults, defineConfig, type TestProjectInlineConfiguration } fro
  * test, Chromium, or another of these) cannot starve the service they measure. Run beside
  * those, a create after a fault waited past the 2 s deadline for CPU, not for the database.
  */
-const TIMING_SUITES = ['test/database-faults.test.ts', 'test/load-shedding.test.ts', 'test/fair-share.test.ts'];
+const TIMING_SUITES = [
+  'test/database-faults.test.ts',
+  'test/shutdown-database-down.test.ts',
+  'test/load-shedding.test.ts',
+  'test/fair-share.test.ts',
+];
 
 export default defineConfig({
   test: {

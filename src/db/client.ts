@@ -30,7 +30,11 @@ export interface DatabaseHandle {
   onQuery(listener: QueryListener): () => void;
   /** Resolves true when the database answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
-  close(): Promise<void>;
+  /**
+   * Closes the connections: statements still running get up to `timeoutMs` (PostgreSQL; 5 s by
+   * default) to finish, then every connection is destroyed, whether its server answers or not.
+   */
+  close(timeoutMs?: number): Promise<void>;
   /** postgres.js client (PostgreSQL only), under the app's queries: for tests and raw queries. */
   postgresClient?: postgres.Sql;
   /** Where migrations open a client of their own (PostgreSQL only): the server itself, never a pooler. */
@@ -116,9 +120,11 @@ export function openPostgres({
         client`select 1`.then(() => true),
         timeoutMs,
       ),
-    close: async () => {
+    close: async (timeoutMs = 5000) => {
       watchdog.stop();
-      await client.end({ timeout: 5 });
+      // postgres.js waits for running statements and each server's goodbye, then destroys what
+      // is left at the timeout (in seconds): a server that is down or silent never says goodbye.
+      await client.end({ timeout: timeoutMs / 1000 });
     },
   };
 }
