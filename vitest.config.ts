@@ -9,6 +9,7 @@ import { configDefaults, defineConfig, type TestProjectInlineConfiguration } fro
  */
 const TIMING_SUITES = [
   'test/database-faults.test.ts',
+  'test/shutdown-database-down.test.ts',
   'test/load-shedding.test.ts',
   'test/fair-share.test.ts',
   'test/database-states.test.ts',

@@ -99,6 +99,10 @@ const envSchema = z.object({
   DATABASE_PREPARE: booleanString.default(true),
   /** The budget of one request's database work: past it the request answers 503 (see db/deadline.ts). */
   DATABASE_DEADLINE_MS: integer(100, 60_000).default(2000),
+  /** Connections the request pool may hold open at once, per process (db/client.ts); README (Deploying) sizes it. */
+  DATABASE_POOL_MAX: integer(1, 1000).default(10),
+  /** Seconds a pool connection may sit idle before it is closed; 0 keeps idle connections open. */
+  DATABASE_IDLE_TIMEOUT_S: integer(0, 86_400).default(60),
   /**
    * Load shedding (http/load-shedding.ts): new API requests are refused with 503 while the mean
    * event-loop delay, or its utilization, over the last second is above these; 0 turns a check off.

@@ -7,6 +7,16 @@ import { createApp } from './app';
 import { createHttpServer } from './http/server';
 import { startAuditRetention } from './modules/audit/retention';
 
+/**
+ * Shutdown: after the request deadline (by which the requests in flight have ended), closing
+ * the audit retention and the database gets at most this long, so the process is gone within
+ * the deadline + 1 s of the signal whatever the database's state; the other half second is
+ * the exit's own margin.
+ */
+const SHUTDOWN_CLOSE_MS = 500;
+/** Closing a healthy pool takes milliseconds: at least this is given even when the requests took all their time. */
+const MIN_CLOSE_MS = 100;
+
 /** One clear line and a non-zero exit, never a stack, for problems an operator can fix. */
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -59,6 +69,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    // The requests in flight end within the request deadline, the database down or not (they
+    // answer 503 at it); what is left to close gets the rest of one second beyond it, so a
+    // database that is down or silent does not hold the exit until the forced one below.
+    const closeBy = Date.now() + config.DATABASE_DEADLINE_MS + SHUTDOWN_CLOSE_MS;
+    const remainingMs = () => Math.max(MIN_CLOSE_MS, closeBy - Date.now());
     const forceExit = setTimeout(() => {
       logger.error('in-flight requests did not finish within 10 s; exiting');
       process.exit(1);
@@ -67,8 +82,8 @@ async function main(): Promise<void> {
     server.close(() => {
       deps.loadShedder.stop();
       void retention
-        .stop()
-        .then(() => database.close())
+        .stop(remainingMs())
+        .then(() => database.close(remainingMs()))
         .catch((error: unknown) => logger.error({ err: error }, 'closing the database failed'))
         .finally(() => {
           logger.info('stopped');

@@ -1520,4 +1520,23 @@ describe('retention: pruneAuditEvents', () => {
     }
     expect(await countWhere("organization_id = $1 and action = 'organization.created'", [org])).toBe(1);
   });
+
+  it('stops within the wait it is given while a batch waits on a database that does not answer (shutdown)', async () => {
+    const { startAuditRetention } = await import('../src/modules/audit/retention');
+    // A database whose delete never answers: the batch hangs as on a silent network path.
+    let deletes = 0;
+    const query: Record<string, () => unknown> = {};
+    for (const step of ['from', 'where', 'orderBy', 'limit']) query[step] = () => query;
+    const silent = {
+      select: () => query,
+      delete: () => ({ where: () => ({ returning: () => (deletes++, new Promise<never>(() => {})) }) }),
+    } as unknown as Parameters<typeof startAuditRetention>[0];
+    const task = startAuditRetention(silent, 30, pino({ level: 'silent' }), { firstRunMs: 1 });
+    await expect.poll(() => deletes, { timeout: 2000, interval: 10 }).toBe(1);
+    const started = Date.now();
+    await task.stop(200);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(190);
+    expect(waited).toBeLessThan(1000);
+  });
 });

@@ -36,6 +36,8 @@ describe('loadConfig defaults', () => {
       UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: 60,
       RATE_LIMIT_STORE: 'memory',
       DATABASE_PREPARE: true,
+      DATABASE_POOL_MAX: 10,
+      DATABASE_IDLE_TIMEOUT_S: 60,
       AUDIT_RETENTION_DAYS: 90,
       SHED_EVENT_LOOP_DELAY_MS: 200,
       SHED_EVENT_LOOP_UTILIZATION: 0,
@@ -103,6 +105,21 @@ describe('loadConfig values', () => {
     expect(loadConfig({ SHED_EVENT_LOOP_DELAY_MS: '500', SHED_EVENT_LOOP_UTILIZATION: '1' })).toMatchObject({
       SHED_EVENT_LOOP_DELAY_MS: 500,
       SHED_EVENT_LOOP_UTILIZATION: 1,
+    });
+  });
+
+  it('parses the pool settings: its size from 1 to 1000, the idle timeout from 0 (never close) to a day', () => {
+    expect(loadConfig({ DATABASE_POOL_MAX: '3', DATABASE_IDLE_TIMEOUT_S: '1' })).toMatchObject({
+      DATABASE_POOL_MAX: 3,
+      DATABASE_IDLE_TIMEOUT_S: 1,
+    });
+    expect(loadConfig({ DATABASE_POOL_MAX: '1', DATABASE_IDLE_TIMEOUT_S: '0' })).toMatchObject({
+      DATABASE_POOL_MAX: 1,
+      DATABASE_IDLE_TIMEOUT_S: 0,
+    });
+    expect(loadConfig({ DATABASE_POOL_MAX: '1000', DATABASE_IDLE_TIMEOUT_S: '86400' })).toMatchObject({
+      DATABASE_POOL_MAX: 1000,
+      DATABASE_IDLE_TIMEOUT_S: 86_400,
     });
   });
 
@@ -184,6 +201,15 @@ describe('loadConfig refuses a bad value with a ConfigError naming the variable'
     ['a SHED_EVENT_LOOP_DELAY_MS over a minute', { SHED_EVENT_LOOP_DELAY_MS: '60001' }, 'SHED_EVENT_LOOP_DELAY_MS'],
     ['a SHED_EVENT_LOOP_UTILIZATION over 1', { SHED_EVENT_LOOP_UTILIZATION: '1.5' }, 'SHED_EVENT_LOOP_UTILIZATION'],
     ['a SHED_EVENT_LOOP_UTILIZATION given as a percentage', { SHED_EVENT_LOOP_UTILIZATION: '98%' }, 'SHED_EVENT_LOOP_UTILIZATION'],
+    ['a DATABASE_POOL_MAX of 0 (a pool that can never connect)', { DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX'],
+    ['a negative DATABASE_POOL_MAX', { DATABASE_POOL_MAX: '-1' }, 'DATABASE_POOL_MAX'],
+    ['a DATABASE_POOL_MAX that is not a number', { DATABASE_POOL_MAX: 'x' }, 'DATABASE_POOL_MAX'],
+    ['a fractional DATABASE_POOL_MAX', { DATABASE_POOL_MAX: '2.5' }, 'DATABASE_POOL_MAX'],
+    ['a DATABASE_POOL_MAX over 1000', { DATABASE_POOL_MAX: '1001' }, 'DATABASE_POOL_MAX'],
+    ['a negative DATABASE_IDLE_TIMEOUT_S', { DATABASE_IDLE_TIMEOUT_S: '-1' }, 'DATABASE_IDLE_TIMEOUT_S'],
+    ['a DATABASE_IDLE_TIMEOUT_S that is not a number', { DATABASE_IDLE_TIMEOUT_S: 'x' }, 'DATABASE_IDLE_TIMEOUT_S'],
+    ['a DATABASE_IDLE_TIMEOUT_S with a unit', { DATABASE_IDLE_TIMEOUT_S: '60s' }, 'DATABASE_IDLE_TIMEOUT_S'],
+    ['a DATABASE_IDLE_TIMEOUT_S over a day', { DATABASE_IDLE_TIMEOUT_S: '86401' }, 'DATABASE_IDLE_TIMEOUT_S'],
     ['CORS_ORIGINS that are not origins', { CORS_ORIGINS: 'not an origin' }, 'CORS_ORIGINS'],
     ['a TRUST_PROXY Express would refuse at start', { TRUST_PROXY: 'not-an-ip' }, 'TRUST_PROXY'],
   ];

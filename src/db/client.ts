@@ -36,7 +36,11 @@ export interface DatabaseHandle {
    * `unreachable` (no answer in time).
    */
   readiness(timeoutMs: number): Promise<Readiness>;
-  close(): Promise<void>;
+  /**
+   * Closes the connections: statements still running get up to `timeoutMs` (PostgreSQL; 5 s by
+   * default) to finish, then every connection is destroyed, whether its server answers or not.
+   */
+  close(timeoutMs?: number): Promise<void>;
   /** postgres.js client (PostgreSQL only), under the app's queries: for tests and raw queries. */
   postgresClient?: postgres.Sql;
   /** Where migrations open a client of their own (PostgreSQL only): the server itself, never a pooler. */
@@ -53,7 +57,10 @@ export interface PostgresOptions {
   /** For migrations, when `url` goes through a pooler (default: `url`). */
   migrationUrl?: string;
   prepare: boolean;
+  /** Connections the pool may hold open at once (DATABASE_POOL_MAX). */
   max?: number;
+  /** Seconds an idle connection stays open; 0 keeps it open (DATABASE_IDLE_TIMEOUT_S). */
+  idleTimeoutS?: number;
   /** The request deadline (see db/deadline.ts); connections and stalls are bounded by it. */
   deadlineMs?: number;
   /** The server-side bound on one statement; by default the longest a request may take. */
@@ -77,6 +84,7 @@ export function openPostgres({
   migrationUrl = url,
   prepare,
   max = 10,
+  idleTimeoutS = 60,
   deadlineMs = DEFAULT_DEADLINE_MS,
   statementTimeoutMs,
 }: PostgresOptions): DatabaseHandle {
@@ -89,7 +97,9 @@ export function openPostgres({
     max,
     prepare,
     connect_timeout: Math.max(1, Math.ceil(deadlineMs / 1000)),
-    idle_timeout: 60,
+    // postgres.js closes a connection idle this long (0: never), so a quiet replica gives its
+    // connection slots back to the others.
+    idle_timeout: idleTimeoutS,
     backoff: reconnectBackoff,
     onnotice: () => {},
     // A statement that runs (or waits for a lock) longer than this is cancelled by the server.
@@ -116,9 +126,11 @@ export function openPostgres({
         ),
         timeoutMs,
       ),
-    close: async () => {
+    close: async (timeoutMs = 5000) => {
       watchdog.stop();
-      await client.end({ timeout: 5 });
+      // postgres.js waits for running statements and each server's goodbye, then destroys what
+      // is left at the timeout (in seconds): a server that is down or silent never says goodbye.
+      await client.end({ timeout: timeoutMs / 1000 });
     },
   };
 }

@@ -18,6 +18,8 @@ export async function openDatabase(config: Config): Promise<DatabaseHandle> {
       migrationUrl: config.DATABASE_MIGRATION_URL,
       prepare: config.DATABASE_PREPARE,
       deadlineMs: config.DATABASE_DEADLINE_MS,
+      max: config.DATABASE_POOL_MAX,
+      idleTimeoutS: config.DATABASE_IDLE_TIMEOUT_S,
     });
   }
   if (isInMemory(config.DATA_DIR)) {

@@ -45,8 +45,13 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** A fresh database for one test file. */
-async function openTestDatabase(): Promise<{ database: DatabaseHandle; url: string | undefined; drop: () => Promise<void> }> {
+/** The pool settings of the configuration (DATABASE_POOL_MAX, DATABASE_IDLE_TIMEOUT_S), as `openDatabase` passes them. */
+type PoolSettings = Pick<Config, 'DATABASE_POOL_MAX' | 'DATABASE_IDLE_TIMEOUT_S'>;
+
+/** A fresh database for one test file; on PostgreSQL its pool is sized by `pool`. */
+async function openTestDatabase(
+  pool: PoolSettings,
+): Promise<{ database: DatabaseHandle; url: string | undefined; drop: () => Promise<void> }> {
   const serverUrl = process.env.DATABASE_URL;
   const template = inject('templateDatabase');
   if (serverUrl && template) {
@@ -54,7 +59,7 @@ async function openTestDatabase(): Promise<{ database: DatabaseHandle; url: stri
     const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
     await admin.unsafe(`create database "${name}" template "${template}"`);
     const url = databaseUrlFor(serverUrl, name);
-    const database = openPostgres({ url, prepare: true, max: 10 });
+    const database = openPostgres({ url, prepare: true, max: pool.DATABASE_POOL_MAX, idleTimeoutS: pool.DATABASE_IDLE_TIMEOUT_S });
     return {
       database,
       url,
@@ -75,7 +80,10 @@ export interface TestAppOptions {
 }
 
 export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
-  const { database, url: databaseUrl, drop } = await openTestDatabase();
+  // The database is opened before the whole configuration can be read (it names the database's
+  // URL): its pool settings are read from `env` first, by the same rules and defaults.
+  const pool = loadConfig({ DATABASE_POOL_MAX: env.DATABASE_POOL_MAX, DATABASE_IDLE_TIMEOUT_S: env.DATABASE_IDLE_TIMEOUT_S });
+  const { database, url: databaseUrl, drop } = await openTestDatabase(pool);
   const config = loadConfig({
     NODE_ENV: 'test',
     JWT_SECRET: TEST_SECRET,
@@ -110,7 +118,12 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
  */
 export async function startReplica(app: TestApp): Promise<TestApp> {
   if (!app.config.DATABASE_URL) return serveApp(app.config, app.database, async () => {});
-  const database = openPostgres({ url: app.config.DATABASE_URL, prepare: app.config.DATABASE_PREPARE, max: 10 });
+  const database = openPostgres({
+    url: app.config.DATABASE_URL,
+    prepare: app.config.DATABASE_PREPARE,
+    max: app.config.DATABASE_POOL_MAX,
+    idleTimeoutS: app.config.DATABASE_IDLE_TIMEOUT_S,
+  });
   return serveApp(app.config, database, () => database.close());
 }
 

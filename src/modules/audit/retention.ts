@@ -47,7 +47,12 @@ export async function pruneAuditEvents(
 }
 
 export interface RetentionTask {
-  stop(): Promise<void>;
+  /**
+   * Stops the schedule and resolves once a run in progress has ended (it stops after its
+   * current batch), or after `waitMs` if given: a batch whose database does not answer is
+   * left behind (closing the database ends it).
+   */
+  stop(waitMs?: number): Promise<void>;
 }
 
 /**
@@ -80,10 +85,14 @@ export function startAuditRetention(
     }, firstRunMs).unref();
   }
   return {
-    async stop() {
+    async stop(waitMs?: number) {
       clearTimeout(timer);
       stopping.abort();
-      await running;
+      if (!running || waitMs === undefined) {
+        await running;
+        return;
+      }
+      await Promise.race([running, sleep(waitMs, undefined, { ref: false })]);
     },
   };
 }
