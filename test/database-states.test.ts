@@ -4,10 +4,14 @@
  * code; everything else stays a 500 logged with its stack. Then a primary made read-only under
  * the running service (a disposable cluster: `ALTER SYSTEM` must never touch the machine's
  * shared server): writes 503, `/readyz` says why, no error-level line, and recovery at once
- * when writes are allowed again.
+ * when writes are allowed again. And a full disk under the data files (a small tmpfs, where the
+ * test may mount one): 503, not 500, and writes again once there is room.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import postgres from 'postgres';
@@ -15,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNAVAILABLE_STATES, isDatabaseUnavailable, unavailableState } from '../src/db/errors';
 import { describeError, logFailure } from '../src/trpc/errors';
 import { startDisposableCluster, type DisposableCluster } from './helpers/pg-cluster';
+import { chownToPostgres } from './helpers/postgres-user';
 import { sleep, startServerProcess, type ServerProcess } from './helpers/process-helpers';
 
 /** A driver error as postgres.js throws it, wrapped as drizzle wraps it. */
@@ -184,5 +189,145 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('a primary made read-only unde
       [{ n: number }]
     >`select count(*)::int as n from workspaces where name like 'During %' or name like 'Still %'`;
     expect(n).toBe(0);
+  }, 60_000);
+});
+
+/** Writes zeros to `path` until the file system has no room left (ENOSPC). */
+function fillUp(path: string): void {
+  const fd = openSync(path, 'w');
+  const zeros = Buffer.alloc(1 << 20);
+  try {
+    for (;;) writeSync(fd, zeros);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe.runIf(Boolean(process.env.DATABASE_URL))('the disk of the data files full under the running service (PostgreSQL)', () => {
+  /** Why the block cannot run here (mounting a tmpfs needs root, or CAP_SYS_ADMIN). */
+  let cannotMount: string | undefined;
+  let mountPoint: string | undefined;
+  let mounted = false;
+  let walParent: string | undefined;
+  let cluster: DisposableCluster | undefined;
+  let service: ServerProcess | undefined;
+  let base: string;
+  let token: string;
+  let organizationId: string;
+
+  beforeAll(async () => {
+    // The data files on a small tmpfs, the WAL elsewhere: a full data disk refuses the writes
+    // that must extend a file (SQLSTATE 53100), where a full WAL disk would stop the server.
+    mountPoint = mkdtempSync(join(tmpdir(), 'pg-diskfull-'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mountPoint], { stdio: 'pipe', timeout: 10_000 });
+      mounted = true;
+    } catch (error) {
+      const e = error as { stderr?: Buffer; message: string };
+      cannotMount = `cannot mount a tmpfs here (it needs root or CAP_SYS_ADMIN): ${(e.stderr?.toString() || e.message).trim()}`;
+      return;
+    }
+    chownToPostgres(mountPoint);
+    walParent = mkdtempSync(join(tmpdir(), 'pg-diskfull-wal-'));
+    chownToPostgres(walParent);
+    cluster = await startDisposableCluster({ dataDir: join(mountPoint, 'data'), walDir: join(walParent, 'wal') });
+    service = startServerProcess({
+      DATABASE_URL: cluster.url,
+      PORT: '0',
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MINUTE: '0',
+      AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    });
+    base = await service.ready();
+    const res = await fetch(`${base}/api/v1/auth/signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `disk-${randomUUID()}@example.com`, password: 'correct horse battery', name: 'Disk' }),
+    });
+    const body = (await res.json()) as { access_token: string; organization: { id: string } };
+    expect(res.status, JSON.stringify(body)).toBe(201);
+    token = body.access_token;
+    organizationId = body.organization.id;
+  }, 120_000);
+
+  afterAll(async () => {
+    await service?.kill();
+    await cluster?.destroy();
+    if (mounted && mountPoint) {
+      try {
+        execFileSync('umount', [mountPoint], { stdio: 'pipe', timeout: 10_000 });
+      } catch {
+        execFileSync('umount', ['-l', mountPoint], { stdio: 'ignore', timeout: 10_000 });
+      }
+    }
+    if (mountPoint) rmSync(mountPoint, { recursive: true, force: true });
+    if (walParent) rmSync(walParent, { recursive: true, force: true });
+  });
+
+  /** A create whose row (50 incompressible 500-character metadata values, ~25 kB TOASTed) needs new pages soon. */
+  const create = (name: string) => {
+    const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, randomBytes(250).toString('hex')]));
+    return fetch(`${base}/api/v1/workspaces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ organization_id: organizationId, name, metadata }),
+    });
+  };
+
+  it('answers creates 503 with Retry-After (never 500) while no room is left, one warn line each naming 53100; 201 again once there is room', async (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    expect((await create('Before')).status).toBe(201);
+    const logFrom = service!.stdout().length;
+    const filler = join(mountPoint!, 'filler');
+    fillUp(filler);
+
+    // Rows may still fit in free space of the pages the files have: create until one needs a new page.
+    const statuses: number[] = [];
+    let refused: Response | undefined;
+    for (let i = 0; i < 50 && !refused; i++) {
+      const res = await create(`During ${i}`);
+      statuses.push(res.status);
+      if (res.status === 503) refused = res;
+      else await res.arrayBuffer();
+    }
+    expect(refused, `a create was refused while the disk was full (answers: ${statuses.join(' ')})`).toBeDefined();
+    expect(statuses.filter((status) => status !== 201 && status !== 503)).toEqual([]);
+    expect(refused!.headers.get('retry-after')).toBe('1');
+    expect(await refused!.json()).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; try again shortly' });
+    for (let i = 0; i < 2; i++) {
+      const res = await create(`Still ${i}`);
+      expect(res.status).toBe(503);
+      await res.arrayBuffer();
+    }
+
+    unlinkSync(filler);
+    const freed = Date.now();
+    let recoveredAfter: number | undefined;
+    while (Date.now() - freed < 5000) {
+      const res = await create(`After ${Date.now()}`);
+      await res.arrayBuffer();
+      if (res.status === 201) {
+        recoveredAfter = Date.now() - freed;
+        break;
+      }
+      expect(res.status).toBe(503);
+      await sleep(50);
+    }
+    expect(recoveredAfter, 'creates came back once there was room').toBeDefined();
+
+    const lines = service!
+      .stdout()
+      .slice(logFrom)
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string; state?: string });
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    const warnings = lines.filter((l) => l.msg === 'database unavailable');
+    expect(warnings.length).toBeGreaterThanOrEqual(3);
+    for (const warning of warnings) expect(warning).toMatchObject({ level: 40, code: '53100', state: 'disk full' });
   }, 60_000);
 });

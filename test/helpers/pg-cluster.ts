@@ -38,6 +38,18 @@ export interface DisposableCluster {
 export interface DisposableClusterOptions {
   /** Extra `postgresql.conf` settings, e.g. `{ max_connections: '50' }`. */
   settings?: Record<string, string>;
+  /**
+   * Where initdb puts the cluster's data directory (default: `data/` in the temp dir), e.g. a
+   * path inside a small tmpfs the test mounted. It must not exist yet, and its parent must be
+   * writable by the postgres user. `destroy()` removes it.
+   */
+  dataDir?: string;
+  /**
+   * `initdb --waldir`: the WAL in a directory of its own (an absolute path that must not exist
+   * yet, its parent writable by the postgres user), so that filling the data directory's disk
+   * refuses writes instead of stopping the server. `destroy()` removes it.
+   */
+  walDir?: string;
 }
 
 /** The newest installed server's bin dir, `/usr/lib/postgresql/<ver>/bin` (Debian's layout). */
@@ -66,20 +78,20 @@ async function runPg(bin: string, args: string[], cwd: string, logPath?: string)
 }
 
 /** Clusters alive in this process: stopped at exit if a test forgot (or crashed before) destroy(). */
-const alive = new Set<{ pgCtl: string; dataDir: string; dir: string }>();
+const alive = new Set<{ pgCtl: string; dataDir: string; dir: string; outside: string[] }>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
-    for (const { pgCtl, dataDir, dir } of alive) {
+    for (const { pgCtl, dataDir, dir, outside } of alive) {
       try {
         const [command, argv] = asPostgresUser(pgCtl, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']);
         execFileSync(command, argv, { cwd: dir, stdio: 'ignore', timeout: 10_000 });
       } catch {
         // not running
       }
-      rmSync(dir, { recursive: true, force: true });
+      for (const path of [dir, ...outside]) rmSync(path, { recursive: true, force: true });
     }
   });
 }
@@ -91,20 +103,29 @@ interface ClusterFiles {
   dir: string;
   dataDir: string;
   logPath: string;
-  entry: { pgCtl: string; dataDir: string; dir: string };
+  /** `initdb --waldir`, when the WAL lives apart from the data directory. */
+  walDir?: string;
+  entry: { pgCtl: string; dataDir: string; dir: string; outside: string[] };
 }
 
 /** A fresh temp dir owned by the postgres user, registered for the exit hook. */
-function newClusterFiles(prefix: string): ClusterFiles {
+function newClusterFiles(prefix: string, paths: { dataDir?: string; walDir?: string } = {}): ClusterFiles {
   const bin = postgresBinDir();
   const pgCtl = join(bin, 'pg_ctl');
   const dir = mkdtempSync(join(tmpdir(), prefix));
   chownToPostgres(dir);
-  const dataDir = join(dir, 'data');
-  const entry = { pgCtl, dataDir, dir };
+  const dataDir = paths.dataDir ?? join(dir, 'data');
+  // Paths outside the temp dir that are the cluster's own (removed with it).
+  const outside = [paths.dataDir, paths.walDir].filter((path): path is string => path !== undefined);
+  const entry = { pgCtl, dataDir, dir, outside };
   alive.add(entry);
   installExitHook();
-  return { bin, pgCtl, dir, dataDir, logPath: join(dir, 'server.log'), entry };
+  return { bin, pgCtl, dir, dataDir, walDir: paths.walDir, logPath: join(dir, 'server.log'), entry };
+}
+
+/** Removes a cluster's temp dir and the paths of its own outside it. */
+function removeFiles({ dir, entry }: ClusterFiles): void {
+  for (const path of [dir, ...entry.outside]) rmSync(path, { recursive: true, force: true });
 }
 
 /** Appends `settings` to the cluster's postgresql.conf (a later line wins over an earlier one). */
@@ -165,7 +186,7 @@ export interface ReplicationMember extends DisposableCluster {
 
 /** The handle over a cluster's files, running on `port`. */
 function clusterHandle(files: ClusterFiles, port: number): ReplicationMember {
-  const { bin, pgCtl, dir, dataDir, logPath, entry } = files;
+  const { pgCtl, dir, dataDir, logPath, entry } = files;
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let running = true;
   let destroyed = false;
@@ -195,7 +216,7 @@ function clusterHandle(files: ClusterFiles, port: number): ReplicationMember {
       if (destroyed) throw new Error('the cluster was destroyed');
       await stop('immediate');
       rmSync(dataDir, { recursive: true, force: true });
-      await baseBackup({ bin, pgCtl, dir, dataDir, logPath, entry }, source.port, {});
+      await baseBackup(files, source.port, {});
       appendFileSync(join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
       await start();
     },
@@ -209,7 +230,7 @@ function clusterHandle(files: ClusterFiles, port: number): ReplicationMember {
       }
       running = false;
       alive.delete(entry);
-      rmSync(dir, { recursive: true, force: true });
+      removeFiles(files);
     },
   };
 }
@@ -219,7 +240,20 @@ async function initAndStart(files: ClusterFiles, settings: Record<string, string
   try {
     await runPg(
       join(files.bin, 'initdb'),
-      ['-D', files.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      [
+        '-D',
+        files.dataDir,
+        ...(files.walDir ? [`--waldir=${files.walDir}`] : []),
+        '-U',
+        'postgres',
+        '-A',
+        'trust',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+        '--no-instructions',
+      ],
       files.dir,
     );
     appendSettings(
@@ -239,7 +273,7 @@ async function initAndStart(files: ClusterFiles, settings: Record<string, string
     return clusterHandle(files, await startOnFreePort(files));
   } catch (error) {
     alive.delete(files.entry);
-    rmSync(files.dir, { recursive: true, force: true });
+    removeFiles(files);
     throw error;
   }
 }
@@ -250,7 +284,7 @@ async function initAndStart(files: ClusterFiles, settings: Record<string, string
  * `start()` after `stop()` comes back on the same port.
  */
 export async function startDisposableCluster(options: DisposableClusterOptions = {}): Promise<DisposableCluster> {
-  return initAndStart(newClusterFiles('pg-cluster-'), options.settings);
+  return initAndStart(newClusterFiles('pg-cluster-', { dataDir: options.dataDir, walDir: options.walDir }), options.settings);
 }
 
 /** libpq's `target_session_attrs` values. */
