@@ -50,10 +50,12 @@ const SERVICE_APPLICATION_NAME = 'workspaces-api';
  * stay under this share of one core. A busy loop (the bug: 33-40 % of a core) is steady and fails
  * every window; but the process's own idle cost is about 1 % with its database up (the load
  * shedder's 10 ms event-loop timer, 100 ms timers), and a garbage collection or a late compile can
- * land in one window and double it, so one window alone would fail now and then for no fault.
+ * land in one window and double it, so one window alone would fail now and then for no fault
+ * (the first window after a host goes measured up to 6 % here; two windows both over 2 % happened
+ * once in several runs on a busy machine): the quietest of three is judged.
  */
 const IDLE_WINDOW_MS = 5000;
-const IDLE_WINDOWS = 2;
+const IDLE_WINDOWS = 3;
 const IDLE_CPU_SHARE = 0.02;
 /** The window starts this long after the last request was answered. */
 const IDLE_SETTLE_MS = 1000;
@@ -588,7 +590,7 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     // For comparison with the windows below: the same process idle with its database up.
     const { shares } = await idleCpu(svc);
     console.log(`scenario=healthy-idle cpu-per-${IDLE_WINDOW_MS}ms-window=${percent(shares)} of a core`);
-  }, 30_000);
+  }, 45_000);
 
   it(`backs off with only a standby up (read-write wanted): under ${IDLE_CPU_SHARE * 100} % of a core, few sessions on the standby`, async () => {
     const svc = running();
@@ -608,7 +610,7 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     expect(quietest, `CPU share of each window: ${percent(shares)}`).toBeLessThan(IDLE_CPU_SHARE);
     expect(sessions / seconds).toBeLessThanOrEqual(STANDBY_SESSIONS_PER_SECOND);
     expect(selfConnections).toEqual([]);
-  }, 30_000);
+  }, 45_000);
 
   it(`backs off with every host down: under ${IDLE_CPU_SHARE * 100} % of a core, and never a TCP self-connection`, async () => {
     const svc = running();
@@ -622,7 +624,7 @@ describe.runIf(Boolean(serverUrl))('a multi-host URL whose first host is a hot s
     expect(svc.isRunning(), svc.deathNote()).toBe(true);
     expect(quietest, `CPU share of each window: ${percent(shares)}`).toBeLessThan(IDLE_CPU_SHARE);
     expect(selfConnections).toEqual([]);
-  }, 30_000);
+  }, 45_000);
 
   it(`both clusters start again on their own ports, and the service writes within ${WRITES_WITHIN_MS / 1000} s`, async () => {
     const svc = running();
