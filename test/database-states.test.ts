@@ -38,6 +38,37 @@ function capturingLogger() {
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
+/** The service as a process on `url` (info logs, no rate limits), with a new account signed up on it. */
+async function serveSignedUp(url: string, name: string) {
+  const service = startServerProcess({
+    DATABASE_URL: url,
+    PORT: '0',
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_RATE_LIMIT_PER_MINUTE: '0',
+  });
+  const base = await service.ready();
+  const res = await fetch(`${base}/api/v1/auth/signup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: `${name.toLowerCase()}-${randomUUID()}@example.com`, password: 'correct horse battery', name }),
+  });
+  const body = (await res.json()) as { access_token: string; organization: { id: string } };
+  expect(res.status, JSON.stringify(body)).toBe(201);
+  return { service, base, token: body.access_token, organizationId: body.organization.id };
+}
+
+/** The service's JSON log lines written after `from` (a length of its stdout). */
+const logLinesSince = (service: ServerProcess, from: number) =>
+  service
+    .stdout()
+    .slice(from)
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string; state?: string });
+
 describe('the table of database states', () => {
   const NAMED = ['25006', '53100', '53200', '53300', '57P01', '57P02', '57P03', '57014', '40001', '40P01', '55P03'];
   const CONNECTION_CLASS = ['08000', '08001', '08003', '08004', '08006', '08P01'];
@@ -96,25 +127,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('a primary made read-only unde
   beforeAll(async () => {
     cluster = await startDisposableCluster();
     admin = postgres(cluster.url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
-    service = startServerProcess({
-      DATABASE_URL: cluster.url,
-      PORT: '0',
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '0',
-      AUTH_RATE_LIMIT_PER_MINUTE: '0',
-    });
-    base = await service.ready();
-    const res = await fetch(`${base}/api/v1/auth/signup`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `states-${randomUUID()}@example.com`, password: 'correct horse battery', name: 'States' }),
-    });
-    const body = (await res.json()) as { access_token: string; organization: { id: string } };
-    expect(res.status, JSON.stringify(body)).toBe(201);
-    token = body.access_token;
-    organizationId = body.organization.id;
+    ({ service, base, token, organizationId } = await serveSignedUp(cluster.url, 'States'));
   }, 120_000);
 
   afterAll(async () => {
@@ -174,12 +187,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('a primary made read-only unde
     expect(recoveredAfter!).toBeLessThanOrEqual(1000);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
 
-    const lines = service
-      .stdout()
-      .slice(logFrom)
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string; state?: string });
+    const lines = logLinesSince(service, logFrom);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     const warnings = lines.filter((l) => l.msg === 'database unavailable');
     expect(warnings.length).toBeGreaterThanOrEqual(4);
@@ -233,25 +241,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the disk of the data files fu
     walParent = mkdtempSync(join(tmpdir(), 'pg-diskfull-wal-'));
     chownToPostgres(walParent);
     cluster = await startDisposableCluster({ dataDir: join(mountPoint, 'data'), walDir: join(walParent, 'wal') });
-    service = startServerProcess({
-      DATABASE_URL: cluster.url,
-      PORT: '0',
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '0',
-      AUTH_RATE_LIMIT_PER_MINUTE: '0',
-    });
-    base = await service.ready();
-    const res = await fetch(`${base}/api/v1/auth/signup`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `disk-${randomUUID()}@example.com`, password: 'correct horse battery', name: 'Disk' }),
-    });
-    const body = (await res.json()) as { access_token: string; organization: { id: string } };
-    expect(res.status, JSON.stringify(body)).toBe(201);
-    token = body.access_token;
-    organizationId = body.organization.id;
+    ({ service, base, token, organizationId } = await serveSignedUp(cluster.url, 'Disk'));
   }, 120_000);
 
   afterAll(async () => {
@@ -319,12 +309,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the disk of the data files fu
     }
     expect(recoveredAfter, 'creates came back once there was room').toBeDefined();
 
-    const lines = service!
-      .stdout()
-      .slice(logFrom)
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { level: number; msg: string; code?: string; state?: string });
+    const lines = logLinesSince(service!, logFrom);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     const warnings = lines.filter((l) => l.msg === 'database unavailable');
     expect(warnings.length).toBeGreaterThanOrEqual(3);
